@@ -1,0 +1,86 @@
+import Foundation
+import Logging
+
+public struct UserAdminError: Error, CustomStringConvertible, Equatable {
+    public let description: String
+    public init(_ d: String) { description = d }
+}
+
+/// Managing local users (CLI and admin UI share it). Every change is audited, and
+/// disabling or deleting a user ends their sessions and refresh families at once.
+public struct UserAdmin: Sendable {
+    let store: any Storage
+    let hasher: any PasswordHasher
+    let passwords: PasswordPolicy
+    let clock: any Clock
+    let random: any RandomSource
+    let auditor: Auditor
+
+    public init(store: any Storage, hasher: any PasswordHasher, passwords: PasswordPolicy, clock: any Clock,
+                random: any RandomSource, logger: Logger) {
+        self.store = store; self.hasher = hasher; self.passwords = passwords; self.clock = clock; self.random = random
+        self.auditor = Auditor(store: store, clock: clock, logger: logger)
+    }
+
+    public func add(username raw: String, password: String, email: String, displayName: String, groups: [String], isAdmin: Bool,
+                    actor: String) async throws -> User {
+        let username = Usernames.canonical(raw)
+        guard Usernames.isValidLocal(username) else {
+            throw UserAdminError("invalid username '\(raw)': use letters, digits, '.', '_', '-' and '@' (at most 64)")
+        }
+        if let problem = passwords.problem(with: password) { throw UserAdminError(problem) }
+        for g in groups where g.trimmingCharacters(in: .whitespaces).isEmpty || g.count > 256 {
+            throw UserAdminError("invalid group name '\(g)'")
+        }
+        if !email.isEmpty && (!email.contains("@") || email.contains(" ")) { throw UserAdminError("invalid email '\(email)'") }
+        let now = clock.now()
+        let user = User(id: random.uuid(), username: username, displayName: displayName.isEmpty ? username : displayName,
+                        email: email, emailVerified: !email.isEmpty, groups: groups, isAdmin: isAdmin,
+                        passwordHash: try await hasher.hash(password), createdAt: now)
+        do {
+            try await store.createUser(user)
+        } catch let e as StorageError where e.isConflict {
+            throw UserAdminError("user '\(username)' already exists")
+        }
+        await auditor.record("admin.user.add", actor: actor, subject: user.id, details: ["username": username, "admin": "\(isAdmin)"])
+        return user
+    }
+
+    func existing(_ raw: String) async throws -> User {
+        guard let u = try await store.user(username: Usernames.canonical(raw)) else { throw UserAdminError("no user '\(raw)'") }
+        return u
+    }
+
+    public func setDisabled(_ raw: String, disabled: Bool, actor: String) async throws {
+        let u = try await existing(raw)
+        let now = clock.now()
+        try await store.updateUser(id: u.id) { $0.disabled = disabled; $0.updatedAt = now }
+        if disabled {
+            try await store.deleteSessions(userID: u.id)
+            try await store.revokeFamilies(userID: u.id, now: now, reason: "account disabled")
+        }
+        await auditor.record(disabled ? "admin.user.disable" : "admin.user.enable", actor: actor, subject: u.id,
+                             details: ["username": u.username])
+    }
+
+    public func delete(_ raw: String, actor: String) async throws {
+        let u = try await existing(raw)
+        let now = clock.now()
+        try await store.deleteSessions(userID: u.id)
+        try await store.revokeFamilies(userID: u.id, now: now, reason: "account deleted")
+        _ = try await store.deleteUser(id: u.id)
+        await auditor.record("admin.user.delete", actor: actor, subject: u.id, details: ["username": u.username])
+    }
+
+    public func setPassword(_ raw: String, password: String, actor: String) async throws {
+        if let problem = passwords.problem(with: password) { throw UserAdminError(problem) }
+        let u = try await existing(raw)
+        let hash = try await hasher.hash(password)
+        let now = clock.now()
+        try await store.updateUser(id: u.id) { $0.passwordHash = hash; $0.updatedAt = now }
+        // A new password ends every existing login of the account.
+        try await store.deleteSessions(userID: u.id)
+        try await store.revokeFamilies(userID: u.id, now: now, reason: "password changed")
+        await auditor.record("admin.user.set-password", actor: actor, subject: u.id, details: ["username": u.username])
+    }
+}

@@ -1,0 +1,218 @@
+import Foundation
+import Logging
+
+public struct KeyPolicy: Sendable {
+    public var algorithm: SigningAlgorithm
+    /// How long one key signs before its successor takes over.
+    public var rotationPeriod: TimeInterval
+    /// Minimum time a new key sits in JWKS before it may sign.
+    public var publishAhead: TimeInterval
+    /// The longest lifetime of anything signed (id_token, access token), plus clock skew:
+    /// a retired key stays in JWKS this long after it stopped signing.
+    public var retainAfterRetire: TimeInterval
+
+    public init(algorithm: SigningAlgorithm = .rs256, rotationPeriod: TimeInterval = 30 * 86400,
+                publishAhead: TimeInterval = 3600, retainAfterRetire: TimeInterval = 60 + 300) {
+        self.algorithm = algorithm; self.rotationPeriod = rotationPeriod
+        self.publishAhead = publishAhead; self.retainAfterRetire = retainAfterRetire
+    }
+}
+
+/// Owns the signing keys: which one signs now, what JWKS publishes, and rotation.
+///
+/// All replicas read the same records and pick the signing key by time alone (the newest
+/// key whose `activatesAt` has passed), so they switch at the same instant without talking
+/// to each other. Changes to the records (create the next key, retire, expire, reseal) are
+/// made by one replica at a time under the "signing-keys" lease.
+public actor KeyManager {
+    let store: any KeyStore
+    let sealer: KeySealer
+    let clock: any Clock
+    let random: any RandomSource
+    let policy: KeyPolicy
+    let holder: String
+    let logger: Logger
+
+    private var records: [SigningKeyRecord] = []
+    private var privateKeys: [String: SigningKey] = [:]
+    private var publicKeys: [String: VerificationKey] = [:]
+    private var cachedJWKS: (json: String, validUntil: Date)?
+
+    public init(store: any KeyStore, sealer: KeySealer, clock: any Clock, random: any RandomSource, policy: KeyPolicy, logger: Logger) {
+        self.store = store; self.sealer = sealer; self.clock = clock; self.random = random; self.policy = policy
+        self.logger = logger
+        self.holder = random.token(byteCount: 9)
+    }
+
+    /// Loads keys from storage, creating or rotating them when due. Call at start and periodically.
+    public func maintain() async throws {
+        let now = clock.now()
+        if try await store.acquireLease(name: "signing-keys", holder: holder, now: now, until: now + 60) {
+            try await reconcile(now: now, forceRotate: false)
+        }
+        try await reload()
+    }
+
+    /// Makes the pre-published next key sign from now on and publishes a new next key.
+    public func rotateNow() async throws {
+        let now = clock.now()
+        guard try await store.acquireLease(name: "signing-keys", holder: holder, now: now, until: now + 60) else {
+            throw StorageError.conflict("another process is changing signing keys; try again in a minute")
+        }
+        try await reconcile(now: now, forceRotate: true)
+        try await reload()
+    }
+
+    /// Re-reads the records from storage (other replicas may have changed them).
+    public func reload() async throws {
+        let fresh = try await store.signingKeys()
+        var priv: [String: SigningKey] = [:]
+        var pub: [String: VerificationKey] = [:]
+        for r in fresh {
+            if let existing = privateKeys[r.kid] { priv[r.kid] = existing } else {
+                priv[r.kid] = try SigningKey(kid: r.kid, algorithm: r.algorithm, privateDER: try sealer.open(r.sealedPrivateKey))
+            }
+            pub[r.kid] = priv[r.kid]!.publicKey
+        }
+        records = fresh
+        privateKeys = priv
+        publicKeys = pub
+        cachedJWKS = nil
+    }
+
+    /// The key that signs at `now`.
+    public func signingKey() throws -> SigningKey {
+        let now = clock.now()
+        guard let r = Self.current(records, now: now), let k = privateKeys[r.kid] else { throw KeyManagerError.noSigningKey }
+        return k
+    }
+
+    /// Keys that verify tokens this portal signed and that may still be alive.
+    public func verificationKeys() -> [String: VerificationKey] {
+        let now = clock.now()
+        var out: [String: VerificationKey] = [:]
+        for r in records where r.expiresAt.map({ $0 > now }) ?? true { out[r.kid] = publicKeys[r.kid] }
+        return out
+    }
+
+    /// The JWKS document (RFC 7517): current, next and recently retired keys.
+    public func jwks() -> String {
+        let now = clock.now()
+        if let c = cachedJWKS, c.validUntil > now { return c.json }
+        let live = records.filter { $0.expiresAt.map { $0 > now } ?? true }.sorted { $0.activatesAt < $1.activatesAt }
+        let json = #"{"keys":["# + live.map(\.publicJWK).joined(separator: ",") + "]}"
+        // Valid until the next change of state among the records.
+        let horizons = live.flatMap { [$0.expiresAt, $0.activatesAt > now ? $0.activatesAt : nil] }.compactMap { $0 }
+        cachedJWKS = (json, horizons.min() ?? now + 60)
+        return json
+    }
+
+    /// Algorithms of the keys that are published.
+    public func publishedAlgorithms() -> [SigningAlgorithm] {
+        let now = clock.now()
+        let algs = Set(records.filter { $0.expiresAt.map { $0 > now } ?? true }.map(\.algorithm))
+        return SigningAlgorithm.allCases.filter { algs.contains($0) }
+    }
+
+    public struct Status: Sendable {
+        public var kid: String
+        public var algorithm: SigningAlgorithm
+        public var state: String  // "signing", "next", "retired"
+        public var activatesAt: Date
+        public var retiresAt: Date?
+        public var expiresAt: Date?
+        public var encrypted: Bool
+    }
+
+    public func status() -> [Status] {
+        let now = clock.now()
+        let cur = Self.current(records, now: now)?.kid
+        return records.sorted { $0.activatesAt < $1.activatesAt }.map { r in
+            let state = r.kid == cur ? "signing" : (r.activatesAt > now ? "next" : "retired")
+            return Status(kid: r.kid, algorithm: r.algorithm, state: state, activatesAt: r.activatesAt, retiresAt: r.retiresAt,
+                          expiresAt: r.expiresAt, encrypted: !KeySealer.isPlain(r.sealedPrivateKey))
+        }
+    }
+
+    // MARK: - Rotation rules
+
+    static func current(_ records: [SigningKeyRecord], now: Date) -> SigningKeyRecord? {
+        records.filter { $0.activatesAt <= now && ($0.retiresAt.map { $0 > now } ?? true) }
+            .max { ($0.activatesAt, $0.createdAt) < ($1.activatesAt, $1.createdAt) }
+    }
+
+    private func reconcile(now: Date, forceRotate: Bool) async throws {
+        var recs = try await store.signingKeys()
+
+        // Expired keys leave storage.
+        for r in recs where (r.expiresAt.map { $0 <= now } ?? false) {
+            try await store.deleteSigningKey(kid: r.kid)
+            logger.info("signing key removed from JWKS", metadata: ["kid": "\(r.kid)"])
+        }
+        recs.removeAll { $0.expiresAt.map { $0 <= now } ?? false }
+
+        // Reseal keys stored in clear once a key-encryption key is configured.
+        if sealer.encrypts {
+            for i in recs.indices where KeySealer.isPlain(recs[i].sealedPrivateKey) {
+                recs[i].sealedPrivateKey = try sealer.seal(try sealer.open(recs[i].sealedPrivateKey))
+                try await store.updateSigningKey(recs[i])
+                logger.notice("signing key encrypted at rest", metadata: ["kid": "\(recs[i].kid)"])
+            }
+        }
+
+        // A fresh install signs at once: nobody has fetched a JWKS yet.
+        if Self.current(recs, now: now) == nil && !recs.contains(where: { $0.activatesAt > now }) {
+            let first = try await createKey(activatesAt: now, now: now)
+            recs.append(first)
+            logger.notice("created first signing key", metadata: ["kid": "\(first.kid)", "alg": "\(first.algorithm.rawValue)"])
+        }
+
+        // The next key is replaced if it is not of the configured algorithm (it has not signed yet).
+        for r in recs where r.activatesAt > now && r.algorithm != policy.algorithm {
+            try await store.deleteSigningKey(kid: r.kid)
+            recs.removeAll { $0.kid == r.kid }
+            logger.notice("replaced unpublished next key with one of the configured algorithm", metadata: ["alg": "\(policy.algorithm.rawValue)"])
+        }
+
+        if forceRotate {
+            // Promote the published next key (or, with none, make one that signs now).
+            if let i = recs.indices.filter({ recs[$0].activatesAt > now }).min(by: { recs[$0].activatesAt < recs[$1].activatesAt }) {
+                recs[i].activatesAt = now
+                try await store.updateSigningKey(recs[i])
+                logger.notice("signing key rotated by operator", metadata: ["kid": "\(recs[i].kid)"])
+            } else {
+                recs.append(try await createKey(activatesAt: now, now: now))
+            }
+        }
+
+        // Everything that activated before the current key retires when the current one took over.
+        if let cur = Self.current(recs, now: now) {
+            for i in recs.indices where recs[i].kid != cur.kid && recs[i].activatesAt <= now && recs[i].retiresAt == nil {
+                recs[i].retiresAt = max(cur.activatesAt, recs[i].activatesAt)
+                recs[i].expiresAt = recs[i].retiresAt! + policy.retainAfterRetire
+                try await store.updateSigningKey(recs[i])
+                logger.info("signing key retired", metadata: ["kid": "\(recs[i].kid)"])
+            }
+            // Always keep a next key published well before it signs.
+            if !recs.contains(where: { $0.activatesAt > now }) {
+                let at = max(cur.activatesAt + policy.rotationPeriod, now + policy.publishAhead)
+                let next = try await createKey(activatesAt: at, now: now)
+                logger.info("published next signing key", metadata: ["kid": "\(next.kid)", "activates": "\(at)"])
+            }
+        }
+    }
+
+    private func createKey(activatesAt: Date, now: Date) async throws -> SigningKeyRecord {
+        let key = try SigningKey.generate(policy.algorithm, random: random)
+        let record = SigningKeyRecord(kid: key.kid, algorithm: key.algorithm, sealedPrivateKey: try sealer.seal(key.privateDER),
+                                      publicJWK: key.publicKey.jwkJSON, createdAt: now, activatesAt: activatesAt)
+        try await store.insertSigningKey(record)
+        privateKeys[key.kid] = key
+        return record
+    }
+}
+
+public enum KeyManagerError: Error, CustomStringConvertible {
+    case noSigningKey
+    public var description: String { "no signing key is active" }
+}

@@ -1,0 +1,219 @@
+import Foundation
+
+extension Provider {
+    /// The token endpoint (RFC 6749 §3.2). Client authentication happens first and a request
+    /// refused for it consumes nothing, so kubectl's retry with body credentials still works.
+    public func token(_ p: FormParameters, authorizationHeader: String?, remoteAddress: String) async throws(OAuthError) -> TokenResponse {
+        let credentials = try ClientCredentials(authorizationHeader: authorizationHeader, body: p)
+        let client = try await authenticateClient(credentials)
+        guard let grantType = try p.single("grant_type") else { throw OAuthError.invalidRequest("missing parameter 'grant_type'") }
+        do {
+            switch grantType {
+            case "authorization_code":
+                return try await redeemCode(p, client: client, remoteAddress: remoteAddress)
+            case "refresh_token":
+                return try await refresh(p, client: client, remoteAddress: remoteAddress)
+            default:
+                throw OAuthError.unsupportedGrantType("grant_type '\(grantType)' is not supported")
+            }
+        } catch let e as OAuthError {
+            throw e
+        } catch {
+            logger.error("token endpoint failed", metadata: ["error": "\(error)"])
+            throw OAuthError.serverError("the request could not be completed; try again")
+        }
+    }
+
+    /// client_secret_basic, client_secret_post or none (RFC 6749 §2.3.1; OIDC Core §9).
+    func authenticateClient(_ c: ClientCredentials) async throws(OAuthError) -> Client {
+        if c.usedBasic && (c.bodySecret != nil) {
+            throw OAuthError.invalidRequest("use one client authentication method, not several")
+        }
+        if c.usedBasic, let bodyID = c.bodyID, bodyID != c.basicID {
+            throw OAuthError.invalidRequest("client_id in the body does not match the Authorization header")
+        }
+        guard let id = c.usedBasic ? c.basicID : c.bodyID, !id.isEmpty else {
+            throw OAuthError.invalidClient("client authentication is required")
+        }
+        let client: Client?
+        do { client = try await clients.client(id: id) } catch {
+            throw OAuthError.temporarilyUnavailable("storage unavailable")
+        }
+        guard let client else { throw OAuthError.invalidClient("client authentication failed") }
+        let secret = (c.usedBasic ? c.basicSecret : c.bodySecret) ?? ""
+        if client.isPublic {
+            // Stock kubectl sends Basic base64("kubernetes:"): an empty secret means none.
+            guard secret.isEmpty else { throw OAuthError.invalidClient("client authentication failed") }
+        } else {
+            guard let hash = client.secretHash, !secret.isEmpty, Secrets.verifyClientSecret(secret, hash: hash) else {
+                throw OAuthError.invalidClient("client authentication failed")
+            }
+        }
+        return client
+    }
+
+    // MARK: authorization_code (RFC 6749 §4.1.3, RFC 7636 §4.6)
+
+    func redeemCode(_ p: FormParameters, client: Client, remoteAddress: String) async throws -> TokenResponse {
+        let code = try p.required("code")
+        let redirectURI = try p.single("redirect_uri")
+        let verifier = try p.single("code_verifier")
+        guard Self.looksLikeToken(code) else { throw OAuthError.invalidGrant("the code is invalid or expired") }
+        let hash = Secrets.sha256Hex(code)
+        let t = now
+        guard let record = try await store.code(hash: hash) else { throw OAuthError.invalidGrant("the code is invalid or expired") }
+        guard record.grant.clientID == client.id else { throw OAuthError.invalidGrant("the code was issued to another client") }
+        if record.usedAt != nil {
+            try await codeReplayed(record, remoteAddress: remoteAddress)
+        }
+        guard record.expiresAt > t else { throw OAuthError.invalidGrant("the code is invalid or expired") }
+        guard redirectURI == record.redirectURI else { throw OAuthError.invalidGrant("redirect_uri does not match the authorization request") }
+        if let challenge = record.codeChallenge {
+            guard let verifier else { throw OAuthError.invalidGrant("code_verifier is required") }
+            guard PKCE.isValidVerifier(verifier) else { throw OAuthError.invalidGrant("code_verifier is malformed") }
+            guard Secrets.constantTimeEqual(PKCE.s256(verifier), challenge) else { throw OAuthError.invalidGrant("code_verifier does not match the challenge") }
+        } else if verifier != nil {
+            throw OAuthError.invalidGrant("code_verifier sent, but the authorization request had no code_challenge")
+        }
+        guard let identity = try await currentIdentity(userID: record.grant.userID, method: record.grant.authMethod) else {
+            throw OAuthError.invalidGrant("the account is disabled or no longer exists")
+        }
+
+        let refresh = newToken()
+        let family = RefreshFamily(id: random.token(byteCount: 16), grant: record.grant, createdAt: t,
+                                   expiresAt: t + policy.refreshAbsoluteLifetime)
+        let first = RefreshToken(hash: Secrets.sha256Hex(refresh), familyID: family.id, clientID: client.id, createdAt: t,
+                                 idleExpiresAt: min(t + policy.refreshIdleTimeout, family.expiresAt))
+        switch try await store.redeemCode(hash: hash, now: t, family: family, firstToken: first) {
+        case .redeemed:
+            break
+        case .alreadyUsed:
+            try await codeReplayed(try await store.code(hash: hash) ?? record, remoteAddress: remoteAddress)
+        case .notFound:
+            throw OAuthError.invalidGrant("the code is invalid or expired")
+        }
+        let minted = try await minter.mint(identity: identity, grant: record.grant, familyID: family.id, nonce: record.nonce,
+                                           now: t, jti: random.token(byteCount: 12))
+        await auditor.record("token.issue", actor: identity.username, subject: identity.subject, clientID: client.id,
+                             remoteAddress: remoteAddress, details: ["grant": "authorization_code", "family": family.id])
+        return TokenResponse(accessToken: minted.accessToken, idToken: minted.idToken, refreshToken: refresh,
+                             expiresIn: Int(policy.accessTokenTTL), scopes: record.grant.scopes, familyID: family.id)
+    }
+
+    /// RFC 6749 §4.1.2: a code used twice revokes what the first use minted.
+    private func codeReplayed(_ record: AuthorizationCode, remoteAddress: String) async throws -> Never {
+        if let fid = record.familyID {
+            try await store.revokeFamily(id: fid, now: now, reason: "authorization code replayed")
+        }
+        await auditor.record("code.replay", subject: record.grant.userID, clientID: record.grant.clientID,
+                             remoteAddress: remoteAddress, success: false, details: ["family": record.familyID ?? ""])
+        throw OAuthError.invalidGrant("the code has already been used")
+    }
+
+    // MARK: refresh_token (RFC 6749 §6, RFC 9700 §4.14.2)
+
+    func refresh(_ p: FormParameters, client: Client, remoteAddress: String) async throws -> TokenResponse {
+        let token = try p.required("refresh_token")
+        let requestedScope = try p.single("scope")
+        guard Self.looksLikeToken(token) else { throw OAuthError.invalidGrant("the refresh token is invalid or expired") }
+        let hash = Secrets.sha256Hex(token)
+        let t = now
+        guard let (record, family) = try await store.refreshToken(hash: hash) else {
+            throw OAuthError.invalidGrant("the refresh token is invalid or expired")
+        }
+        guard record.clientID == client.id else { throw OAuthError.invalidGrant("the refresh token was issued to another client") }
+        guard family.revokedAt == nil else { throw OAuthError.invalidGrant("the refresh token has been revoked") }
+        guard family.expiresAt > t else { throw OAuthError.invalidGrant("the session has reached its maximum lifetime; log in again") }
+
+        var scopes = family.grant.scopes
+        if let requestedScope {
+            let asked = requestedScope.split(separator: " ").map(String.init)
+            guard Set(asked).isSubset(of: Set(family.grant.scopes)) else {
+                throw OAuthError.invalidScope("a refresh cannot widen the scope of the original grant")
+            }
+            scopes = asked
+        }
+
+        let successor = successor(of: token)
+        if let usedAt = record.usedAt {
+            return try await replayed(token: token, successor: successor, usedAt: usedAt, family: family, scopes: scopes,
+                                      client: client, remoteAddress: remoteAddress)
+        }
+        guard record.idleExpiresAt > t else { throw OAuthError.invalidGrant("the refresh token expired after inactivity; log in again") }
+
+        guard let identity = try await currentIdentity(userID: family.grant.userID, method: family.grant.authMethod) else {
+            try await store.revokeFamily(id: family.id, now: t, reason: "account disabled or deleted")
+            await auditor.record("token.refresh", subject: family.grant.userID, clientID: client.id, remoteAddress: remoteAddress,
+                                 success: false, details: ["family": family.id, "reason": "account disabled or deleted"])
+            throw OAuthError.invalidGrant("the account is disabled or no longer exists")
+        }
+
+        let next = RefreshToken(hash: Secrets.sha256Hex(successor), familyID: family.id, clientID: client.id, createdAt: t,
+                                idleExpiresAt: min(t + policy.refreshIdleTimeout, family.expiresAt))
+        switch try await store.rotateRefreshToken(hash: hash, now: t, successor: next) {
+        case .rotated:
+            var grant = family.grant
+            grant.scopes = scopes
+            let minted = try await minter.mint(identity: identity, grant: grant, familyID: family.id, nonce: nil, now: t,
+                                               jti: random.token(byteCount: 12))
+            await auditor.record("token.refresh", actor: identity.username, subject: identity.subject, clientID: client.id,
+                                 remoteAddress: remoteAddress, details: ["family": family.id])
+            return TokenResponse(accessToken: minted.accessToken, idToken: minted.idToken, refreshToken: successor,
+                                 expiresIn: Int(policy.accessTokenTTL), scopes: scopes, familyID: family.id)
+        case .alreadyUsed(let usedAt):
+            return try await replayed(token: token, successor: successor, usedAt: usedAt, family: family, scopes: scopes,
+                                      client: client, remoteAddress: remoteAddress)
+        case .notFound:
+            throw OAuthError.invalidGrant("the refresh token is invalid or expired")
+        }
+    }
+
+    /// A consumed token presented again. Inside the grace window, and while its successor is
+    /// still unused, the same successor is handed out again (parallel kubectl processes);
+    /// otherwise it is a replay: the whole family dies.
+    private func replayed(token: String, successor: String, usedAt: Date, family: RefreshFamily, scopes: [String],
+                          client: Client, remoteAddress: String) async throws -> TokenResponse {
+        let t = now
+        if t.timeIntervalSince(usedAt) <= policy.refreshGraceWindow,
+           try await store.refreshTokenIsUnused(hash: Secrets.sha256Hex(successor)),
+           let identity = try await currentIdentity(userID: family.grant.userID, method: family.grant.authMethod) {
+            var grant = family.grant
+            grant.scopes = scopes
+            let minted = try await minter.mint(identity: identity, grant: grant, familyID: family.id, nonce: nil, now: t,
+                                               jti: random.token(byteCount: 12))
+            await auditor.record("token.refresh", actor: identity.username, subject: identity.subject, clientID: client.id,
+                                 remoteAddress: remoteAddress, details: ["family": family.id, "grace": "true"])
+            return TokenResponse(accessToken: minted.accessToken, idToken: minted.idToken, refreshToken: successor,
+                                 expiresIn: Int(policy.accessTokenTTL), scopes: scopes, familyID: family.id)
+        }
+        try await store.revokeFamily(id: family.id, now: t, reason: "refresh token replayed")
+        await auditor.record("token.replay", subject: family.grant.userID, clientID: client.id, remoteAddress: remoteAddress,
+                             success: false, details: ["family": family.id])
+        logger.warning("refresh token replayed; family revoked", metadata: ["family": "\(family.id)", "client": "\(client.id)"])
+        throw OAuthError.invalidGrant("the refresh token has already been used; this session has been revoked")
+    }
+
+    // MARK: userinfo (OIDC Core §5.3)
+
+    public func userinfo(accessToken: String) async throws(OAuthError) -> String {
+        let keys = await keys.verificationKeys()
+        guard let verified = try? JWS.verify(accessToken, keys: keys), verified.header["typ"] == "at+jwt",
+              let claims = try? JSONSerialization.jsonObject(with: verified.payload) as? [String: Any],
+              claims["iss"] as? String == issuer,
+              let sub = claims["sub"] as? String,
+              let exp = claims["exp"] as? Int, TimeInterval(exp) > now.timeIntervalSince1970,
+              let sid = claims["sid"] as? String
+        else { throw OAuthError.invalidToken("the access token is invalid or expired") }
+        let scopes = (claims["scope"] as? String ?? "").split(separator: " ").map(String.init)
+        do {
+            guard let family = try await store.family(id: sid), family.revokedAt == nil, family.grant.userID == sub,
+                  let identity = try await currentIdentity(userID: sub, method: family.grant.authMethod)
+            else { throw OAuthError.invalidToken("the access token has been revoked") }
+            return TokenMinter.userinfoJSON(identity, scopes: scopes)
+        } catch let e as OAuthError {
+            throw e
+        } catch {
+            throw OAuthError.temporarilyUnavailable("storage unavailable")
+        }
+    }
+}

@@ -1,0 +1,81 @@
+import Crypto
+import Foundation
+import Logging
+
+/// The OpenID provider: authorization, token and userinfo endpoints as plain functions
+/// over parameters. The HTTP layer (Portal) parses requests and renders results.
+public struct Provider: Sendable {
+    public let issuer: String
+    public let policy: TokenPolicy
+    public let store: any Storage
+    public let clients: ClientRegistry
+    public let keys: KeyManager
+    public let minter: TokenMinter
+    public let auditor: Auditor
+    let authenticators: [String: any Authenticator]
+    let clock: any Clock
+    let random: any RandomSource
+    /// HMAC key from which a refresh token's successor is derived (shared by all replicas).
+    let successorKey: SymmetricKey
+    let logger: Logger
+
+    public init(issuer: String, policy: TokenPolicy, store: any Storage, clients: ClientRegistry, keys: KeyManager,
+                authenticators: [any Authenticator], successorKey: SymmetricKey, clock: any Clock, random: any RandomSource,
+                logger: Logger) {
+        self.issuer = issuer; self.policy = policy; self.store = store; self.clients = clients; self.keys = keys
+        self.minter = TokenMinter(issuer: issuer, keys: keys, policy: policy)
+        self.auditor = Auditor(store: store, clock: clock, logger: logger)
+        var byMethod: [String: any Authenticator] = [:]
+        for a in authenticators { byMethod[a.method] = a }
+        self.authenticators = byMethod
+        self.successorKey = successorKey; self.clock = clock; self.random = random; self.logger = logger
+    }
+
+    public var now: Date { clock.now() }
+
+    // MARK: Discovery (OIDC Discovery §3, RFC 8414)
+
+    public func discoveryJSON() async -> String {
+        var w = JSONObjectWriter()
+        w.add("issuer", issuer)
+        w.add("authorization_endpoint", issuer + "/authorize")
+        w.add("token_endpoint", issuer + "/token")
+        w.add("userinfo_endpoint", issuer + "/userinfo")
+        w.add("jwks_uri", issuer + "/keys")
+        w.add("response_types_supported", ["code"])
+        w.add("response_modes_supported", ["query"])
+        w.add("grant_types_supported", ["authorization_code", "refresh_token"])
+        w.add("subject_types_supported", ["public"])
+        w.add("id_token_signing_alg_values_supported", await keys.publishedAlgorithms().map(\.rawValue))
+        w.add("scopes_supported", ["openid", "profile", "email", "groups", "offline_access"])
+        w.add("token_endpoint_auth_methods_supported", ["client_secret_basic", "client_secret_post", "none"])
+        w.add("code_challenge_methods_supported", ["S256"])
+        w.add("claims_supported", ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "preferred_username",
+                                   "name", "email", "email_verified", "groups"])
+        w.add("prompt_values_supported", ["none", "login"])
+        w.add("authorization_response_iss_parameter_supported", true)
+        w.add("request_parameter_supported", false)
+        w.add("request_uri_parameter_supported", false)
+        w.add("claims_parameter_supported", false)
+        return w.string
+    }
+
+    // MARK: Identity helpers
+
+    /// The current identity behind a grant, or nil when the account is gone or disabled.
+    public func currentIdentity(userID: String, method: String) async throws -> Identity? {
+        let authenticator = authenticators[method] ?? authenticators["password"]
+        return try await authenticator?.revalidate(subject: userID)
+    }
+
+    func newToken() -> String { random.token(byteCount: 32) }
+
+    /// Tokens the provider issues are exactly 43 base64url characters (256 bits); anything else
+    /// is refused without a database round trip.
+    static func looksLikeToken(_ t: String) -> Bool { t.utf8.count == 43 && Base64URL.decode(t) != nil }
+
+    func successor(of token: String) -> String {
+        let mac = HMAC<SHA256>.authenticationCode(for: Data(("refresh-successor\u{0}" + token).utf8), using: successorKey)
+        return Base64URL.encode(Array(mac))
+    }
+}

@@ -1,0 +1,221 @@
+import Foundation
+
+/// A local account, or the local shadow of a directory account.
+public struct User: Sendable, Equatable {
+    /// Stable, opaque subject (`sub`): never the username or the email.
+    public var id: String
+    /// Canonical login name (trimmed, lower case).
+    public var username: String
+    public var displayName: String
+    public var email: String
+    public var emailVerified: Bool
+    public var groups: [String]
+    public var isAdmin: Bool
+    public var disabled: Bool
+    /// bcrypt hash, or nil for an account that cannot log in with a local password.
+    public var passwordHash: String?
+    public var createdAt: Date
+    public var updatedAt: Date
+
+    public init(id: String, username: String, displayName: String = "", email: String = "", emailVerified: Bool = false,
+                groups: [String] = [], isAdmin: Bool = false, disabled: Bool = false, passwordHash: String? = nil,
+                createdAt: Date, updatedAt: Date? = nil) {
+        self.id = id; self.username = username; self.displayName = displayName; self.email = email
+        self.emailVerified = emailVerified; self.groups = groups; self.isAdmin = isAdmin; self.disabled = disabled
+        self.passwordHash = passwordHash; self.createdAt = createdAt; self.updatedAt = updatedAt ?? createdAt
+    }
+}
+
+/// An OAuth client registered in the database (config-declared clients live in memory).
+public struct Client: Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var redirectURIs: [String]
+    public var isPublic: Bool
+    /// "sha256$salt$hex" for confidential clients; nil for public ones.
+    public var secretHash: String?
+    public var createdAt: Date
+
+    public init(id: String, name: String, redirectURIs: [String], isPublic: Bool, secretHash: String?, createdAt: Date) {
+        self.id = id; self.name = name; self.redirectURIs = redirectURIs; self.isPublic = isPublic
+        self.secretHash = secretHash; self.createdAt = createdAt
+    }
+}
+
+/// Who authenticated, when and how: carried from login into codes and refresh families.
+public struct Grant: Sendable, Equatable {
+    public var userID: String
+    public var clientID: String
+    public var scopes: [String]
+    public var authTime: Date
+    /// "password", "ldap", "kerberos" …
+    public var authMethod: String
+
+    public init(userID: String, clientID: String, scopes: [String], authTime: Date, authMethod: String) {
+        self.userID = userID; self.clientID = clientID; self.scopes = scopes; self.authTime = authTime; self.authMethod = authMethod
+    }
+}
+
+public struct AuthorizationCode: Sendable, Equatable {
+    /// SHA-256 of the code; the code itself is never stored.
+    public var hash: String
+    public var grant: Grant
+    public var redirectURI: String
+    public var nonce: String?
+    public var codeChallenge: String?
+    public var createdAt: Date
+    public var expiresAt: Date
+    public var usedAt: Date?
+    /// The refresh family the first redemption started (revoked if the code is replayed).
+    public var familyID: String?
+
+    public init(hash: String, grant: Grant, redirectURI: String, nonce: String?, codeChallenge: String?,
+                createdAt: Date, expiresAt: Date, usedAt: Date? = nil, familyID: String? = nil) {
+        self.hash = hash; self.grant = grant; self.redirectURI = redirectURI; self.nonce = nonce
+        self.codeChallenge = codeChallenge; self.createdAt = createdAt; self.expiresAt = expiresAt
+        self.usedAt = usedAt; self.familyID = familyID
+    }
+}
+
+/// One login on one device: the chain of refresh tokens that rotate from it.
+public struct RefreshFamily: Sendable, Equatable {
+    public var id: String
+    public var grant: Grant
+    public var createdAt: Date
+    /// Absolute end of the family, whatever the activity.
+    public var expiresAt: Date
+    public var lastUsedAt: Date
+    public var revokedAt: Date?
+    public var revokeReason: String?
+
+    public init(id: String, grant: Grant, createdAt: Date, expiresAt: Date, lastUsedAt: Date? = nil,
+                revokedAt: Date? = nil, revokeReason: String? = nil) {
+        self.id = id; self.grant = grant; self.createdAt = createdAt; self.expiresAt = expiresAt
+        self.lastUsedAt = lastUsedAt ?? createdAt; self.revokedAt = revokedAt; self.revokeReason = revokeReason
+    }
+}
+
+public struct RefreshToken: Sendable, Equatable {
+    /// SHA-256 of the token.
+    public var hash: String
+    public var familyID: String
+    public var clientID: String
+    public var createdAt: Date
+    /// Idle deadline: the token is dead after this even if never used.
+    public var idleExpiresAt: Date
+    public var usedAt: Date?
+
+    public init(hash: String, familyID: String, clientID: String, createdAt: Date, idleExpiresAt: Date, usedAt: Date? = nil) {
+        self.hash = hash; self.familyID = familyID; self.clientID = clientID; self.createdAt = createdAt
+        self.idleExpiresAt = idleExpiresAt; self.usedAt = usedAt
+    }
+}
+
+/// A browser's logged-in session (cookie value stored as a hash).
+public struct LoginSession: Sendable, Equatable {
+    public var hash: String
+    public var userID: String
+    public var authTime: Date
+    public var authMethod: String
+    public var createdAt: Date
+    public var expiresAt: Date
+
+    public init(hash: String, userID: String, authTime: Date, authMethod: String, createdAt: Date, expiresAt: Date) {
+        self.hash = hash; self.userID = userID; self.authTime = authTime; self.authMethod = authMethod
+        self.createdAt = createdAt; self.expiresAt = expiresAt
+    }
+}
+
+/// An authorization request waiting for the user to log in, bound to the browser that started it.
+public struct PendingAuthorization: Sendable, Equatable {
+    public var id: String
+    /// SHA-256 of the browser-binding cookie that started it.
+    public var browserHash: String
+    public var request: AuthorizationRequest
+    public var createdAt: Date
+    public var expiresAt: Date
+
+    public init(id: String, browserHash: String, request: AuthorizationRequest, createdAt: Date, expiresAt: Date) {
+        self.id = id; self.browserHash = browserHash; self.request = request; self.createdAt = createdAt; self.expiresAt = expiresAt
+    }
+}
+
+/// A signing key. The private half is stored sealed (see `KeySealer`).
+public struct SigningKeyRecord: Sendable, Equatable {
+    public var kid: String
+    public var algorithm: SigningAlgorithm
+    /// Sealed private key (PKCS#8 DER inside).
+    public var sealedPrivateKey: String
+    /// Public JWK as JSON.
+    public var publicJWK: String
+    public var createdAt: Date
+    /// From this instant the key may sign.
+    public var activatesAt: Date
+    /// From this instant the key no longer signs (set when a successor takes over).
+    public var retiresAt: Date?
+    /// From this instant the key is gone from JWKS (every token it signed has expired).
+    public var expiresAt: Date?
+
+    public init(kid: String, algorithm: SigningAlgorithm, sealedPrivateKey: String, publicJWK: String, createdAt: Date,
+                activatesAt: Date, retiresAt: Date? = nil, expiresAt: Date? = nil) {
+        self.kid = kid; self.algorithm = algorithm; self.sealedPrivateKey = sealedPrivateKey; self.publicJWK = publicJWK
+        self.createdAt = createdAt; self.activatesAt = activatesAt; self.retiresAt = retiresAt; self.expiresAt = expiresAt
+    }
+}
+
+public struct SetupToken: Sendable, Equatable {
+    public var hash: String
+    public var createdAt: Date
+    public var expiresAt: Date
+    public var usedAt: Date?
+
+    public init(hash: String, createdAt: Date, expiresAt: Date, usedAt: Date? = nil) {
+        self.hash = hash; self.createdAt = createdAt; self.expiresAt = expiresAt; self.usedAt = usedAt
+    }
+}
+
+/// Failed-login bookkeeping for one throttle key ("user:alice", "addr:10.0.0.1").
+public struct ThrottleState: Sendable, Equatable {
+    public var key: String
+    public var failures: Int
+    public var windowStart: Date
+    public var lockedUntil: Date?
+
+    public init(key: String, failures: Int, windowStart: Date, lockedUntil: Date? = nil) {
+        self.key = key; self.failures = failures; self.windowStart = windowStart; self.lockedUntil = lockedUntil
+    }
+}
+
+public struct AuditEvent: Sendable, Equatable {
+    public var id: Int64?
+    public var time: Date
+    /// e.g. "login.success", "login.failure", "token.issue", "token.refresh", "token.replay", "admin.user.add".
+    public var type: String
+    /// Who did it: a username, "cli", "system", or "" when unknown.
+    public var actor: String
+    /// What it was done to (a user, a client, a family id …).
+    public var subject: String
+    public var clientID: String
+    public var remoteAddress: String
+    public var success: Bool
+    /// Free-form details, `key=value` pairs; never a secret.
+    public var details: [String: String]
+
+    public init(id: Int64? = nil, time: Date, type: String, actor: String = "", subject: String = "", clientID: String = "",
+                remoteAddress: String = "", success: Bool = true, details: [String: String] = [:]) {
+        self.id = id; self.time = time; self.type = type; self.actor = actor; self.subject = subject
+        self.clientID = clientID; self.remoteAddress = remoteAddress; self.success = success; self.details = details
+    }
+}
+
+public struct AuditQuery: Sendable {
+    public var type: String?
+    public var actor: String?
+    public var subject: String?
+    public var before: Int64?
+    public var limit: Int
+
+    public init(type: String? = nil, actor: String? = nil, subject: String? = nil, before: Int64? = nil, limit: Int = 100) {
+        self.type = type; self.actor = actor; self.subject = subject; self.before = before; self.limit = limit
+    }
+}

@@ -1,0 +1,159 @@
+import Foundation
+
+public struct StorageError: Error, CustomStringConvertible, Equatable {
+    enum Kind: Equatable { case conflict, notFound, unavailable }
+    let kind: Kind
+    public let message: String
+
+    /// A record with the same key (id, username, kid …) exists.
+    public static func conflict(_ what: String) -> StorageError { .init(kind: .conflict, message: what) }
+    public static func notFound(_ what: String) -> StorageError { .init(kind: .notFound, message: what) }
+    /// The database cannot be reached or answered with an error.
+    public static func unavailable(_ why: String) -> StorageError { .init(kind: .unavailable, message: why) }
+
+    public var isConflict: Bool { kind == .conflict }
+    public var isNotFound: Bool { kind == .notFound }
+    public var description: String { "storage: \(kind): \(message)" }
+}
+
+// The storage contract. Every persisted record goes through these roles.
+//
+// Rules every implementation follows (and the conformance suite checks):
+// - Single use is enforced by the database with a conditional update inside one
+//   transaction, so it holds across processes and replicas — never by an
+//   in-process lock alone.
+// - `now` is always passed in; implementations never read a clock.
+// - Secrets are never handed to storage: only their SHA-256 (`hash`) is.
+// - A method that fails throws and leaves nothing half-written.
+
+public protocol UserStore: Sendable {
+    /// Inserts a user. Throws `.conflict` when the id or the username is taken.
+    func createUser(_ user: User) async throws
+    func user(id: String) async throws -> User?
+    /// Looks up by canonical username (exact match).
+    func user(username: String) async throws -> User?
+    /// Atomic read-modify-write of one user; `body` sees the current row. Throws `.notFound`.
+    /// Changing the username to one that is taken throws `.conflict`.
+    @discardableResult
+    func updateUser(id: String, _ body: @Sendable (inout User) throws -> Void) async throws -> User
+    /// Deletes the user; returns false when there was none.
+    func deleteUser(id: String) async throws -> Bool
+    func listUsers() async throws -> [User]
+    /// True when at least one enabled admin exists.
+    func adminExists() async throws -> Bool
+}
+
+public protocol ClientStore: Sendable {
+    /// Throws `.conflict` when the id is taken.
+    func createClient(_ client: Client) async throws
+    func client(id: String) async throws -> Client?
+    func listClients() async throws -> [Client]
+    func deleteClient(id: String) async throws -> Bool
+}
+
+public enum CodeRedemption: Sendable, Equatable {
+    /// This call consumed the code and stored `family` with its first refresh token.
+    case redeemed
+    /// The code had been redeemed before; `familyID` is what that first redemption started.
+    case alreadyUsed(familyID: String?)
+    case notFound
+}
+
+public protocol CodeStore: Sendable {
+    func createCode(_ code: AuthorizationCode) async throws
+    func code(hash: String) async throws -> AuthorizationCode?
+    /// In one transaction: marks the code used (only if it was unused), records the
+    /// family on it, and inserts `family` and its first `token`. Exactly one of any
+    /// number of concurrent callers gets `.redeemed`.
+    func redeemCode(hash: String, now: Date, family: RefreshFamily, firstToken: RefreshToken) async throws -> CodeRedemption
+}
+
+public enum RefreshRotation: Sendable, Equatable {
+    /// This call consumed the token; the successor is stored.
+    case rotated
+    /// The token had already been consumed (by another caller, or earlier), at `usedAt`.
+    case alreadyUsed(usedAt: Date)
+    case notFound
+}
+
+public protocol RefreshStore: Sendable {
+    /// The token and its family, or nil.
+    func refreshToken(hash: String) async throws -> (RefreshToken, RefreshFamily)?
+    /// In one transaction: marks the token used only if unused, inserts `successor`
+    /// and stamps the family's `lastUsedAt`. Exactly one concurrent caller gets `.rotated`.
+    /// Never rotates a token whose family is revoked (returns `.alreadyUsed` or the family check fails first).
+    func rotateRefreshToken(hash: String, now: Date, successor: RefreshToken) async throws -> RefreshRotation
+    /// Whether `hash` is stored and still unused.
+    func refreshTokenIsUnused(hash: String) async throws -> Bool
+    func family(id: String) async throws -> RefreshFamily?
+    /// Marks the family revoked (once). Returns true when this call revoked it.
+    @discardableResult
+    func revokeFamily(id: String, now: Date, reason: String) async throws -> Bool
+    /// Revokes every live family of a user; returns how many.
+    @discardableResult
+    func revokeFamilies(userID: String, now: Date, reason: String) async throws -> Int
+    /// Live (unrevoked, unexpired) families, newest first; optionally of one user.
+    func activeFamilies(userID: String?, now: Date) async throws -> [RefreshFamily]
+}
+
+public protocol SessionStore: Sendable {
+    func createSession(_ session: LoginSession) async throws
+    func session(hash: String) async throws -> LoginSession?
+    func deleteSession(hash: String) async throws
+    func deleteSessions(userID: String) async throws
+    func createPendingAuthorization(_ pending: PendingAuthorization) async throws
+    func pendingAuthorization(id: String) async throws -> PendingAuthorization?
+    func deletePendingAuthorization(id: String) async throws
+}
+
+public protocol KeyStore: Sendable {
+    func signingKeys() async throws -> [SigningKeyRecord]
+    /// Throws `.conflict` when the kid exists.
+    func insertSigningKey(_ key: SigningKeyRecord) async throws
+    /// Replaces the stored record with the same kid (timestamps, resealed private key). Throws `.notFound`.
+    func updateSigningKey(_ key: SigningKeyRecord) async throws
+    func deleteSigningKey(kid: String) async throws
+    /// A named lease for work only one replica should do at a time (key rotation, GC).
+    /// Returns true when `holder` holds it until `until`.
+    func acquireLease(name: String, holder: String, now: Date, until: Date) async throws -> Bool
+    /// A process-wide secret shared by all replicas (e.g. the refresh-successor HMAC key):
+    /// stores `proposed` under `name` if nothing is stored yet, and returns what is stored.
+    /// Concurrent callers all get the same value.
+    func namedSecret(_ name: String, proposed: String) async throws -> String
+}
+
+public enum SetupCompletion: Sendable, Equatable { case created, invalidToken, adminExists }
+
+public protocol SetupStore: Sendable {
+    func createSetupToken(_ token: SetupToken) async throws
+    func setupToken(hash: String) async throws -> SetupToken?
+    /// In one transaction: checks the token is unused and unexpired and that no admin
+    /// exists, marks it used and inserts `admin`.
+    func completeSetup(hash: String, now: Date, admin: User) async throws -> SetupCompletion
+}
+
+public protocol ThrottleStore: Sendable {
+    func throttleState(key: String) async throws -> ThrottleState?
+    /// Atomically counts one failure: a new window starts when the old one (`window` long)
+    /// has passed; reaching `maxFailures` sets `lockedUntil = now + lockout`.
+    func recordFailure(key: String, now: Date, window: TimeInterval, maxFailures: Int, lockout: TimeInterval) async throws -> ThrottleState
+    func clearThrottle(key: String) async throws
+}
+
+public protocol AuditStore: Sendable {
+    func appendAudit(_ event: AuditEvent) async throws
+    /// Newest first, filtered, paginated by `before` id.
+    func auditEvents(_ query: AuditQuery) async throws -> [AuditEvent]
+}
+
+public protocol MaintenanceStore: Sendable {
+    /// Deletes expired codes, pending authorizations, sessions, setup tokens, dead refresh
+    /// tokens and families, stale throttle rows and keys gone from JWKS. Returns rows removed.
+    func purgeExpired(now: Date) async throws -> Int
+    /// Cheap round trip for readiness probes.
+    func ping() async throws
+}
+
+/// Everything the portal persists.
+public typealias Storage = UserStore & ClientStore & CodeStore & RefreshStore & SessionStore & KeyStore & SetupStore
+    & ThrottleStore & AuditStore & MaintenanceStore

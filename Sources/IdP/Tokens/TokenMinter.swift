@@ -1,0 +1,89 @@
+import Crypto
+import Foundation
+
+public struct TokenResponse: Sendable, Equatable {
+    public var accessToken: String
+    public var idToken: String
+    public var refreshToken: String
+    public var expiresIn: Int
+    public var scopes: [String]
+    public var familyID: String
+
+    public var json: String {
+        var w = JSONObjectWriter()
+        w.add("access_token", accessToken)
+        w.add("token_type", "Bearer")
+        w.add("expires_in", expiresIn)
+        w.add("refresh_token", refreshToken)
+        w.add("id_token", idToken)
+        w.add("scope", scopes.joined(separator: " "))
+        return w.string
+    }
+}
+
+/// Signs id_tokens (OIDC Core §2) and JWT access tokens (RFC 9068).
+public struct TokenMinter: Sendable {
+    let issuer: String
+    let keys: KeyManager
+    let policy: TokenPolicy
+
+    public init(issuer: String, keys: KeyManager, policy: TokenPolicy) {
+        self.issuer = issuer; self.keys = keys; self.policy = policy
+    }
+
+    public func mint(identity: Identity, grant: Grant, familyID: String, nonce: String?, now: Date, jti: String) async throws -> (accessToken: String, idToken: String) {
+        let key = try await keys.signingKey()
+        let iat = Int(now.timeIntervalSince1970)
+        let scopes = Set(grant.scopes)
+
+        var at = JSONObjectWriter()
+        at.add("iss", issuer)
+        at.add("sub", identity.subject)
+        at.add("aud", issuer)
+        at.add("client_id", grant.clientID)
+        at.add("exp", iat + Int(policy.accessTokenTTL))
+        at.add("iat", iat)
+        at.add("jti", jti)
+        at.add("sid", familyID)
+        at.add("scope", grant.scopes.joined(separator: " "))
+        let accessToken = try JWS.sign(payload: at.data, key: key, type: "at+jwt")
+
+        var id = JSONObjectWriter()
+        id.add("iss", issuer)
+        id.add("sub", identity.subject)
+        id.add("aud", grant.clientID)
+        id.add("exp", iat + Int(policy.idTokenTTL))
+        id.add("iat", iat)
+        id.add("auth_time", Int(grant.authTime.timeIntervalSince1970))
+        id.addIfPresent("nonce", nonce)
+        id.add("at_hash", Self.atHash(accessToken))
+        Self.addIdentityClaims(identity, scopes: scopes, to: &id)
+        let idToken = try JWS.sign(payload: id.data, key: key, type: "JWT")
+        return (accessToken, idToken)
+    }
+
+    /// Claims released by scope (OIDC Core §5.4), plus `groups` for the `groups` scope.
+    static func addIdentityClaims(_ identity: Identity, scopes: Set<String>, to w: inout JSONObjectWriter) {
+        if scopes.contains("profile") {
+            w.add("preferred_username", identity.username)
+            w.add("name", identity.displayName.isEmpty ? identity.username : identity.displayName)
+        }
+        if scopes.contains("email"), !identity.email.isEmpty {
+            w.add("email", identity.email)
+            w.add("email_verified", identity.emailVerified)
+        }
+        if scopes.contains("groups") { w.add("groups", identity.groups) }
+    }
+
+    /// OIDC Core §3.1.3.6: left half of SHA-256 of the access token, base64url.
+    public static func atHash(_ accessToken: String) -> String {
+        Base64URL.encode(Array(SHA256.hash(data: Data(accessToken.utf8))).prefix(16))
+    }
+
+    public static func userinfoJSON(_ identity: Identity, scopes: [String]) -> String {
+        var w = JSONObjectWriter()
+        w.add("sub", identity.subject)
+        addIdentityClaims(identity, scopes: Set(scopes), to: &w)
+        return w.string
+    }
+}

@@ -1,0 +1,20 @@
+import Foundation
+
+/// Lifetimes and windows of everything the provider issues (all configurable).
+public struct TokenPolicy: Sendable {
+    public var idTokenTTL: TimeInterval = 60
+    public var accessTokenTTL: TimeInterval = 60
+    public var codeTTL: TimeInterval = 60
+    /// A refresh token not used for this long is dead.
+    public var refreshIdleTimeout: TimeInterval = 15 * 60
+    /// A refresh family ends this long after the login that started it, whatever the activity.
+    public var refreshAbsoluteLifetime: TimeInterval = 12 * 3600
+    /// A replay of a just-rotated token by the same client within this window gets the same successor.
+    public var refreshGraceWindow: TimeInterval = 5
+    /// How long a pending authorization waits for the user to log in.
+    public var pendingAuthorizationTTL: TimeInterval = 10 * 60
+    /// How long a browser login session lasts.
+    public var sessionTTL: TimeInterval = 12 * 3600
+
+    public init() {}
+}

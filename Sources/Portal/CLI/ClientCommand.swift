@@ -1,0 +1,103 @@
+import ArgumentParser
+import Foundation
+import IdP
+
+struct ClientCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "client", abstract: "Manage OAuth clients stored in the database.",
+                                                    subcommands: [Add.self, List.self, Delete.self])
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Register a client: public (PKCE) or with a secret read from standard input.")
+        @OptionGroup var options: ConfigOption
+        @Argument var id: String
+        @Option(name: .customLong("redirect-uri"), help: "An exact redirect URI (repeatable).") var redirectURIs: [String] = []
+        @Flag(name: .customLong("public")) var isPublic = false
+        @Flag(name: .customLong("secret-stdin"), help: "Read the client secret (at least 32 characters) from standard input.") var secretStdin = false
+        @Option var name: String?
+
+        func validate() throws {
+            guard isPublic != secretStdin else { throw ValidationError("choose exactly one of --public and --secret-stdin") }
+            guard !redirectURIs.isEmpty else { throw ValidationError("at least one --redirect-uri is required") }
+            for u in redirectURIs { if let why = ClientRegistry.redirectURIProblem(u) { throw ValidationError("redirect URI '\(u)': \(why)") } }
+            guard !id.isEmpty, id.count <= 128, id.allSatisfy({ $0.isLetter || $0.isNumber || "-_.:".contains($0) }) else {
+                throw ValidationError("client id: letters, digits, '-', '_', '.', ':' (at most 128)")
+            }
+        }
+
+        func run() async throws {
+            var secretHash: String?
+            if secretStdin {
+                let secret = try readSecretFromStdin()
+                guard secret.count >= 32 else { throw ValidationError("the client secret must be at least 32 characters (use a generated one, e.g. openssl rand -base64 32)") }
+                secretHash = Secrets.hashClientSecret(secret, random: SystemRandom())
+            }
+            try await withCLIRuntime(options) { rt in
+                if rt.provider.clients.isConfigured(id) { throw UserAdminError("client '\(id)' is declared in the configuration file") }
+                let client = Client(id: id, name: name ?? id, redirectURIs: redirectURIs, isPublic: isPublic, secretHash: secretHash,
+                                    createdAt: rt.clock.now())
+                do { try await rt.storage.createClient(client) } catch let e as StorageError where e.isConflict {
+                    throw UserAdminError("client '\(id)' already exists")
+                }
+                await rt.provider.auditor.record("admin.client.add", actor: "cli", subject: id, details: ["public": "\(isPublic)"])
+                print("created \(isPublic ? "public" : "confidential") client \(id)")
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List clients (configured and stored).")
+        @OptionGroup var options: ConfigOption
+        func run() async throws {
+            try await withCLIRuntime(options) { rt in
+                for c in try await rt.provider.clients.all() {
+                    print([c.id, c.isPublic ? "public" : "confidential", c.redirectURIs.joined(separator: " ")].joined(separator: "\t"))
+                }
+            }
+        }
+    }
+
+    struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete a stored client.")
+        @OptionGroup var options: ConfigOption
+        @Argument var id: String
+        func run() async throws {
+            try await withCLIRuntime(options) { rt in
+                guard try await rt.storage.deleteClient(id: id) else { throw UserAdminError("no stored client '\(id)'") }
+                await rt.provider.auditor.record("admin.client.delete", actor: "cli", subject: id)
+                print("deleted client \(id)")
+            }
+        }
+    }
+}
+
+struct KeysCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "keys", abstract: "Signing keys.", subcommands: [Rotate.self, List.self])
+
+    struct Rotate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Make the published next key sign now and publish a new next key.")
+        @OptionGroup var options: ConfigOption
+        func run() async throws {
+            try await withCLIRuntime(options) { rt in
+                try await rt.keys.maintain()
+                try await rt.keys.rotateNow()
+                await rt.provider.auditor.record("admin.keys.rotate", actor: "cli")
+                for s in await rt.keys.status() { print("\(s.kid)\t\(s.algorithm.rawValue)\t\(s.state)") }
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List signing keys and their state.")
+        @OptionGroup var options: ConfigOption
+        func run() async throws {
+            try await withCLIRuntime(options) { rt in
+                try await rt.keys.reload()
+                let f = ISO8601DateFormatter()
+                for s in await rt.keys.status() {
+                    print([s.kid, s.algorithm.rawValue, s.state, "activates=\(f.string(from: s.activatesAt))",
+                           s.expiresAt.map { "expires=\(f.string(from: $0))" } ?? "", s.encrypted ? "encrypted" : "UNENCRYPTED"].joined(separator: "\t"))
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,93 @@
+import ArgumentParser
+import Foundation
+import IdP
+
+struct UserCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "user", abstract: "Manage local users.",
+                                                    subcommands: [Add.self, Disable.self, Enable.self, Delete.self, SetPassword.self, List.self])
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a local user; the password is read from standard input.")
+        @OptionGroup var options: ConfigOption
+        @Argument(help: "Login name.") var name: String
+        @Flag(name: .customLong("password-stdin"), help: "Read the password from standard input (required).") var passwordStdin = false
+        @Option var email: String = ""
+        @Option(name: .customLong("name"), help: "Display name.") var displayName: String = ""
+        @Option(name: .customLong("group"), help: "A group (repeatable).") var groups: [String] = []
+        @Flag var admin = false
+
+        func run() async throws {
+            guard passwordStdin else { throw ValidationError("pass --password-stdin and the password on standard input (never on the command line)") }
+            let password = try readSecretFromStdin()
+            try await withCLIRuntime(options) { rt in
+                let u = try await rt.users.add(username: name, password: password, email: email, displayName: displayName,
+                                               groups: groups, isAdmin: admin, actor: "cli")
+                print("created user \(u.username) (subject \(u.id))")
+            }
+        }
+    }
+
+    struct Disable: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Disable a user and end their sessions and refresh tokens.")
+        @OptionGroup var options: ConfigOption
+        @Argument var name: String
+        func run() async throws {
+            try await withCLIRuntime(options) { rt in
+                try await rt.users.setDisabled(name, disabled: true, actor: "cli")
+                print("disabled \(name)")
+            }
+        }
+    }
+
+    struct Enable: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Enable a disabled user.")
+        @OptionGroup var options: ConfigOption
+        @Argument var name: String
+        func run() async throws {
+            try await withCLIRuntime(options) { rt in
+                try await rt.users.setDisabled(name, disabled: false, actor: "cli")
+                print("enabled \(name)")
+            }
+        }
+    }
+
+    struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete a user and revoke everything they hold.")
+        @OptionGroup var options: ConfigOption
+        @Argument var name: String
+        func run() async throws {
+            try await withCLIRuntime(options) { rt in
+                try await rt.users.delete(name, actor: "cli")
+                print("deleted \(name)")
+            }
+        }
+    }
+
+    struct SetPassword: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "set-password", abstract: "Set a user's password from standard input.")
+        @OptionGroup var options: ConfigOption
+        @Argument var name: String
+        @Flag(name: .customLong("password-stdin")) var passwordStdin = false
+        func run() async throws {
+            guard passwordStdin else { throw ValidationError("pass --password-stdin and the password on standard input") }
+            let password = try readSecretFromStdin()
+            try await withCLIRuntime(options) { rt in
+                try await rt.users.setPassword(name, password: password, actor: "cli")
+                print("password set for \(name); their sessions and refresh tokens were revoked")
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List users.")
+        @OptionGroup var options: ConfigOption
+        func run() async throws {
+            try await withCLIRuntime(options) { rt in
+                for u in try await rt.storage.listUsers() {
+                    let flags = [u.isAdmin ? "admin" : nil, u.disabled ? "disabled" : nil].compactMap { $0 }.joined(separator: ",")
+                    print([u.username, u.id, u.email, u.groups.joined(separator: ","), flags].joined(separator: "\t"))
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,280 @@
+import Foundation
+import IdP
+import Yams
+
+/// Reads the YAML file and the environment into a `PortalConfig`, collecting every
+/// problem (with file:line:column and the key path) instead of stopping at the first.
+struct ConfigLoader {
+    let file: String?
+    let env: [String: String]
+    private(set) var problems: [ConfigProblem] = []
+
+    init(file: String?, env: [String: String] = ProcessInfo.processInfo.environment) {
+        self.file = file ?? env["PORTAL_CONFIG"].flatMap { $0.isEmpty ? nil : $0 }
+        self.env = env
+    }
+
+    mutating func load() -> PortalConfig {
+        var config = PortalConfig()
+        if let file {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                problems.append(.init(location: file, message: "cannot read the file"))
+                return config
+            }
+            do {
+                if let node = try Yams.compose(yaml: text) {
+                    read(node, into: &config)
+                }
+            } catch {
+                problems.append(.init(location: file, message: "not valid YAML: \(error)"))
+                return config
+            }
+        }
+        applyEnvironment(&config)
+        validate(config)
+        return config
+    }
+
+    // MARK: - Reading
+
+    private func loc(_ node: Node?, _ path: String) -> String {
+        let f = file ?? "config"
+        if let m = node?.mark { return "\(f):\(m.line):\(m.column): \(path)" }
+        return "\(f): \(path)"
+    }
+
+    private mutating func problem(_ node: Node?, _ path: String, _ message: String) {
+        problems.append(.init(location: loc(node, path), message: message))
+    }
+
+    /// The mapping at `node`, reporting keys not in `known`.
+    private mutating func mapping(_ node: Node, _ path: String, known: [String]) -> [String: Node]? {
+        guard let m = node.mapping else {
+            problem(node, path, "expected a mapping")
+            return nil
+        }
+        var out: [String: Node] = [:]
+        for (k, v) in m {
+            guard let key = k.string else { problem(k, path, "keys must be strings"); continue }
+            let full = path.isEmpty ? key : path + "." + key
+            if !known.contains(key) {
+                let hint = known.min { a, b in Self.distance(a, key) < Self.distance(b, key) }
+                problem(k, full, "unknown key" + (hint.map { Self.distance($0, key) <= 3 ? " (did you mean '\($0)'?)" : "" } ?? ""))
+                continue
+            }
+            out[key] = v
+        }
+        return out
+    }
+
+    private mutating func string(_ node: Node?, _ path: String) -> String? {
+        guard let node else { return nil }
+        guard let s = node.scalar?.string else { problem(node, path, "expected a string"); return nil }
+        return s
+    }
+
+    private mutating func int(_ node: Node?, _ path: String, min: Int, max: Int) -> Int? {
+        guard let node else { return nil }
+        guard let s = node.scalar?.string, let v = Int(s) else { problem(node, path, "expected an integer"); return nil }
+        guard v >= min && v <= max else { problem(node, path, "must be between \(min) and \(max)"); return nil }
+        return v
+    }
+
+    private mutating func bool(_ node: Node?, _ path: String) -> Bool? {
+        guard let node else { return nil }
+        switch node.scalar?.string.lowercased() {
+        case "true", "yes", "on": return true
+        case "false", "no", "off": return false
+        default: problem(node, path, "expected true or false"); return nil
+        }
+    }
+
+    private mutating func duration(_ node: Node?, _ path: String, min: TimeInterval, max: TimeInterval) -> TimeInterval? {
+        guard let node else { return nil }
+        guard let s = node.scalar?.string, let v = DurationParser.seconds(s) else {
+            problem(node, path, "expected a duration such as 60s, 15m, 12h or 30d")
+            return nil
+        }
+        guard v >= min && v <= max else {
+            problem(node, path, "must be between \(DurationParser.format(min)) and \(DurationParser.format(max))")
+            return nil
+        }
+        return v
+    }
+
+    private mutating func strings(_ node: Node?, _ path: String) -> [String]? {
+        guard let node else { return nil }
+        guard let seq = node.sequence else { problem(node, path, "expected a list"); return nil }
+        var out: [String] = []
+        for (i, item) in seq.enumerated() {
+            if let s = string(item, "\(path)[\(i)]") { out.append(s) }
+        }
+        return out
+    }
+
+    private mutating func read(_ root: Node, into c: inout PortalConfig) {
+        guard let top = mapping(root, "", known: ["issuer", "listen", "data_dir", "database", "tls", "log", "tokens", "signing",
+                                                  "passwords", "login", "setup", "clients", "ui"]) else { return }
+        if let v = string(top["issuer"], "issuer") { c.issuer = v }
+        if let n = top["listen"], let v = string(n, "listen") { setListen(v, &c, node: n) }
+        if let v = string(top["data_dir"], "data_dir") { c.dataDir = v }
+        if let n = top["database"], let m = mapping(n, "database", known: ["url"]) {
+            if let v = string(m["url"], "database.url") { c.databaseURL = v }
+        }
+        if let n = top["tls"], let m = mapping(n, "tls", known: ["certificate_file", "key_file"]) {
+            let cert = string(m["certificate_file"], "tls.certificate_file")
+            let key = string(m["key_file"], "tls.key_file")
+            if let cert, let key { c.tls = .init(certificateFile: cert, keyFile: key) } else {
+                problem(n, "tls", "both certificate_file and key_file are required")
+            }
+        }
+        if let n = top["log"], let m = mapping(n, "log", known: ["level", "format"]) {
+            if let v = string(m["level"], "log.level") {
+                if ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(v) { c.logLevel = v } else {
+                    problem(m["level"], "log.level", "must be one of trace, debug, info, notice, warning, error, critical")
+                }
+            }
+            if let v = string(m["format"], "log.format") {
+                if ["json", "text"].contains(v) { c.logFormat = v } else { problem(m["format"], "log.format", "must be json or text") }
+            }
+        }
+        if let n = top["tokens"], let m = mapping(n, "tokens", known: ["id_token_lifetime", "access_token_lifetime", "code_lifetime",
+                                                                       "refresh_idle_timeout", "refresh_absolute_lifetime",
+                                                                       "refresh_grace_window", "session_lifetime"]) {
+            if let v = duration(m["id_token_lifetime"], "tokens.id_token_lifetime", min: 5, max: 3600) { c.tokens.idTokenTTL = v }
+            if let v = duration(m["access_token_lifetime"], "tokens.access_token_lifetime", min: 5, max: 3600) { c.tokens.accessTokenTTL = v }
+            if let v = duration(m["code_lifetime"], "tokens.code_lifetime", min: 5, max: 600) { c.tokens.codeTTL = v }
+            if let v = duration(m["refresh_idle_timeout"], "tokens.refresh_idle_timeout", min: 60, max: 30 * 86400) { c.tokens.refreshIdleTimeout = v }
+            if let v = duration(m["refresh_absolute_lifetime"], "tokens.refresh_absolute_lifetime", min: 60, max: 365 * 86400) { c.tokens.refreshAbsoluteLifetime = v }
+            if let v = duration(m["refresh_grace_window"], "tokens.refresh_grace_window", min: 0, max: 60) { c.tokens.refreshGraceWindow = v }
+            if let v = duration(m["session_lifetime"], "tokens.session_lifetime", min: 60, max: 30 * 86400) { c.tokens.sessionTTL = v }
+        }
+        if let n = top["signing"], let m = mapping(n, "signing", known: ["algorithm", "rotation_period", "publish_ahead", "encryption_key_file"]) {
+            if let v = string(m["algorithm"], "signing.algorithm") {
+                if let a = SigningAlgorithm(rawValue: v.uppercased()) { c.signing.algorithm = a } else {
+                    problem(m["algorithm"], "signing.algorithm", "must be RS256 or ES256")
+                }
+            }
+            if let v = duration(m["rotation_period"], "signing.rotation_period", min: 3600, max: 365 * 86400) { c.signing.rotationPeriod = v }
+            if let v = duration(m["publish_ahead"], "signing.publish_ahead", min: 0, max: 30 * 86400) { c.signing.publishAhead = v }
+            if let v = string(m["encryption_key_file"], "signing.encryption_key_file") { c.keyEncryptionKeyFile = v }
+        }
+        if let n = top["passwords"], let m = mapping(n, "passwords", known: ["bcrypt_cost", "min_length"]) {
+            if let v = int(m["bcrypt_cost"], "passwords.bcrypt_cost", min: 10, max: 16) { c.bcryptCost = v }
+            if let v = int(m["min_length"], "passwords.min_length", min: 8, max: 128) { c.passwords.minLength = v }
+        }
+        if let n = top["login"], let m = mapping(n, "login", known: ["max_failures_per_user", "max_failures_per_address", "failure_window", "lockout"]) {
+            if let v = int(m["max_failures_per_user"], "login.max_failures_per_user", min: 1, max: 1000) { c.login.maxFailuresPerUser = v }
+            if let v = int(m["max_failures_per_address"], "login.max_failures_per_address", min: 1, max: 100_000) { c.login.maxFailuresPerAddress = v }
+            if let v = duration(m["failure_window"], "login.failure_window", min: 1, max: 86400) { c.login.failureWindow = v }
+            if let v = duration(m["lockout"], "login.lockout", min: 1, max: 86400) { c.login.lockout = v }
+        }
+        if let n = top["setup"], let m = mapping(n, "setup", known: ["link_lifetime"]) {
+            if let v = duration(m["link_lifetime"], "setup.link_lifetime", min: 60, max: 7 * 86400) { c.setupLinkLifetime = v }
+        }
+        if let n = top["ui"], let m = mapping(n, "ui", known: ["public_dir"]) {
+            if let v = string(m["public_dir"], "ui.public_dir") { c.publicDir = v }
+        }
+        if let n = top["clients"] {
+            guard let seq = n.sequence else { problem(n, "clients", "expected a list"); return }
+            for (i, item) in seq.enumerated() {
+                let path = "clients[\(i)]"
+                guard let m = mapping(item, path, known: ["id", "name", "redirect_uris", "public", "secret_file", "secret_env"]) else { continue }
+                guard let id = string(m["id"], path + ".id"), !id.isEmpty else { problem(item, path + ".id", "is required"); continue }
+                let client = PortalConfig.ClientConfig(
+                    id: id, name: string(m["name"], path + ".name") ?? id,
+                    redirectURIs: strings(m["redirect_uris"], path + ".redirect_uris") ?? [],
+                    isPublic: bool(m["public"], path + ".public") ?? false,
+                    secretFile: string(m["secret_file"], path + ".secret_file"),
+                    secretEnv: string(m["secret_env"], path + ".secret_env"))
+                for (j, uri) in client.redirectURIs.enumerated() {
+                    if let why = ClientRegistry.redirectURIProblem(uri) { problem(m["redirect_uris"], "\(path).redirect_uris[\(j)]", "'\(uri)': \(why)") }
+                }
+                if client.isPublic && (client.secretFile != nil || client.secretEnv != nil) {
+                    problem(item, path, "a public client has no secret: remove secret_file/secret_env or set public: false")
+                }
+                if !client.isPublic && client.secretFile == nil && client.secretEnv == nil {
+                    problem(item, path, "a confidential client needs secret_file or secret_env (or public: true)")
+                }
+                if c.clients.contains(where: { $0.id == id }) { problem(m["id"], path + ".id", "duplicate client id '\(id)'") }
+                c.clients.append(client)
+            }
+        }
+    }
+
+    private mutating func setListen(_ v: String, _ c: inout PortalConfig, node: Node?) {
+        guard let colon = v.lastIndex(of: ":"), let port = Int(v[v.index(after: colon)...]), (1...65535).contains(port) else {
+            problem(node, "listen", "expected host:port, e.g. 127.0.0.1:8080 or 0.0.0.0:8443")
+            return
+        }
+        var host = String(v[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        c.listenHost = host.isEmpty ? "0.0.0.0" : host
+        c.listenPort = port
+    }
+
+    private mutating func applyEnvironment(_ c: inout PortalConfig) {
+        if let v = env["PORTAL_ISSUER"], !v.isEmpty { c.issuer = v }
+        if let v = env["PORTAL_LISTEN"], !v.isEmpty { setListen(v, &c, node: nil) }
+        if let v = env["PORTAL_DATA_DIR"], !v.isEmpty { c.dataDir = v }
+        if let v = env["PORTAL_DATABASE_URL"], !v.isEmpty { c.databaseURL = v }
+        if let v = env["PORTAL_LOG_LEVEL"], !v.isEmpty { c.logLevel = v }
+        if let v = env["PORTAL_LOG_FORMAT"], !v.isEmpty { c.logFormat = v }
+    }
+
+    // MARK: - Cross-field checks
+
+    private mutating func validate(_ c: PortalConfig) {
+        let issuerLoc = file.map { "\($0): issuer" } ?? "issuer"
+        if let u = URLComponents(string: c.issuer), let scheme = u.scheme, let host = u.host, !host.isEmpty {
+            if u.query != nil || u.fragment != nil { problems.append(.init(location: issuerLoc, message: "must not have a query or fragment")) }
+            if c.issuer.hasSuffix("/") { problems.append(.init(location: issuerLoc, message: "must not end with '/'")) }
+            if scheme == "http" && !["localhost", "127.0.0.1", "::1", "[::1]"].contains(host) {
+                problems.append(.init(location: issuerLoc, message: "plain http is allowed only for a loopback issuer; kube-apiserver requires https"))
+            } else if scheme != "http" && scheme != "https" {
+                problems.append(.init(location: issuerLoc, message: "must be an https URL"))
+            }
+        } else {
+            problems.append(.init(location: issuerLoc, message: "'\(c.issuer)' is not an absolute URL"))
+        }
+        if let tls = c.tls {
+            for (k, f) in [("tls.certificate_file", tls.certificateFile), ("tls.key_file", tls.keyFile)] where !FileManager.default.isReadableFile(atPath: f) {
+                problems.append(.init(location: "\(file ?? "config"): \(k)", message: "cannot read '\(f)'"))
+            }
+        }
+        if let f = c.keyEncryptionKeyFile, !FileManager.default.isReadableFile(atPath: f) {
+            problems.append(.init(location: "\(file ?? "config"): signing.encryption_key_file", message: "cannot read '\(f)'"))
+        }
+        if let url = c.databaseURL, !url.hasPrefix("sqlite://") {
+            problems.append(.init(location: "\(file ?? "config"): database.url",
+                                  message: "only sqlite:///path is supported in this version (PostgreSQL support is coming)"))
+        }
+        for client in c.clients {
+            if let f = client.secretFile, !FileManager.default.isReadableFile(atPath: f) {
+                problems.append(.init(location: "\(file ?? "config"): clients[\(client.id)].secret_file", message: "cannot read '\(f)'"))
+            }
+            if let e = client.secretEnv, (env[e] ?? "").isEmpty {
+                problems.append(.init(location: "\(file ?? "config"): clients[\(client.id)].secret_env", message: "environment variable \(e) is empty or unset"))
+            }
+            if client.redirectURIs.isEmpty {
+                problems.append(.init(location: "\(file ?? "config"): clients[\(client.id)].redirect_uris", message: "at least one redirect URI is required"))
+            }
+        }
+        if c.tokens.refreshIdleTimeout > c.tokens.refreshAbsoluteLifetime {
+            problems.append(.init(location: "\(file ?? "config"): tokens.refresh_idle_timeout", message: "must not exceed tokens.refresh_absolute_lifetime"))
+        }
+    }
+
+    static func distance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        var prev = Array(0...b.count)
+        for i in 1...max(a.count, 1) where !a.isEmpty {
+            var cur = [i] + Array(repeating: 0, count: b.count)
+            for j in 1...max(b.count, 1) where !b.isEmpty {
+                cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+            }
+            prev = cur
+        }
+        return prev[b.count]
+    }
+}

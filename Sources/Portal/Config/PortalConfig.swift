@@ -1,0 +1,54 @@
+import Foundation
+import IdP
+
+/// The whole configuration. Every key is documented in docs/configuration.md and in
+/// `deploy/portal.example.yaml`; defaults make `portal serve` work with no file at all.
+struct PortalConfig: Sendable {
+    struct TLS: Sendable {
+        var certificateFile: String
+        var keyFile: String
+    }
+    struct ClientConfig: Sendable {
+        var id: String
+        var name: String
+        var redirectURIs: [String]
+        var isPublic: Bool
+        var secretFile: String?
+        var secretEnv: String?
+    }
+
+    var issuer = "http://localhost:8080"
+    var listenHost = "127.0.0.1"
+    var listenPort = 8080
+    var dataDir = "./portal-data"
+    var databaseURL: String?
+    var tls: TLS?
+    var logLevel = "info"
+    var logFormat = "json"
+    var tokens = TokenPolicy()
+    var signing = KeyPolicy()
+    var keyEncryptionKeyFile: String?
+    var bcryptCost = 12
+    var passwords = PasswordPolicy()
+    var login = LoginPolicy()
+    var setupLinkLifetime: TimeInterval = 3600
+    var clients: [ClientConfig] = []
+    var builtinKubernetesClient = true
+    /// Where the static assets (CSS, icons, copy-button script) are.
+    var publicDir: String?
+    /// Set when the issuer or the listener is not loopback-only and TLS is off.
+    var maxBodyBytes = 64 * 1024
+
+    var sqlitePath: String {
+        if let url = databaseURL, url.hasPrefix("sqlite://") { return String(url.dropFirst("sqlite://".count)) }
+        return (dataDir as NSString).appendingPathComponent("portal.sqlite")
+    }
+
+    var secureCookies: Bool { issuer.hasPrefix("https://") }
+}
+
+struct ConfigProblem: CustomStringConvertible, Sendable {
+    var location: String
+    var message: String
+    var description: String { "\(location): \(message)" }
+}

@@ -1,0 +1,93 @@
+import Foundation
+import Hummingbird
+import HummingbirdTLS
+import HummingbirdCore
+import IdP
+import Logging
+import NIOSSL
+import ServiceLifecycle
+import Templates
+
+/// The one way to build the HTTP application: `portal serve` and the tests both call it.
+func buildRouter(runtime: Runtime, pages: Pages, assets: StaticAssets) -> Router<PortalContext> {
+    let router = Router(context: PortalContext.self)
+    router.add(middleware: PortalMiddleware(pages: pages, hsts: runtime.config.tls != nil || runtime.config.issuer.hasPrefix("https://")))
+    let browser = Browser(secure: runtime.config.secureCookies, key: runtime.browserKey, sessionTTL: runtime.config.tokens.sessionTTL)
+    ProtocolRoutes(runtime: runtime).register(router)
+    BrowserRoutes(runtime: runtime, pages: pages, browser: browser).register(router)
+
+    router.get("/healthz") { _, _ in Responses.json(.ok, #"{"status":"ok"}"#) }
+    router.get("/readyz") { _, context in
+        do {
+            try await runtime.storage.ping()
+            _ = try await runtime.keys.signingKey()
+            return Responses.json(.ok, #"{"status":"ready"}"#)
+        } catch {
+            context.logger.warning("not ready", metadata: ["error": .string("\(error)")])
+            return Responses.json(.serviceUnavailable, #"{"status":"unavailable"}"#)
+        }
+    }
+    router.get("/static/{file}") { _, context in
+        guard let name = context.parameters.get("file"), let asset = assets.files[name] else { throw HTTPError(.notFound) }
+        return Response(status: .ok, headers: [.contentType: asset.type, .cacheControl: "public, max-age=3600"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: asset.data)))
+    }
+    return router
+}
+
+func buildApplication(runtime: Runtime) throws -> Application<Router<PortalContext>.Responder> {
+    let pages = try Pages.load()
+    let assets = StaticAssets.load(configured: runtime.config.publicDir, logger: runtime.logger)
+    let router = buildRouter(runtime: runtime, pages: pages, assets: assets)
+    let c = runtime.config
+    let services: [any Service] = [KeyMaintenanceService(runtime: runtime), GarbageCollectionService(runtime: runtime)]
+    let configuration = ApplicationConfiguration(address: .hostname(c.listenHost, port: c.listenPort), serverName: nil)
+    var server: HTTPServerBuilder = .http1()
+    if let tls = c.tls {
+        let chain = try NIOSSLCertificate.fromPEMFile(tls.certificateFile).map { NIOSSLCertificateSource.certificate($0) }
+        let key = try NIOSSLPrivateKey(file: tls.keyFile, format: .pem)
+        var tlsConfig = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
+        tlsConfig.minimumTLSVersion = .tlsv12
+        server = try .tls(.http1(), tlsConfiguration: tlsConfig)
+    }
+    return Application(router: router, server: server, configuration: configuration, services: services, logger: runtime.logger)
+}
+
+/// CSS, script and icons from Public/, read once at start and served from memory.
+struct StaticAssets: Sendable {
+    struct Asset: Sendable { let data: [UInt8]; let type: String }
+    let files: [String: Asset]
+
+    static func load(configured: String?, logger: Logger) -> StaticAssets {
+        var candidates: [String] = []
+        if let configured { candidates.append(configured) }
+        if let env = ProcessInfo.processInfo.environment["PORTAL_PUBLIC_DIR"] { candidates.append(env) }
+        // Beside or above the executable (a source checkout: .build/debug/portal → Public/).
+        var dir = URL(fileURLWithPath: CommandLine.arguments.first ?? ".").resolvingSymlinksInPath().deletingLastPathComponent()
+        for _ in 0..<5 {
+            candidates.append(dir.appendingPathComponent("Public").path)
+            dir.deleteLastPathComponent()
+        }
+        candidates.append("/usr/share/portal/public")
+        for c in candidates {
+            guard let names = try? FileManager.default.contentsOfDirectory(atPath: c), names.contains("portal.css") else { continue }
+            var files: [String: Asset] = [:]
+            for n in names {
+                guard let d = FileManager.default.contents(atPath: c + "/" + n) else { continue }
+                files[n] = Asset(data: [UInt8](d), type: contentType(n))
+            }
+            return StaticAssets(files: files)
+        }
+        logger.warning("static assets (Public/) not found; pages will be unstyled", metadata: ["searched": .string(candidates.joined(separator: ", "))])
+        return StaticAssets(files: [:])
+    }
+
+    static func contentType(_ name: String) -> String {
+        if name.hasSuffix(".css") { return "text/css; charset=utf-8" }
+        if name.hasSuffix(".js") { return "text/javascript; charset=utf-8" }
+        if name.hasSuffix(".svg") { return "image/svg+xml" }
+        if name.hasSuffix(".png") { return "image/png" }
+        if name.hasSuffix(".ico") { return "image/x-icon" }
+        return "application/octet-stream"
+    }
+}

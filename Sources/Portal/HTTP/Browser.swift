@@ -1,0 +1,63 @@
+import Crypto
+import Foundation
+import Hummingbird
+import IdP
+
+/// Cookies and CSRF for the browser-facing pages.
+///
+/// - `portal_browser`: random, binds pending authorizations and CSRF tokens to one browser.
+/// - `portal_session`: the login session (only its hash is stored).
+/// Under https both get the `__Host-` prefix and `Secure`; always HttpOnly and SameSite=Lax
+/// (Lax so the session survives the top-level redirect back from a client).
+struct Browser: Sendable {
+    let secure: Bool
+    let key: SymmetricKey
+    let sessionTTL: TimeInterval
+
+    var browserCookieName: String { secure ? "__Host-portal_browser" : "portal_browser" }
+    var sessionCookieName: String { secure ? "__Host-portal_session" : "portal_session" }
+
+    func cookie(_ name: String, _ value: String, maxAge: Int?) -> String {
+        var c = "\(name)=\(value); Path=/; HttpOnly; SameSite=Lax"
+        if let maxAge { c += "; Max-Age=\(maxAge)" }
+        if secure { c += "; Secure" }
+        return c
+    }
+
+    /// The browser id from the request, or a new one with the Set-Cookie header to send.
+    func browserID(_ request: Request) -> (id: String, setCookie: String?) {
+        if let v = request.cookie(browserCookieName), v.utf8.count == 43, Base64URL.decode(v) != nil { return (v, nil) }
+        let v = SystemRandom().token()
+        return (v, cookie(browserCookieName, v, maxAge: 400 * 86400))
+    }
+
+    func csrfToken(browserID: String) -> String { Secrets.hmac(key, "csrf\u{0}" + browserID) }
+
+    /// Constant-time check of the form's CSRF token against the browser cookie.
+    func csrfValid(_ request: Request, form: FormParameters) -> Bool {
+        guard let b = request.cookie(browserCookieName), let sent = form["csrf"], !sent.isEmpty else { return false }
+        return Secrets.constantTimeEqual(sent, csrfToken(browserID: b))
+    }
+
+    func sessionCookie(_ value: String) -> String { cookie(sessionCookieName, value, maxAge: Int(sessionTTL)) }
+    func clearSessionCookie() -> String { cookie(sessionCookieName, "", maxAge: 0) }
+}
+
+extension Request {
+    /// Reads an application/x-www-form-urlencoded body of at most `limit` bytes.
+    /// Throws `BodyError.tooLarge`, `.wrongType` or `.malformed`.
+    mutating func form(limit: Int) async throws(BodyError) -> FormParameters {
+        let type = headers[.contentType]?.lowercased() ?? ""
+        guard type.hasPrefix("application/x-www-form-urlencoded") else { throw .wrongType }
+        if let len = headers[.contentLength].flatMap(Int.init), len > limit { throw .tooLarge }
+        let buffer: ByteBuffer
+        do { buffer = try await body.collect(upTo: limit) } catch { throw .tooLarge }
+        guard let text = buffer.getString(at: buffer.readerIndex, length: buffer.readableBytes),
+              let p = FormParameters.parse(text) else { throw .malformed }
+        return p
+    }
+
+    var queryParameters: FormParameters? { FormParameters.parse(uri.query ?? "") }
+}
+
+enum BodyError: Error { case tooLarge, wrongType, malformed }

@@ -1,0 +1,64 @@
+import Foundation
+import Hummingbird
+import HTTPTypes
+import IdP
+import Logging
+import NIOCore
+
+/// Per-request state: a request id (also in every log line and error page) and the peer address.
+struct PortalContext: RequestContext {
+    var coreContext: CoreRequestContextStorage
+    let remoteAddress: String
+    var requestID: String
+
+    init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        remoteAddress = source.channel.remoteAddress?.ipAddress ?? "unknown"
+        requestID = SystemRandom().token(byteCount: 9)
+    }
+}
+
+extension Request {
+    /// Cookie values by name (first occurrence wins).
+    func cookie(_ name: String) -> String? {
+        for header in headers[values: .cookie] {
+            for part in header.split(separator: ";") {
+                let kv = part.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1)
+                if kv.count == 2, kv[0] == name { return String(kv[1]) }
+            }
+        }
+        return nil
+    }
+}
+
+enum Responses {
+    static func html(_ status: HTTPResponse.Status, _ body: String, cookies: [String] = []) -> Response {
+        var headers: HTTPFields = [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"]
+        for c in cookies { headers.append(HTTPField(name: .setCookie, value: c)) }
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+
+    /// JSON; `noStore` for anything that carries a token or an error about one (RFC 6749 §5.1).
+    static func json(_ status: HTTPResponse.Status, _ body: String, noStore: Bool = true, extra: HTTPFields = [:]) -> Response {
+        var headers: HTTPFields = [.contentType: "application/json"]
+        if noStore {
+            headers[.cacheControl] = "no-store"
+            headers[.init("Pragma")!] = "no-cache"
+        }
+        headers.append(contentsOf: extra)
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+
+    static func redirect(_ location: String, status: HTTPResponse.Status = .found, cookies: [String] = []) -> Response {
+        var headers: HTTPFields = [.location: location, .cacheControl: "no-store"]
+        for c in cookies { headers.append(HTTPField(name: .setCookie, value: c)) }
+        return Response(status: status, headers: headers)
+    }
+
+    static func oauthError(_ e: OAuthError, basicAuthUsed: Bool = false) -> Response {
+        var extra: HTTPFields = [:]
+        if e.code == "invalid_client" && basicAuthUsed { extra[.wwwAuthenticate] = #"Basic realm="portal""# }
+        if e.status == 405 { extra[.allow] = "POST" }
+        return json(HTTPResponse.Status(code: e.status), e.json, extra: extra)
+    }
+}

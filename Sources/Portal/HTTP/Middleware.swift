@@ -1,0 +1,70 @@
+import Foundation
+import Hummingbird
+import IdP
+import Logging
+import Templates
+
+/// Gives every request an id, logs one line per request (path only: query strings can carry
+/// codes), adds security headers, and turns stray errors into a friendly page or OAuth JSON.
+struct PortalMiddleware: RouterMiddleware {
+    typealias Context = PortalContext
+    let pages: Pages
+    let hsts: Bool
+
+    func handle(_ request: Request, context: PortalContext, next: (Request, PortalContext) async throws -> Response) async throws -> Response {
+        var context = context
+        context.logger[metadataKey: "request_id"] = .string(context.requestID)
+        let start = ContinuousClock.now
+        var response: Response
+        do {
+            response = try await next(request, context)
+        } catch {
+            response = errorResponse(error, request: request, context: context)
+        }
+        response.headers[.init("X-Request-Id")!] = context.requestID
+        SecurityHeaders.apply(&response.headers, hsts: hsts)
+        let ms = (ContinuousClock.now - start).components
+        let elapsed = Double(ms.seconds) * 1000 + Double(ms.attoseconds) / 1e15
+        context.logger.info("request", metadata: [
+            "method": .string(request.method.rawValue), "path": .string(request.uri.path),
+            "status": .stringConvertible(response.status.code), "ms": .string(String(format: "%.2f", elapsed)),
+            "remote": .string(context.remoteAddress),
+        ])
+        return response
+    }
+
+    func errorResponse(_ error: any Error, request: Request, context: PortalContext) -> Response {
+        let status: HTTPResponse.Status
+        if let e = error as? any HTTPResponseError { status = e.status } else { status = .internalServerError }
+        if status == .internalServerError {
+            context.logger.error("unhandled error", metadata: ["error": .string(String(describing: error))])
+        }
+        let path = request.uri.path
+        if path == "/token" || path == "/userinfo" || path.hasPrefix("/.well-known") || path == "/keys" {
+            let e: OAuthError = status == .contentTooLarge ? .tooLarge("request body too large")
+                : status.code < 500 ? OAuthError("invalid_request", status.reasonPhrase, status: status.code)
+                : .serverError("internal error")
+            return Responses.oauthError(e)
+        }
+        let message = status == .notFound ? "There is no page at this address." :
+            status.code < 500 ? "The request could not be understood." : "Something went wrong on our side. Please try again."
+        return Responses.html(status, pages.render(ErrorView(heading: status == .notFound ? "Page not found" : "Something went wrong",
+                                                             message: message, requestID: context.requestID)))
+    }
+}
+
+enum SecurityHeaders {
+    /// CSP without 'unsafe-inline'. No form-action: after the login form the browser is
+    /// redirected to the client, and Chromium applies form-action to that redirect too.
+    static let csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'"
+
+    static func apply(_ h: inout HTTPFields, hsts: Bool) {
+        if h[.contentSecurityPolicy] == nil { h[.contentSecurityPolicy] = csp }
+        h[.xContentTypeOptions] = "nosniff"
+        h[.init("Referrer-Policy")!] = "no-referrer"
+        h[.init("X-Frame-Options")!] = "DENY"
+        h[.init("Cross-Origin-Opener-Policy")!] = "same-origin"
+        if h[.cacheControl] == nil { h[.cacheControl] = "no-store" }
+        if hsts { h[.strictTransportSecurity] = "max-age=31536000" }
+    }
+}

@@ -1,0 +1,79 @@
+import Foundation
+import Hummingbird
+import IdP
+
+/// Discovery, JWKS, token and userinfo: JSON in, JSON out, OAuth error JSON on failure.
+struct ProtocolRoutes {
+    let runtime: Runtime
+    var provider: Provider { runtime.provider }
+
+    func register(_ router: Router<PortalContext>) {
+        router.get("/.well-known/openid-configuration") { _, _ in await discovery() }
+        router.get("/.well-known/oauth-authorization-server") { _, _ in await discovery() }
+        router.get("/keys") { _, _ in
+            Responses.json(.ok, await runtime.keys.jwks(), noStore: false, extra: [.cacheControl: "public, max-age=60"])
+        }
+        router.post("/token") { request, context in try await token(request, context) }
+        router.on("/token", method: .get) { _, _ in Responses.oauthError(.methodNotAllowed("the token endpoint accepts POST only")) }
+        router.get("/userinfo") { request, _ in await userinfo(request, form: nil) }
+        router.post("/userinfo") { request, _ in
+            var request = request
+            let form = try? await request.form(limit: runtime.config.maxBodyBytes)
+            return await userinfo(request, form: form)
+        }
+    }
+
+    func discovery() async -> Response {
+        Responses.json(.ok, await provider.discoveryJSON(), noStore: false, extra: [.cacheControl: "public, max-age=300"])
+    }
+
+    func token(_ request: Request, _ context: PortalContext) async throws -> Response {
+        var request = request
+        let basic = request.headers[.authorization]
+        let form: FormParameters
+        do {
+            form = try await request.form(limit: runtime.config.maxBodyBytes)
+        } catch .tooLarge {
+            return Responses.oauthError(.tooLarge("the request body is too large"))
+        } catch .wrongType {
+            return Responses.oauthError(.invalidRequest("the body must be application/x-www-form-urlencoded"))
+        } catch {
+            return Responses.oauthError(.invalidRequest("the body is not valid form encoding"))
+        }
+        do {
+            let result = try await provider.token(form, authorizationHeader: basic, remoteAddress: context.remoteAddress)
+            return Responses.json(.ok, result.json)
+        } catch {
+            if error.code != "invalid_grant" && error.code != "invalid_client" {
+                context.logger.info("token request refused", metadata: ["error": .string(error.code)])
+            }
+            let usedBasic = basic.map { $0.lowercased().hasPrefix("basic ") } ?? false
+            return Responses.oauthError(error, basicAuthUsed: usedBasic)
+        }
+    }
+
+    /// OIDC Core §5.3 with the bearer token in the header (RFC 6750 §2.1) or a POST body (§2.2).
+    func userinfo(_ request: Request, form: FormParameters?) async -> Response {
+        var token: String?
+        if let h = request.headers[.authorization], h.count > 7, h.prefix(7).lowercased() == "bearer " {
+            token = String(h.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+        }
+        if let t = form?["access_token"] {
+            if token != nil { return Responses.oauthError(.invalidRequest("send the access token once")) }
+            token = t
+        }
+        guard let token, !token.isEmpty else {
+            return Responses.json(.unauthorized, OAuthError.invalidToken("an access token is required").json,
+                                  extra: [.wwwAuthenticate: #"Bearer realm="portal""#])
+        }
+        do {
+            return Responses.json(.ok, try await provider.userinfo(accessToken: token))
+        } catch {
+            var extra: HTTPFields = [:]
+            if error.code == "invalid_token" {
+                extra[.wwwAuthenticate] = #"Bearer realm="portal", error="invalid_token", error_description="\#(error.errorDescription)""#
+            }
+            return Responses.json(HTTPResponse.Status(code: error.status), error.json, extra: extra)
+        }
+    }
+}

@@ -1,0 +1,109 @@
+import Crypto
+import Foundation
+import IdP
+import Logging
+import Storage
+
+/// Everything a running portal (or a CLI command) needs, wired once from the configuration.
+struct Runtime: Sendable {
+    let config: PortalConfig
+    let storage: SQLStorage
+    let clock: any Clock
+    let random: any RandomSource
+    let hasher: any PasswordHasher
+    let keys: KeyManager
+    let provider: Provider
+    let login: LoginService
+    let setup: SetupService
+    let users: UserAdmin
+    /// Key for CSRF tokens and other browser-bound MACs (shared by all replicas).
+    let browserKey: SymmetricKey
+    let sealer: KeySealer
+    let logger: Logger
+
+    static func open(config: PortalConfig, clock: any Clock = SystemClock(), random: any RandomSource = SystemRandom(),
+                     hasher: (any PasswordHasher)? = nil, logger: Logger) async throws -> Runtime {
+        let storage = try await openStorage(config, now: clock.now(), logger: logger)
+        let sealer = KeySealer(secret: try keyEncryptionKey(config))
+        let hasher = hasher ?? BcryptHasher(cost: UInt8(config.bcryptCost))
+
+        var policy = config.signing
+        policy.retainAfterRetire = max(config.tokens.idTokenTTL, config.tokens.accessTokenTTL) + 300
+        let keys = KeyManager(store: storage, sealer: sealer, clock: clock, random: random, policy: policy, logger: logger)
+
+        let successorKey = try await sharedSecret("refresh-successor-v1", storage: storage, sealer: sealer, random: random)
+        let browserKey = try await sharedSecret("browser-mac-v1", storage: storage, sealer: sealer, random: random)
+
+        var configured: [Client] = []
+        let now = clock.now()
+        if config.builtinKubernetesClient && !config.clients.contains(where: { $0.id == "kubernetes" }) {
+            configured.append(ClientRegistry.builtinKubernetes(now: now))
+        }
+        for c in config.clients {
+            var secretHash: String?
+            if !c.isPublic {
+                var secret = ""
+                if let f = c.secretFile { secret = (try? String(contentsOfFile: f, encoding: .utf8)) ?? "" }
+                if let e = c.secretEnv { secret = ProcessInfo.processInfo.environment[e] ?? "" }
+                secret = secret.trimmingCharacters(in: .whitespacesAndNewlines)
+                guard !secret.isEmpty else { throw RuntimeError("client '\(c.id)': its secret is empty") }
+                secretHash = Secrets.hashClientSecret(secret, random: random)
+            }
+            configured.append(Client(id: c.id, name: c.name, redirectURIs: c.redirectURIs, isPublic: c.isPublic,
+                                     secretHash: secretHash, createdAt: now))
+        }
+        let clients = ClientRegistry(configured: configured, store: storage)
+
+        let dummy = try await hasher.hash(random.token())
+        let local = LocalAuthenticator(store: storage, hasher: hasher, dummyHash: dummy)
+        let authenticators: [any Authenticator] = [local]
+
+        let provider = Provider(issuer: config.issuer, policy: config.tokens, store: storage, clients: clients, keys: keys,
+                                authenticators: authenticators, successorKey: successorKey, clock: clock, random: random, logger: logger)
+        let login = LoginService(store: storage, authenticators: authenticators, policy: config.login, tokens: config.tokens,
+                                 clock: clock, random: random, logger: logger)
+        let setup = SetupService(store: storage, hasher: hasher, passwords: config.passwords, linkLifetime: config.setupLinkLifetime,
+                                 clock: clock, random: random, logger: logger)
+        let users = UserAdmin(store: storage, hasher: hasher, passwords: config.passwords, clock: clock, random: random, logger: logger)
+        return Runtime(config: config, storage: storage, clock: clock, random: random, hasher: hasher, keys: keys, provider: provider,
+                       login: login, setup: setup, users: users, browserKey: browserKey, sealer: sealer, logger: logger)
+    }
+
+    static func openStorage(_ config: PortalConfig, now: Date, logger: Logger) async throws -> SQLStorage {
+        let path = config.sqlitePath
+        let dir = (path as NSString).deletingLastPathComponent
+        if !dir.isEmpty {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        }
+        let backend = try await SQLiteBackend.open(path: path, logger: logger)
+        // The database holds password hashes and sealed keys: owner-only.
+        chmod(path, 0o600)
+        return try await SQLStorage.open(backend, now: now)
+    }
+
+    static func keyEncryptionKey(_ config: PortalConfig) throws -> Data? {
+        if let v = ProcessInfo.processInfo.environment["PORTAL_KEY_ENCRYPTION_KEY"], !v.isEmpty { return Data(v.utf8) }
+        if let f = config.keyEncryptionKeyFile {
+            guard let d = FileManager.default.contents(atPath: f) else { throw RuntimeError("cannot read signing.encryption_key_file '\(f)'") }
+            let trimmed = String(decoding: d, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            guard trimmed.utf8.count >= 32 else { throw RuntimeError("the key-encryption key must be at least 32 characters") }
+            return Data(trimmed.utf8)
+        }
+        return nil
+    }
+
+    static func sharedSecret(_ name: String, storage: SQLStorage, sealer: KeySealer, random: any RandomSource) async throws -> SymmetricKey {
+        let proposed = try sealer.seal(Data(random.bytes(32)))
+        let stored = try await storage.namedSecret(name, proposed: proposed)
+        return SymmetricKey(data: try sealer.open(stored))
+    }
+
+    func close() async {
+        try? await storage.close()
+    }
+}
+
+struct RuntimeError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}

@@ -1,0 +1,50 @@
+import Foundation
+import IdP
+import Logging
+
+/// One JSON object per line on stderr: time, level, message, label and metadata
+/// (request id included). Tokens are never put in metadata.
+struct JSONLogHandler: LogHandler {
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .info
+    let label: String
+    static let lock = NSLock()
+
+    init(label: String) { self.label = label }
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?, source: String,
+             file: String, function: String, line: UInt) {
+        var w = JSONObjectWriter()
+        w.add("time", Self.timestamp())
+        w.add("level", level.rawValue)
+        w.add("msg", message.description)
+        w.add("logger", label)
+        var merged = metadata
+        if let explicit { merged.merge(explicit) { $1 } }
+        for (k, v) in merged.sorted(by: { $0.key < $1.key }) { w.add(k, "\(v)") }
+        let line = w.string + "\n"
+        Self.lock.withLock { FileHandle.standardError.write(Data(line.utf8)) }
+    }
+
+    static func timestamp() -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f.string(from: Date())
+    }
+}
+
+enum Logs {
+    static func bootstrap(format: String, level: String) {
+        let lvl = Logger.Level(rawValue: level) ?? .info
+        LoggingSystem.bootstrap { label in
+            var h: any LogHandler = format == "text" ? StreamLogHandler.standardError(label: label) : JSONLogHandler(label: label)
+            h.logLevel = lvl
+            return h
+        }
+    }
+}

@@ -1,0 +1,89 @@
+import Foundation
+import SQLKit
+
+/// Schema versions, applied in order on start. Portable SQL: TEXT and BIGINT columns,
+/// times as Unix seconds, booleans as 0/1, lists as JSON text.
+enum Migrations {
+    static func all(_ flavor: SQLFlavor) -> [(Int, [String])] {
+        let autoID = flavor == .postgres ? "BIGSERIAL PRIMARY KEY" : "INTEGER PRIMARY KEY AUTOINCREMENT"
+        return [
+            (1, [
+                """
+                CREATE TABLE users (
+                  id TEXT PRIMARY KEY, username TEXT NOT NULL UNIQUE, display_name TEXT NOT NULL, email TEXT NOT NULL,
+                  email_verified BIGINT NOT NULL, groups_json TEXT NOT NULL, is_admin BIGINT NOT NULL, disabled BIGINT NOT NULL,
+                  password_hash TEXT, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)
+                """,
+                """
+                CREATE TABLE clients (
+                  id TEXT PRIMARY KEY, name TEXT NOT NULL, redirect_uris_json TEXT NOT NULL, is_public BIGINT NOT NULL,
+                  secret_hash TEXT, created_at BIGINT NOT NULL)
+                """,
+                """
+                CREATE TABLE auth_codes (
+                  hash TEXT PRIMARY KEY, user_id TEXT NOT NULL, client_id TEXT NOT NULL, scopes TEXT NOT NULL,
+                  auth_time BIGINT NOT NULL, auth_method TEXT NOT NULL, redirect_uri TEXT NOT NULL, nonce TEXT,
+                  code_challenge TEXT, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL, used_at BIGINT, family_id TEXT)
+                """,
+                """
+                CREATE TABLE refresh_families (
+                  id TEXT PRIMARY KEY, user_id TEXT NOT NULL, client_id TEXT NOT NULL, scopes TEXT NOT NULL,
+                  auth_time BIGINT NOT NULL, auth_method TEXT NOT NULL, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL,
+                  last_used_at BIGINT NOT NULL, revoked_at BIGINT, revoke_reason TEXT)
+                """,
+                "CREATE INDEX refresh_families_user ON refresh_families (user_id)",
+                """
+                CREATE TABLE refresh_tokens (
+                  hash TEXT PRIMARY KEY, family_id TEXT NOT NULL, client_id TEXT NOT NULL, created_at BIGINT NOT NULL,
+                  idle_expires_at BIGINT NOT NULL, used_at BIGINT)
+                """,
+                "CREATE INDEX refresh_tokens_family ON refresh_tokens (family_id)",
+                """
+                CREATE TABLE login_sessions (
+                  hash TEXT PRIMARY KEY, user_id TEXT NOT NULL, auth_time BIGINT NOT NULL, auth_method TEXT NOT NULL,
+                  created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL)
+                """,
+                "CREATE INDEX login_sessions_user ON login_sessions (user_id)",
+                """
+                CREATE TABLE pending_authorizations (
+                  id TEXT PRIMARY KEY, browser_hash TEXT NOT NULL, request_json TEXT NOT NULL, created_at BIGINT NOT NULL,
+                  expires_at BIGINT NOT NULL)
+                """,
+                """
+                CREATE TABLE signing_keys (
+                  kid TEXT PRIMARY KEY, algorithm TEXT NOT NULL, sealed_private_key TEXT NOT NULL, public_jwk TEXT NOT NULL,
+                  created_at BIGINT NOT NULL, activates_at BIGINT NOT NULL, retires_at BIGINT, expires_at BIGINT)
+                """,
+                "CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, until_at BIGINT NOT NULL)",
+                "CREATE TABLE named_secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+                """
+                CREATE TABLE setup_tokens (
+                  hash TEXT PRIMARY KEY, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL, used_at BIGINT)
+                """,
+                """
+                CREATE TABLE login_throttle (
+                  key TEXT PRIMARY KEY, failures BIGINT NOT NULL, window_start BIGINT NOT NULL, locked_until BIGINT)
+                """,
+                """
+                CREATE TABLE audit_events (
+                  id \(autoID), time BIGINT NOT NULL, type TEXT NOT NULL, actor TEXT NOT NULL, subject TEXT NOT NULL,
+                  client_id TEXT NOT NULL, remote_address TEXT NOT NULL, success BIGINT NOT NULL, details_json TEXT NOT NULL)
+                """,
+                "CREATE INDEX audit_events_type ON audit_events (type, id)",
+                "CREATE INDEX audit_events_actor ON audit_events (actor, id)",
+            ]),
+        ]
+    }
+
+    static func apply(_ backend: any SQLBackend, now: Date) async throws {
+        let flavor = backend.flavor
+        try await backend.transaction { db in
+            try await db.raw("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)").run()
+            let applied = Set(try await db.raw("SELECT version FROM schema_migrations").all().map { try $0.decode(column: "version", as: Int.self) })
+            for (version, statements) in all(flavor) where !applied.contains(version) {
+                for s in statements { try await db.raw(SQLQueryString(s)).run() }
+                try await db.raw("INSERT INTO schema_migrations (version, applied_at) VALUES (\(bind: version), \(bind: Int(now.timeIntervalSince1970)))").run()
+            }
+        }
+    }
+}

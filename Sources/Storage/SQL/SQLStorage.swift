@@ -1,0 +1,560 @@
+import Foundation
+import IdP
+import SQLKit
+
+/// The storage contract over SQL, shared by SQLite and PostgreSQL.
+public final class SQLStorage: Storage {
+    let backend: any SQLBackend
+
+    /// Opens storage on a backend and applies pending migrations.
+    public static func open(_ backend: any SQLBackend, now: Date) async throws -> SQLStorage {
+        try await Migrations.apply(backend, now: now)
+        return SQLStorage(backend: backend)
+    }
+
+    init(backend: any SQLBackend) { self.backend = backend }
+
+    public func close() async throws { try await backend.close() }
+
+    var forUpdate: String { backend.flavor == .postgres ? " FOR UPDATE" : "" }
+
+    func tx<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+        do { return try await backend.transaction(body) } catch let e as StorageError { throw e } catch {
+            throw Self.translate(error)
+        }
+    }
+
+    func run<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+        do { return try await backend.run(body) } catch let e as StorageError { throw e } catch {
+            throw Self.translate(error)
+        }
+    }
+
+    static func translate(_ error: any Error) -> StorageError {
+        let text = String(reflecting: error)
+        if text.localizedCaseInsensitiveContains("unique") || text.contains("23505") || text.localizedCaseInsensitiveContains("constraint") {
+            return .conflict(text)
+        }
+        return .unavailable(text)
+    }
+}
+
+// MARK: - Row helpers
+
+func t(_ d: Date) -> Int { Int(d.timeIntervalSince1970.rounded(.down)) }
+func t(_ d: Date?) -> Int? { d.map { t($0) } }
+
+extension SQLRow {
+    func s(_ c: String) throws -> String { try decode(column: c, as: String.self) }
+    func os(_ c: String) throws -> String? { try decode(column: c, as: String?.self) }
+    func i(_ c: String) throws -> Int { try decode(column: c, as: Int.self) }
+    func b(_ c: String) throws -> Bool { try decode(column: c, as: Int.self) != 0 }
+    func d(_ c: String) throws -> Date { Date(timeIntervalSince1970: TimeInterval(try i(c))) }
+    func od(_ c: String) throws -> Date? { try decode(column: c, as: Int?.self).map { Date(timeIntervalSince1970: TimeInterval($0)) } }
+    func list(_ c: String) throws -> [String] { try JSONDecoder().decode([String].self, from: Data(try s(c).utf8)) }
+}
+
+func json(_ list: [String]) -> String { String(data: try! JSONEncoder().encode(list), encoding: .utf8)! }
+func json(_ map: [String: String]) -> String {
+    let enc = JSONEncoder()
+    enc.outputFormatting = .sortedKeys
+    return String(data: try! enc.encode(map), encoding: .utf8)!
+}
+
+// MARK: - Users
+
+extension SQLStorage {
+    static func user(_ r: any SQLRow) throws -> User {
+        User(id: try r.s("id"), username: try r.s("username"), displayName: try r.s("display_name"), email: try r.s("email"),
+             emailVerified: try r.b("email_verified"), groups: try r.list("groups_json"), isAdmin: try r.b("is_admin"),
+             disabled: try r.b("disabled"), passwordHash: try r.os("password_hash"), createdAt: try r.d("created_at"),
+             updatedAt: try r.d("updated_at"))
+    }
+
+    public func createUser(_ u: User) async throws {
+        try await run { db in
+            try await db.raw("""
+                INSERT INTO users (id, username, display_name, email, email_verified, groups_json, is_admin, disabled, password_hash, created_at, updated_at)
+                VALUES (\(bind: u.id), \(bind: u.username), \(bind: u.displayName), \(bind: u.email), \(bind: u.emailVerified ? 1 : 0),
+                        \(bind: json(u.groups)), \(bind: u.isAdmin ? 1 : 0), \(bind: u.disabled ? 1 : 0), \(bind: u.passwordHash),
+                        \(bind: t(u.createdAt)), \(bind: t(u.updatedAt)))
+                """).run()
+        }
+    }
+
+    public func user(id: String) async throws -> User? {
+        try await run { db in try await db.raw("SELECT * FROM users WHERE id = \(bind: id)").first().map(Self.user) }
+    }
+
+    public func user(username: String) async throws -> User? {
+        try await run { db in try await db.raw("SELECT * FROM users WHERE username = \(bind: username)").first().map(Self.user) }
+    }
+
+    @discardableResult
+    public func updateUser(id: String, _ body: @Sendable (inout User) throws -> Void) async throws -> User {
+        // The closure is not @escaping: read, apply and write inside one transaction.
+        try await withoutActuallyEscaping(body) { body in
+            let box = UnsafeSendableBox(body)
+            let lock = forUpdate
+            return try await tx { db in
+                guard var u = try await db.raw("SELECT * FROM users WHERE id = \(bind: id)\(unsafeRaw: lock)").first().map(Self.user) else {
+                    throw StorageError.notFound("user \(id)")
+                }
+                try box.value(&u)
+                try await db.raw("""
+                    UPDATE users SET username = \(bind: u.username), display_name = \(bind: u.displayName), email = \(bind: u.email),
+                      email_verified = \(bind: u.emailVerified ? 1 : 0), groups_json = \(bind: json(u.groups)),
+                      is_admin = \(bind: u.isAdmin ? 1 : 0), disabled = \(bind: u.disabled ? 1 : 0),
+                      password_hash = \(bind: u.passwordHash), updated_at = \(bind: t(u.updatedAt))
+                    WHERE id = \(bind: id)
+                    """).run()
+                return u
+            }
+        }
+    }
+
+    public func deleteUser(id: String) async throws -> Bool {
+        try await run { db in
+            try await db.raw("DELETE FROM users WHERE id = \(bind: id) RETURNING id").first() != nil
+        }
+    }
+
+    public func listUsers() async throws -> [User] {
+        try await run { db in try await db.raw("SELECT * FROM users ORDER BY username").all().map(Self.user) }
+    }
+
+    public func adminExists() async throws -> Bool {
+        try await run { db in
+            try await db.raw("SELECT id FROM users WHERE is_admin = 1 AND disabled = 0 LIMIT 1").first() != nil
+        }
+    }
+}
+
+/// Carries a non-escaping closure into the transaction body, which runs before `updateUser` returns.
+struct UnsafeSendableBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ v: T) { value = v }
+}
+
+// MARK: - Clients
+
+extension SQLStorage {
+    static func client(_ r: any SQLRow) throws -> Client {
+        Client(id: try r.s("id"), name: try r.s("name"), redirectURIs: try r.list("redirect_uris_json"), isPublic: try r.b("is_public"),
+               secretHash: try r.os("secret_hash"), createdAt: try r.d("created_at"))
+    }
+
+    public func createClient(_ c: Client) async throws {
+        try await run { db in
+            try await db.raw("""
+                INSERT INTO clients (id, name, redirect_uris_json, is_public, secret_hash, created_at)
+                VALUES (\(bind: c.id), \(bind: c.name), \(bind: json(c.redirectURIs)), \(bind: c.isPublic ? 1 : 0), \(bind: c.secretHash), \(bind: t(c.createdAt)))
+                """).run()
+        }
+    }
+
+    public func client(id: String) async throws -> Client? {
+        try await run { db in try await db.raw("SELECT * FROM clients WHERE id = \(bind: id)").first().map(Self.client) }
+    }
+
+    public func listClients() async throws -> [Client] {
+        try await run { db in try await db.raw("SELECT * FROM clients ORDER BY id").all().map(Self.client) }
+    }
+
+    public func deleteClient(id: String) async throws -> Bool {
+        try await run { db in try await db.raw("DELETE FROM clients WHERE id = \(bind: id) RETURNING id").first() != nil }
+    }
+}
+
+// MARK: - Codes
+
+extension SQLStorage {
+    static func code(_ r: any SQLRow) throws -> AuthorizationCode {
+        AuthorizationCode(hash: try r.s("hash"),
+                          grant: Grant(userID: try r.s("user_id"), clientID: try r.s("client_id"), scopes: try r.list("scopes"),
+                                       authTime: try r.d("auth_time"), authMethod: try r.s("auth_method")),
+                          redirectURI: try r.s("redirect_uri"), nonce: try r.os("nonce"), codeChallenge: try r.os("code_challenge"),
+                          createdAt: try r.d("created_at"), expiresAt: try r.d("expires_at"), usedAt: try r.od("used_at"),
+                          familyID: try r.os("family_id"))
+    }
+
+    public func createCode(_ c: AuthorizationCode) async throws {
+        try await run { db in
+            try await db.raw("""
+                INSERT INTO auth_codes (hash, user_id, client_id, scopes, auth_time, auth_method, redirect_uri, nonce, code_challenge, created_at, expires_at, used_at, family_id)
+                VALUES (\(bind: c.hash), \(bind: c.grant.userID), \(bind: c.grant.clientID), \(bind: json(c.grant.scopes)),
+                        \(bind: t(c.grant.authTime)), \(bind: c.grant.authMethod), \(bind: c.redirectURI), \(bind: c.nonce),
+                        \(bind: c.codeChallenge), \(bind: t(c.createdAt)), \(bind: t(c.expiresAt)), \(bind: t(c.usedAt)), \(bind: c.familyID))
+                """).run()
+        }
+    }
+
+    public func code(hash: String) async throws -> AuthorizationCode? {
+        try await run { db in try await db.raw("SELECT * FROM auth_codes WHERE hash = \(bind: hash)").first().map(Self.code) }
+    }
+
+    public func redeemCode(hash: String, now: Date, family: RefreshFamily, firstToken: RefreshToken) async throws -> CodeRedemption {
+        try await tx { db in
+            let won = try await db.raw("""
+                UPDATE auth_codes SET used_at = \(bind: t(now)), family_id = \(bind: family.id)
+                WHERE hash = \(bind: hash) AND used_at IS NULL RETURNING hash
+                """).first() != nil
+            if won {
+                try await Self.insertFamily(family, db)
+                try await Self.insertToken(firstToken, db)
+                return .redeemed
+            }
+            guard let row = try await db.raw("SELECT family_id FROM auth_codes WHERE hash = \(bind: hash)").first() else { return .notFound }
+            return .alreadyUsed(familyID: try row.os("family_id"))
+        }
+    }
+}
+
+// MARK: - Refresh tokens
+
+extension SQLStorage {
+    static func family(_ r: any SQLRow) throws -> RefreshFamily {
+        RefreshFamily(id: try r.s("id"),
+                      grant: Grant(userID: try r.s("user_id"), clientID: try r.s("client_id"), scopes: try r.list("scopes"),
+                                   authTime: try r.d("auth_time"), authMethod: try r.s("auth_method")),
+                      createdAt: try r.d("created_at"), expiresAt: try r.d("expires_at"), lastUsedAt: try r.d("last_used_at"),
+                      revokedAt: try r.od("revoked_at"), revokeReason: try r.os("revoke_reason"))
+    }
+
+    static func token(_ r: any SQLRow) throws -> RefreshToken {
+        RefreshToken(hash: try r.s("hash"), familyID: try r.s("family_id"), clientID: try r.s("client_id"),
+                     createdAt: try r.d("created_at"), idleExpiresAt: try r.d("idle_expires_at"), usedAt: try r.od("used_at"))
+    }
+
+    static func insertFamily(_ f: RefreshFamily, _ db: any SQLDatabase) async throws {
+        try await db.raw("""
+            INSERT INTO refresh_families (id, user_id, client_id, scopes, auth_time, auth_method, created_at, expires_at, last_used_at, revoked_at, revoke_reason)
+            VALUES (\(bind: f.id), \(bind: f.grant.userID), \(bind: f.grant.clientID), \(bind: json(f.grant.scopes)),
+                    \(bind: t(f.grant.authTime)), \(bind: f.grant.authMethod), \(bind: t(f.createdAt)), \(bind: t(f.expiresAt)),
+                    \(bind: t(f.lastUsedAt)), \(bind: t(f.revokedAt)), \(bind: f.revokeReason))
+            """).run()
+    }
+
+    static func insertToken(_ k: RefreshToken, _ db: any SQLDatabase) async throws {
+        try await db.raw("""
+            INSERT INTO refresh_tokens (hash, family_id, client_id, created_at, idle_expires_at, used_at)
+            VALUES (\(bind: k.hash), \(bind: k.familyID), \(bind: k.clientID), \(bind: t(k.createdAt)), \(bind: t(k.idleExpiresAt)), \(bind: t(k.usedAt)))
+            """).run()
+    }
+
+    public func refreshToken(hash: String) async throws -> (RefreshToken, RefreshFamily)? {
+        try await run { db in
+            guard let tr = try await db.raw("SELECT * FROM refresh_tokens WHERE hash = \(bind: hash)").first() else { return nil }
+            let token = try Self.token(tr)
+            guard let fr = try await db.raw("SELECT * FROM refresh_families WHERE id = \(bind: token.familyID)").first() else { return nil }
+            return (token, try Self.family(fr))
+        }
+    }
+
+    public func rotateRefreshToken(hash: String, now: Date, successor: RefreshToken) async throws -> RefreshRotation {
+        try await tx { db in
+            let won = try await db.raw("""
+                UPDATE refresh_tokens SET used_at = \(bind: t(now))
+                WHERE hash = \(bind: hash) AND used_at IS NULL
+                  AND family_id IN (SELECT id FROM refresh_families WHERE revoked_at IS NULL)
+                RETURNING family_id
+                """).first()
+            if let won {
+                let fid = try won.s("family_id")
+                try await Self.insertToken(successor, db)
+                try await db.raw("UPDATE refresh_families SET last_used_at = \(bind: t(now)) WHERE id = \(bind: fid)").run()
+                return .rotated
+            }
+            guard let row = try await db.raw("SELECT used_at FROM refresh_tokens WHERE hash = \(bind: hash)").first(),
+                  let usedAt = try row.od("used_at")
+            else { return .notFound }
+            return .alreadyUsed(usedAt: usedAt)
+        }
+    }
+
+    public func refreshTokenIsUnused(hash: String) async throws -> Bool {
+        try await run { db in
+            try await db.raw("SELECT hash FROM refresh_tokens WHERE hash = \(bind: hash) AND used_at IS NULL").first() != nil
+        }
+    }
+
+    public func family(id: String) async throws -> RefreshFamily? {
+        try await run { db in try await db.raw("SELECT * FROM refresh_families WHERE id = \(bind: id)").first().map(Self.family) }
+    }
+
+    @discardableResult
+    public func revokeFamily(id: String, now: Date, reason: String) async throws -> Bool {
+        try await run { db in
+            try await db.raw("""
+                UPDATE refresh_families SET revoked_at = \(bind: t(now)), revoke_reason = \(bind: reason)
+                WHERE id = \(bind: id) AND revoked_at IS NULL RETURNING id
+                """).first() != nil
+        }
+    }
+
+    @discardableResult
+    public func revokeFamilies(userID: String, now: Date, reason: String) async throws -> Int {
+        try await run { db in
+            try await db.raw("""
+                UPDATE refresh_families SET revoked_at = \(bind: t(now)), revoke_reason = \(bind: reason)
+                WHERE user_id = \(bind: userID) AND revoked_at IS NULL RETURNING id
+                """).all().count
+        }
+    }
+
+    public func activeFamilies(userID: String?, now: Date) async throws -> [RefreshFamily] {
+        try await run { db in
+            if let userID {
+                return try await db.raw("""
+                    SELECT * FROM refresh_families WHERE user_id = \(bind: userID) AND revoked_at IS NULL AND expires_at > \(bind: t(now))
+                    ORDER BY created_at DESC
+                    """).all().map(Self.family)
+            }
+            return try await db.raw("""
+                SELECT * FROM refresh_families WHERE revoked_at IS NULL AND expires_at > \(bind: t(now)) ORDER BY created_at DESC
+                """).all().map(Self.family)
+        }
+    }
+}
+
+// MARK: - Sessions and pending authorizations
+
+extension SQLStorage {
+    public func createSession(_ s: LoginSession) async throws {
+        try await run { db in
+            try await db.raw("""
+                INSERT INTO login_sessions (hash, user_id, auth_time, auth_method, created_at, expires_at)
+                VALUES (\(bind: s.hash), \(bind: s.userID), \(bind: t(s.authTime)), \(bind: s.authMethod), \(bind: t(s.createdAt)), \(bind: t(s.expiresAt)))
+                """).run()
+        }
+    }
+
+    public func session(hash: String) async throws -> LoginSession? {
+        try await run { db in
+            try await db.raw("SELECT * FROM login_sessions WHERE hash = \(bind: hash)").first().map { r in
+                LoginSession(hash: try r.s("hash"), userID: try r.s("user_id"), authTime: try r.d("auth_time"),
+                             authMethod: try r.s("auth_method"), createdAt: try r.d("created_at"), expiresAt: try r.d("expires_at"))
+            }
+        }
+    }
+
+    public func deleteSession(hash: String) async throws {
+        try await run { db in try await db.raw("DELETE FROM login_sessions WHERE hash = \(bind: hash)").run() }
+    }
+
+    public func deleteSessions(userID: String) async throws {
+        try await run { db in try await db.raw("DELETE FROM login_sessions WHERE user_id = \(bind: userID)").run() }
+    }
+
+    public func createPendingAuthorization(_ p: PendingAuthorization) async throws {
+        let requestJSON = String(data: try JSONEncoder().encode(p.request), encoding: .utf8)!
+        try await run { db in
+            try await db.raw("""
+                INSERT INTO pending_authorizations (id, browser_hash, request_json, created_at, expires_at)
+                VALUES (\(bind: p.id), \(bind: p.browserHash), \(bind: requestJSON), \(bind: t(p.createdAt)), \(bind: t(p.expiresAt)))
+                """).run()
+        }
+    }
+
+    public func pendingAuthorization(id: String) async throws -> PendingAuthorization? {
+        try await run { db in
+            try await db.raw("SELECT * FROM pending_authorizations WHERE id = \(bind: id)").first().map { r in
+                PendingAuthorization(id: try r.s("id"), browserHash: try r.s("browser_hash"),
+                                     request: try JSONDecoder().decode(AuthorizationRequest.self, from: Data(try r.s("request_json").utf8)),
+                                     createdAt: try r.d("created_at"), expiresAt: try r.d("expires_at"))
+            }
+        }
+    }
+
+    public func deletePendingAuthorization(id: String) async throws {
+        try await run { db in try await db.raw("DELETE FROM pending_authorizations WHERE id = \(bind: id)").run() }
+    }
+}
+
+// MARK: - Keys, leases, named secrets
+
+extension SQLStorage {
+    static func key(_ r: any SQLRow) throws -> SigningKeyRecord {
+        guard let alg = SigningAlgorithm(rawValue: try r.s("algorithm")) else { throw StorageError.unavailable("unknown key algorithm") }
+        return SigningKeyRecord(kid: try r.s("kid"), algorithm: alg, sealedPrivateKey: try r.s("sealed_private_key"),
+                                publicJWK: try r.s("public_jwk"), createdAt: try r.d("created_at"), activatesAt: try r.d("activates_at"),
+                                retiresAt: try r.od("retires_at"), expiresAt: try r.od("expires_at"))
+    }
+
+    public func signingKeys() async throws -> [SigningKeyRecord] {
+        try await run { db in try await db.raw("SELECT * FROM signing_keys ORDER BY activates_at, created_at").all().map(Self.key) }
+    }
+
+    public func insertSigningKey(_ k: SigningKeyRecord) async throws {
+        try await run { db in
+            try await db.raw("""
+                INSERT INTO signing_keys (kid, algorithm, sealed_private_key, public_jwk, created_at, activates_at, retires_at, expires_at)
+                VALUES (\(bind: k.kid), \(bind: k.algorithm.rawValue), \(bind: k.sealedPrivateKey), \(bind: k.publicJWK),
+                        \(bind: t(k.createdAt)), \(bind: t(k.activatesAt)), \(bind: t(k.retiresAt)), \(bind: t(k.expiresAt)))
+                """).run()
+        }
+    }
+
+    public func updateSigningKey(_ k: SigningKeyRecord) async throws {
+        let found = try await run { db in
+            try await db.raw("""
+                UPDATE signing_keys SET sealed_private_key = \(bind: k.sealedPrivateKey), activates_at = \(bind: t(k.activatesAt)),
+                  retires_at = \(bind: t(k.retiresAt)), expires_at = \(bind: t(k.expiresAt))
+                WHERE kid = \(bind: k.kid) RETURNING kid
+                """).first() != nil
+        }
+        if !found { throw StorageError.notFound("signing key \(k.kid)") }
+    }
+
+    public func deleteSigningKey(kid: String) async throws {
+        try await run { db in try await db.raw("DELETE FROM signing_keys WHERE kid = \(bind: kid)").run() }
+    }
+
+    public func acquireLease(name: String, holder: String, now: Date, until: Date) async throws -> Bool {
+        try await run { db in
+            try await db.raw("""
+                INSERT INTO leases (name, holder, until_at) VALUES (\(bind: name), \(bind: holder), \(bind: t(until)))
+                ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until_at = excluded.until_at
+                WHERE leases.until_at <= \(bind: t(now)) OR leases.holder = \(bind: holder)
+                RETURNING holder
+                """).first() != nil
+        }
+    }
+
+    public func namedSecret(_ name: String, proposed: String) async throws -> String {
+        try await tx { db in
+            try await db.raw("INSERT INTO named_secrets (name, value) VALUES (\(bind: name), \(bind: proposed)) ON CONFLICT (name) DO NOTHING").run()
+            guard let r = try await db.raw("SELECT value FROM named_secrets WHERE name = \(bind: name)").first() else {
+                throw StorageError.notFound("secret \(name)")
+            }
+            return try r.s("value")
+        }
+    }
+}
+
+// MARK: - Setup, throttling, audit, maintenance
+
+extension SQLStorage {
+    public func createSetupToken(_ s: SetupToken) async throws {
+        try await run { db in
+            try await db.raw("""
+                INSERT INTO setup_tokens (hash, created_at, expires_at, used_at)
+                VALUES (\(bind: s.hash), \(bind: t(s.createdAt)), \(bind: t(s.expiresAt)), \(bind: t(s.usedAt)))
+                """).run()
+        }
+    }
+
+    public func setupToken(hash: String) async throws -> SetupToken? {
+        try await run { db in
+            try await db.raw("SELECT * FROM setup_tokens WHERE hash = \(bind: hash)").first().map { r in
+                SetupToken(hash: try r.s("hash"), createdAt: try r.d("created_at"), expiresAt: try r.d("expires_at"), usedAt: try r.od("used_at"))
+            }
+        }
+    }
+
+    public func completeSetup(hash: String, now: Date, admin: User) async throws -> SetupCompletion {
+        try await tx { db in
+            if try await db.raw("SELECT id FROM users WHERE is_admin = 1 AND disabled = 0 LIMIT 1").first() != nil { return .adminExists }
+            let won = try await db.raw("""
+                UPDATE setup_tokens SET used_at = \(bind: t(now))
+                WHERE hash = \(bind: hash) AND used_at IS NULL AND expires_at > \(bind: t(now)) RETURNING hash
+                """).first() != nil
+            guard won else { return .invalidToken }
+            let u = admin
+            try await db.raw("""
+                INSERT INTO users (id, username, display_name, email, email_verified, groups_json, is_admin, disabled, password_hash, created_at, updated_at)
+                VALUES (\(bind: u.id), \(bind: u.username), \(bind: u.displayName), \(bind: u.email), \(bind: u.emailVerified ? 1 : 0),
+                        \(bind: json(u.groups)), 1, 0, \(bind: u.passwordHash), \(bind: t(u.createdAt)), \(bind: t(u.updatedAt)))
+                """).run()
+            // Every other outstanding setup link dies with this one.
+            try await db.raw("UPDATE setup_tokens SET used_at = \(bind: t(now)) WHERE used_at IS NULL").run()
+            return .created
+        }
+    }
+
+    static func throttle(_ r: any SQLRow) throws -> ThrottleState {
+        ThrottleState(key: try r.s("key"), failures: try r.i("failures"), windowStart: try r.d("window_start"), lockedUntil: try r.od("locked_until"))
+    }
+
+    public func throttleState(key: String) async throws -> ThrottleState? {
+        try await run { db in try await db.raw("SELECT * FROM login_throttle WHERE key = \(bind: key)").first().map(Self.throttle) }
+    }
+
+    public func recordFailure(key: String, now: Date, window: TimeInterval, maxFailures: Int, lockout: TimeInterval) async throws -> ThrottleState {
+        let lock = forUpdate
+        return try await tx { db in
+            var state = try await db.raw("SELECT * FROM login_throttle WHERE key = \(bind: key)\(unsafeRaw: lock)").first().map(Self.throttle)
+                ?? ThrottleState(key: key, failures: 0, windowStart: now)
+            if now.timeIntervalSince(state.windowStart) >= window && (state.lockedUntil.map { $0 <= now } ?? true) {
+                state = ThrottleState(key: key, failures: 0, windowStart: now)
+            }
+            state.failures += 1
+            if state.failures >= maxFailures {
+                // Each failure past the limit doubles the lockout, up to 16×.
+                let extra = min(state.failures - maxFailures, 4)
+                state.lockedUntil = now + lockout * Double(1 << extra)
+            }
+            try await db.raw("""
+                INSERT INTO login_throttle (key, failures, window_start, locked_until)
+                VALUES (\(bind: key), \(bind: state.failures), \(bind: t(state.windowStart)), \(bind: t(state.lockedUntil)))
+                ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, window_start = excluded.window_start,
+                  locked_until = excluded.locked_until
+                """).run()
+            return state
+        }
+    }
+
+    public func clearThrottle(key: String) async throws {
+        try await run { db in try await db.raw("DELETE FROM login_throttle WHERE key = \(bind: key)").run() }
+    }
+
+    public func appendAudit(_ e: AuditEvent) async throws {
+        try await run { db in
+            try await db.raw("""
+                INSERT INTO audit_events (time, type, actor, subject, client_id, remote_address, success, details_json)
+                VALUES (\(bind: t(e.time)), \(bind: e.type), \(bind: e.actor), \(bind: e.subject), \(bind: e.clientID),
+                        \(bind: e.remoteAddress), \(bind: e.success ? 1 : 0), \(bind: json(e.details)))
+                """).run()
+        }
+    }
+
+    public func auditEvents(_ q: AuditQuery) async throws -> [AuditEvent] {
+        try await run { db in
+            var sql = SQLQueryString("SELECT * FROM audit_events WHERE 1 = 1")
+            if let v = q.type { sql.appendInterpolation(unsafeRaw: " AND type = "); sql.appendInterpolation(bind: v) }
+            if let v = q.actor { sql.appendInterpolation(unsafeRaw: " AND actor = "); sql.appendInterpolation(bind: v) }
+            if let v = q.subject { sql.appendInterpolation(unsafeRaw: " AND subject = "); sql.appendInterpolation(bind: v) }
+            if let v = q.before { sql.appendInterpolation(unsafeRaw: " AND id < "); sql.appendInterpolation(bind: Int(v)) }
+            sql.appendInterpolation(unsafeRaw: " ORDER BY id DESC LIMIT \(max(1, min(q.limit, 1000)))")
+            return try await db.raw(sql).all().map { r in
+                AuditEvent(id: Int64(try r.i("id")), time: try r.d("time"), type: try r.s("type"), actor: try r.s("actor"),
+                           subject: try r.s("subject"), clientID: try r.s("client_id"), remoteAddress: try r.s("remote_address"),
+                           success: try r.b("success"),
+                           details: (try? JSONDecoder().decode([String: String].self, from: Data(try r.s("details_json").utf8))) ?? [:])
+            }
+        }
+    }
+
+    public func purgeExpired(now: Date) async throws -> Int {
+        let n = t(now)
+        return try await tx { db in
+            var removed = 0
+            let statements: [SQLQueryString] = [
+                "DELETE FROM auth_codes WHERE expires_at < \(bind: n - 3600) RETURNING hash",
+                "DELETE FROM pending_authorizations WHERE expires_at < \(bind: n) RETURNING id",
+                "DELETE FROM login_sessions WHERE expires_at < \(bind: n) RETURNING hash",
+                "DELETE FROM setup_tokens WHERE expires_at < \(bind: n) RETURNING hash",
+                "DELETE FROM login_throttle WHERE window_start < \(bind: n - 86400) AND (locked_until IS NULL OR locked_until < \(bind: n)) RETURNING key",
+                // A family is kept a day past its end so replays of its tokens are still recognised and audited.
+                "DELETE FROM refresh_tokens WHERE family_id IN (SELECT id FROM refresh_families WHERE expires_at < \(bind: n - 86400) OR revoked_at < \(bind: n - 86400)) RETURNING hash",
+                "DELETE FROM refresh_families WHERE expires_at < \(bind: n - 86400) OR revoked_at < \(bind: n - 86400) RETURNING id",
+            ]
+            for s in statements { removed += try await db.raw(s).all().count }
+            return removed
+        }
+    }
+
+    public func ping() async throws {
+        try await run { db in _ = try await db.raw("SELECT 1 AS one").first() }
+    }
+}

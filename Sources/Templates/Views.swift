@@ -1,0 +1,89 @@
+import Foundation
+import Mustache
+
+/// One typed view model per page (rendered through Mirror by swift-mustache, which escapes HTML).
+public protocol PageView {
+    static var template: String { get }
+}
+
+public struct LoginView: PageView {
+    public static let template = "login"
+    public var csrf: String
+    public var pending: String?
+    public var clientName: String?
+    public var username: String
+    public var error: String?
+    public init(csrf: String, pending: String?, clientName: String?, username: String = "", error: String? = nil) {
+        self.csrf = csrf; self.pending = pending; self.clientName = clientName; self.username = username; self.error = error
+    }
+}
+
+public struct ErrorView: PageView {
+    public static let template = "error"
+    public var heading: String
+    public var message: String
+    public var hint: String?
+    public var requestID: String?
+    public var backLink: String?
+    public var backLabel: String
+    public init(heading: String, message: String, hint: String? = nil, requestID: String?, backLink: String? = "/", backLabel: String = "Back to the start page") {
+        self.heading = heading; self.message = message; self.hint = hint; self.requestID = requestID
+        self.backLink = backLink; self.backLabel = backLabel
+    }
+}
+
+public struct SetupView: PageView {
+    public static let template = "setup"
+    public var csrf: String
+    public var token: String
+    public var username: String
+    public var minLength: Int
+    public var error: String?
+    public init(csrf: String, token: String, username: String = "", minLength: Int, error: String? = nil) {
+        self.csrf = csrf; self.token = token; self.username = username; self.minLength = minLength; self.error = error
+    }
+}
+
+public struct HomeView: PageView {
+    public static let template = "home"
+    public var csrf: String
+    public var username: String
+    public var displayName: String
+    public var subject: String
+    public var email: String?
+    public var groups: [String]
+    public var isAdmin: Bool
+    public var method: String
+    public var sessionEnds: String
+    public var notice: String?
+    public init(csrf: String, username: String, displayName: String, subject: String, email: String?, groups: [String],
+                isAdmin: Bool, method: String, sessionEnds: String, notice: String? = nil) {
+        self.csrf = csrf; self.username = username; self.displayName = displayName; self.subject = subject; self.email = email
+        self.groups = groups; self.isAdmin = isAdmin; self.method = method; self.sessionEnds = sessionEnds; self.notice = notice
+    }
+}
+
+/// The compiled templates, loaded once from this module's resources.
+public struct Pages: Sendable {
+    let library: MustacheLibrary
+
+    public static func load() throws -> Pages {
+        guard let base = Bundle.module.url(forResource: "base", withExtension: "mustache", subdirectory: "Resources")
+            ?? Bundle.module.url(forResource: "base", withExtension: "mustache")
+        else { throw PagesError.missing("Resources/base.mustache") }
+        let dir = base.deletingLastPathComponent()
+        var library = MustacheLibrary()
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".mustache") }
+        for f in files {
+            let text = try String(contentsOf: dir.appendingPathComponent(f), encoding: .utf8)
+            try library.register(text, named: String(f.dropLast(".mustache".count)))
+        }
+        return Pages(library: library)
+    }
+
+    public func render<V: PageView>(_ view: V) -> String {
+        library.render(view, withTemplate: V.template) ?? "<!doctype html><title>Error</title><p>Page template missing.</p>"
+    }
+}
+
+public enum PagesError: Error { case missing(String) }

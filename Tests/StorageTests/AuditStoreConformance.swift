@@ -1,0 +1,76 @@
+import Foundation
+import IdP
+import Testing
+
+@Suite("Storage conformance: audit log")
+struct AuditStoreConformance {
+    static func seed(_ store: any Storage) async throws {
+        let events = [
+            AuditEvent(time: Fixture.t0, type: "login.success", actor: "alice", subject: "u-alice", remoteAddress: "10.0.0.1"),
+            AuditEvent(time: Fixture.t0 + 1, type: "login.failure", actor: "bob", remoteAddress: "10.0.0.2", success: false,
+                       details: ["reason": "invalid credentials"]),
+            AuditEvent(time: Fixture.t0 + 2, type: "token.issue", actor: "alice", subject: "u-alice", clientID: "kubernetes",
+                       details: ["family": "f1", "grant": "authorization_code"]),
+            AuditEvent(time: Fixture.t0 + 3, type: "token.replay", subject: "u-alice", clientID: "kubernetes", success: false,
+                       details: ["family": "f1"]),
+            AuditEvent(time: Fixture.t0 + 4, type: "login.success", actor: "bob", subject: "u-bob"),
+        ]
+        for e in events { try await store.appendAudit(e) }
+    }
+
+    @Test(arguments: Backends.all)
+    func appendedEventsComeBackNewestFirstWithIds(_ backend: Backend) async throws {
+        try await backend.withStore { store in
+            try await Self.seed(store)
+            let all = try await store.auditEvents(AuditQuery())
+            #expect(all.map(\.type) == ["login.success", "token.replay", "token.issue", "login.failure", "login.success"])
+            let ids = all.compactMap(\.id)
+            #expect(ids.count == 5)
+            #expect(ids == ids.sorted(by: >))
+            #expect(Set(ids).count == 5)
+            let replay = all[1]
+            #expect(replay.time == Fixture.t0 + 3)
+            #expect(replay.subject == "u-alice" && replay.clientID == "kubernetes" && replay.actor == "")
+            #expect(replay.success == false)
+            #expect(replay.details == ["family": "f1"])
+            let failure = all[3]
+            #expect(failure.remoteAddress == "10.0.0.2")
+            #expect(failure.details == ["reason": "invalid credentials"])
+        }
+    }
+
+    @Test(arguments: Backends.all)
+    func queriesFilterByTypeActorAndSubject(_ backend: Backend) async throws {
+        try await backend.withStore { store in
+            try await Self.seed(store)
+            let logins = try await store.auditEvents(AuditQuery(type: "login.success"))
+            #expect(logins.map(\.actor) == ["bob", "alice"])
+            let alice = try await store.auditEvents(AuditQuery(actor: "alice"))
+            #expect(alice.map(\.type) == ["token.issue", "login.success"])
+            let aboutAlice = try await store.auditEvents(AuditQuery(subject: "u-alice"))
+            #expect(aboutAlice.map(\.type) == ["token.replay", "token.issue", "login.success"])
+            let combined = try await store.auditEvents(AuditQuery(type: "login.success", actor: "alice", subject: "u-alice"))
+            #expect(combined.count == 1)
+            #expect(try await store.auditEvents(AuditQuery(type: "no.such.type")).isEmpty)
+        }
+    }
+
+    @Test(arguments: Backends.all)
+    func pagesFollowEachOtherByBefore(_ backend: Backend) async throws {
+        try await backend.withStore { store in
+            try await Self.seed(store)
+            let everything = try await store.auditEvents(AuditQuery())
+            let page1 = try await store.auditEvents(AuditQuery(limit: 2))
+            #expect(page1 == Array(everything[0..<2]))
+            let page2 = try await store.auditEvents(AuditQuery(before: page1.last?.id, limit: 2))
+            #expect(page2 == Array(everything[2..<4]))
+            let page3 = try await store.auditEvents(AuditQuery(before: page2.last?.id, limit: 2))
+            #expect(page3 == Array(everything[4...]))
+            let page4 = try await store.auditEvents(AuditQuery(before: page3.last?.id, limit: 2))
+            #expect(page4.isEmpty)
+            // Pagination combines with filters.
+            let filtered = try await store.auditEvents(AuditQuery(type: "login.success", before: everything[0].id, limit: 10))
+            #expect(filtered.map(\.actor) == ["alice"])
+        }
+    }
+}
