@@ -24,6 +24,17 @@ struct Runtime: Sendable {
     static func open(config: PortalConfig, clock: any Clock = SystemClock(), random: any RandomSource = SystemRandom(),
                      hasher: (any PasswordHasher)? = nil, logger: Logger) async throws -> Runtime {
         let storage = try await openStorage(config, now: clock.now(), logger: logger)
+        do {
+            return try await wire(config: config, storage: storage, clock: clock, random: random, hasher: hasher, logger: logger)
+        } catch {
+            // Close before the error propagates: SQLite connections must be closed explicitly.
+            try? await storage.close()
+            throw error
+        }
+    }
+
+    private static func wire(config: PortalConfig, storage: SQLStorage, clock: any Clock, random: any RandomSource,
+                             hasher: (any PasswordHasher)?, logger: Logger) async throws -> Runtime {
         let sealer = KeySealer(secret: try keyEncryptionKey(config))
         let hasher = hasher ?? BcryptHasher(cost: UInt8(config.bcryptCost))
 

@@ -9,7 +9,8 @@ struct KeyMaintenanceService: Service {
     var interval: Duration = .seconds(30)
 
     func run() async throws {
-        try await cancelWhenGracefulShutdown {
+        // A graceful shutdown cancels the sleep; that ends the loop normally.
+        try? await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 try await Task.sleep(for: interval)
                 do { try await runtime.keys.maintain() } catch {
@@ -27,7 +28,8 @@ struct GarbageCollectionService: Service {
     let holder = SystemRandom().token(byteCount: 9)
 
     func run() async throws {
-        try await cancelWhenGracefulShutdown {
+        // A graceful shutdown cancels the sleep; that ends the loop normally.
+        try? await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 try await Task.sleep(for: interval)
                 do {

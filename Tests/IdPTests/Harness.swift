@@ -57,7 +57,12 @@ struct Harness: Sendable {
     let alice: User
     let random: any RandomSource = SystemRandom()
 
-    static let logger = Logger(label: "portal.idp-tests")
+    /// Quiet: the provider logs every rotation and replay, which the tests provoke on purpose.
+    static let logger: Logger = {
+        var logger = Logger(label: "portal.idp-tests")
+        logger.logLevel = .error
+        return logger
+    }()
 
     /// Runs `body` with a fresh harness and removes its database afterwards.
     static func with(algorithm: SigningAlgorithm = .es256, policy: TokenPolicy = TokenPolicy(), keyPolicy: KeyPolicy? = nil,

@@ -20,7 +20,7 @@ struct AuditStoreConformance {
 
     @Test(arguments: Backends.all)
     func appendedEventsComeBackNewestFirstWithIds(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             try await Self.seed(store)
             let all = try await store.auditEvents(AuditQuery())
             #expect(all.map(\.type) == ["login.success", "token.replay", "token.issue", "login.failure", "login.success"])
@@ -41,7 +41,7 @@ struct AuditStoreConformance {
 
     @Test(arguments: Backends.all)
     func queriesFilterByTypeActorAndSubject(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             try await Self.seed(store)
             let logins = try await store.auditEvents(AuditQuery(type: "login.success"))
             #expect(logins.map(\.actor) == ["bob", "alice"])
@@ -57,7 +57,7 @@ struct AuditStoreConformance {
 
     @Test(arguments: Backends.all)
     func pagesFollowEachOtherByBefore(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             try await Self.seed(store)
             let everything = try await store.auditEvents(AuditQuery())
             let page1 = try await store.auditEvents(AuditQuery(limit: 2))

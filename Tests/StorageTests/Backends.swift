@@ -21,12 +21,11 @@ struct Backend: Sendable, CustomTestStringConvertible {
     var testDescription: String { name }
 
     /// Runs `body` against a fresh store and disposes of it afterwards, also when `body` throws.
-    func withStore<R>(_ body: (any Storage) async throws -> R) async throws -> R {
+    func withStore(_ body: (any Storage) async throws -> Void) async throws {
         let instance = try await make()
         do {
-            let result = try await body(instance.store)
+            try await body(instance.store)
             await instance.dispose()
-            return result
         } catch {
             await instance.dispose()
             throw error
@@ -36,13 +35,14 @@ struct Backend: Sendable, CustomTestStringConvertible {
 
 enum Backends {
     static var all: [Backend] {
-        var backends = [sqlite]
+        var backends: [Backend] = [sqlite]
         // PostgreSQL goes here: when the environment variable PORTAL_TEST_POSTGRES_URL is set
         // (e.g. postgres://portal:portal@127.0.0.1:5432/portal_test), append a Backend whose
         // `make` connects, creates a throw-away schema, runs `SQLStorage.open` on it and whose
         // `dispose` drops that schema. No test below needs to change.
         if ProcessInfo.processInfo.environment["PORTAL_TEST_POSTGRES_URL"] != nil {
             // backends.append(postgres)
+            backends += []
         }
         return backends
     }

@@ -6,7 +6,7 @@ import Testing
 struct CodeStoreConformance {
     @Test(arguments: Backends.all)
     func createdCodeReadsBackUnused(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             let code = Fixture.code()
             try await store.createCode(code)
             let stored = try #require(try await store.code(hash: code.hash))
@@ -18,7 +18,7 @@ struct CodeStoreConformance {
 
     @Test(arguments: Backends.all)
     func codeWithoutNonceOrChallengeRoundTrips(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             var code = Fixture.code()
             code.nonce = nil
             code.codeChallenge = nil
@@ -29,7 +29,7 @@ struct CodeStoreConformance {
 
     @Test(arguments: Backends.all)
     func redeemingACodeMarksItUsedAndStoresTheFamilyWithItsFirstToken(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             let code = Fixture.code()
             try await store.createCode(code)
             let now = Fixture.t0 + 5
@@ -50,7 +50,7 @@ struct CodeStoreConformance {
 
     @Test(arguments: Backends.all)
     func aSecondRedemptionIsAlreadyUsedAndNamesTheFirstFamily(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             let code = Fixture.code()
             try await store.createCode(code)
             let family = Fixture.family()
@@ -71,7 +71,7 @@ struct CodeStoreConformance {
 
     @Test(arguments: Backends.all)
     func redeemingAnUnknownCodeIsNotFoundAndWritesNothing(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             let family = Fixture.family()
             let first = Fixture.token(familyID: family.id)
             #expect(try await store.redeemCode(hash: Fixture.hash(), now: Fixture.t0, family: family, firstToken: first) == .notFound)
@@ -82,7 +82,7 @@ struct CodeStoreConformance {
 
     @Test(arguments: Backends.all)
     func parallelRedemptionsOfOneCodeHaveExactlyOneWinner(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             let code = Fixture.code(userID: "racer")
             try await store.createCode(code)
             let attempts = (0..<50).map { _ in

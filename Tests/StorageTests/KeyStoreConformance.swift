@@ -6,7 +6,7 @@ import Testing
 struct KeyStoreConformance {
     @Test(arguments: Backends.all)
     func insertedKeysReadBackInActivationOrder(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             #expect(try await store.signingKeys().isEmpty)
             let next = Fixture.signingKey(kid: "next", activatesAt: Fixture.t0 + 86400)
             let current = Fixture.signingKey(kid: "current", activatesAt: Fixture.t0)
@@ -19,7 +19,7 @@ struct KeyStoreConformance {
 
     @Test(arguments: Backends.all)
     func insertingAnExistingKidIsAConflict(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             let k = Fixture.signingKey(kid: "k1", activatesAt: Fixture.t0)
             try await store.insertSigningKey(k)
             var other = Fixture.signingKey(kid: "k1", activatesAt: Fixture.t0 + 5)
@@ -32,7 +32,7 @@ struct KeyStoreConformance {
 
     @Test(arguments: Backends.all)
     func updateReplacesTimestampsAndSealedKey(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             let k = Fixture.signingKey(kid: "k1", activatesAt: Fixture.t0 + 3600)
             try await store.insertSigningKey(k)
             var changed = k
@@ -47,7 +47,7 @@ struct KeyStoreConformance {
 
     @Test(arguments: Backends.all)
     func updatingAnUnknownKeyIsNotFound(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             let error = await #expect(throws: StorageError.self) {
                 try await store.updateSigningKey(Fixture.signingKey(kid: "ghost", activatesAt: Fixture.t0))
             }
@@ -58,7 +58,7 @@ struct KeyStoreConformance {
 
     @Test(arguments: Backends.all)
     func deleteRemovesOnlyThatKey(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             let a = Fixture.signingKey(kid: "a", activatesAt: Fixture.t0)
             let b = Fixture.signingKey(kid: "b", activatesAt: Fixture.t0 + 1)
             try await store.insertSigningKey(a)
@@ -71,7 +71,7 @@ struct KeyStoreConformance {
 
     @Test(arguments: Backends.all)
     func aLeaseHasOneHolderUntilItExpires(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             let t = Fixture.t0
             #expect(try await store.acquireLease(name: "signing-keys", holder: "A", now: t, until: t + 60))
             #expect(try await store.acquireLease(name: "signing-keys", holder: "B", now: t + 1, until: t + 61) == false)
@@ -86,7 +86,7 @@ struct KeyStoreConformance {
 
     @Test(arguments: Backends.all)
     func theHolderCanRenewItsLease(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             let t = Fixture.t0
             #expect(try await store.acquireLease(name: "signing-keys", holder: "A", now: t, until: t + 60))
             #expect(try await store.acquireLease(name: "signing-keys", holder: "A", now: t + 30, until: t + 90))
@@ -98,7 +98,7 @@ struct KeyStoreConformance {
 
     @Test(arguments: Backends.all)
     func theFirstProposedSecretWins(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             #expect(try await store.namedSecret("refresh-successor", proposed: "first") == "first")
             #expect(try await store.namedSecret("refresh-successor", proposed: "second") == "first")
             #expect(try await store.namedSecret("csrf", proposed: "other") == "other", "names are independent")
@@ -107,7 +107,7 @@ struct KeyStoreConformance {
 
     @Test(arguments: Backends.all)
     func concurrentSecretProposalsAllGetTheSameValue(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             let proposals = (0..<30).map { "secret-\($0)" }
             let answers = try await withThrowingTaskGroup(of: String.self) { group in
                 for p in proposals { group.addTask { try await store.namedSecret("shared", proposed: p) } }

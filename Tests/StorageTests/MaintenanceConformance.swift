@@ -8,12 +8,12 @@ struct MaintenanceConformance {
 
     @Test(arguments: Backends.all)
     func pingAnswers(_ backend: Backend) async throws {
-        try await backend.withStore { store in try await store.ping() }
+        try await backend.withStore { store async throws in try await store.ping() }
     }
 
     @Test(arguments: Backends.all)
     func purgeRemovesLongExpiredRowsAndKeepsLiveOnes(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             let now = Fixture.t0
             let longAgo = now - 3 * Self.day
 
@@ -87,7 +87,7 @@ struct MaintenanceConformance {
 
     @Test(arguments: Backends.all)
     func purgeKeepsALockedOutThrottleRow(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             let now = Fixture.t0
             let longAgo = now - 3 * Self.day
             // Locked for a week, starting three days ago.
@@ -101,7 +101,7 @@ struct MaintenanceConformance {
     /// The contract: purge removes "keys gone from JWKS" (expiresAt has passed).
     @Test(arguments: Backends.all)
     func purgeRemovesSigningKeysGoneFromJWKS(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             let now = Fixture.t0
             let gone = Fixture.signingKey(kid: "gone", activatesAt: now - 40 * Self.day, retiresAt: now - 10 * Self.day,
                                           expiresAt: now - 10 * Self.day + 360)

@@ -6,7 +6,7 @@ import Testing
 struct RefreshStoreConformance {
     @Test(arguments: Backends.all)
     func rotationConsumesTheTokenAndStoresAnUnusedSuccessor(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             let (family, first) = try await Fixture.startFamily(in: store)
             let now = Fixture.t0 + 120
             let successor = Fixture.token(familyID: family.id, at: now)
@@ -26,7 +26,7 @@ struct RefreshStoreConformance {
 
     @Test(arguments: Backends.all)
     func aSecondRotationIsAlreadyUsedAtTheFirstRotationTime(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             let (family, first) = try await Fixture.startFamily(in: store)
             let firstUse = Fixture.t0 + 30
             let s1 = Fixture.token(familyID: family.id, at: firstUse)
@@ -41,7 +41,7 @@ struct RefreshStoreConformance {
 
     @Test(arguments: Backends.all)
     func rotatingAnUnknownTokenIsNotFound(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             let (family, _) = try await Fixture.startFamily(in: store)
             let successor = Fixture.token(familyID: family.id)
             #expect(try await store.rotateRefreshToken(hash: Fixture.hash(), now: Fixture.t0, successor: successor) == .notFound)
@@ -53,7 +53,7 @@ struct RefreshStoreConformance {
 
     @Test(arguments: Backends.all)
     func parallelRotationsOfOneTokenHaveExactlyOneWinner(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             let (family, first) = try await Fixture.startFamily(in: store)
             let now = Fixture.t0 + 60
             let successors = (0..<50).map { _ in Fixture.token(familyID: family.id, at: now) }
@@ -80,7 +80,7 @@ struct RefreshStoreConformance {
 
     @Test(arguments: Backends.all)
     func aTokenOfARevokedFamilyIsNotRotated(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             let (family, first) = try await Fixture.startFamily(in: store)
             #expect(try await store.revokeFamily(id: family.id, now: Fixture.t0 + 1, reason: "test"))
             let successor = Fixture.token(familyID: family.id, at: Fixture.t0 + 2)
@@ -92,7 +92,7 @@ struct RefreshStoreConformance {
 
     @Test(arguments: Backends.all)
     func revokingAFamilySucceedsOnceAndRecordsWhenAndWhy(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             let (family, _) = try await Fixture.startFamily(in: store)
             #expect(try await store.revokeFamily(id: family.id, now: Fixture.t0 + 7, reason: "refresh token replayed") == true)
             #expect(try await store.revokeFamily(id: family.id, now: Fixture.t0 + 9, reason: "again") == false)
@@ -106,7 +106,7 @@ struct RefreshStoreConformance {
 
     @Test(arguments: Backends.all)
     func revokingAUsersFamiliesCountsOnlyTheLiveOnesOfThatUser(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             let now = Fixture.t0 + 3600
             let (a1, _) = try await Fixture.startFamily(in: store, userID: "alice")
             let (a2, _) = try await Fixture.startFamily(in: store, userID: "alice", at: Fixture.t0 + 1)
@@ -128,7 +128,7 @@ struct RefreshStoreConformance {
     /// lifetime is not live, so it is not counted.
     @Test(arguments: Backends.all)
     func revokingAUsersFamiliesDoesNotCountExpiredOnes(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             _ = try await Fixture.startFamily(in: store, userID: "alice", lifetime: 60)
             _ = try await Fixture.startFamily(in: store, userID: "alice", lifetime: 12 * 3600)
             #expect(try await store.revokeFamilies(userID: "alice", now: Fixture.t0 + 120, reason: "account disabled") == 1)
@@ -137,7 +137,7 @@ struct RefreshStoreConformance {
 
     @Test(arguments: Backends.all)
     func activeFamiliesAreLiveOnesNewestFirst(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             let (oldest, _) = try await Fixture.startFamily(in: store, userID: "alice", at: Fixture.t0)
             let (newer, _) = try await Fixture.startFamily(in: store, userID: "alice", at: Fixture.t0 + 10)
             let (revoked, _) = try await Fixture.startFamily(in: store, userID: "alice", at: Fixture.t0 + 20)

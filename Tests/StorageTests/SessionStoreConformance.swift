@@ -17,7 +17,7 @@ struct SessionStoreConformance {
 
     @Test(arguments: Backends.all)
     func sessionsRoundTripAndDelete(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             let s = Self.session(user: "alice")
             try await store.createSession(s)
             #expect(try await store.session(hash: s.hash) == s)
@@ -30,7 +30,7 @@ struct SessionStoreConformance {
 
     @Test(arguments: Backends.all)
     func deletingAUsersSessionsLeavesOtherUsersSessions(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             let a1 = Self.session(user: "alice"), a2 = Self.session(user: "alice"), b = Self.session(user: "bob")
             for s in [a1, a2, b] { try await store.createSession(s) }
             try await store.deleteSessions(userID: "alice")
@@ -42,7 +42,7 @@ struct SessionStoreConformance {
 
     @Test(arguments: Backends.all)
     func pendingAuthorizationsRoundTripAndDelete(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             let p = Self.pending()
             try await store.createPendingAuthorization(p)
             #expect(try await store.pendingAuthorization(id: p.id) == p)
@@ -54,7 +54,7 @@ struct SessionStoreConformance {
 
     @Test(arguments: Backends.all)
     func aMinimalPendingAuthorizationRoundTrips(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             let request = AuthorizationRequest(clientID: "web", redirectURI: "https://web.example.com/cb", scopes: ["openid"])
             let p = PendingAuthorization(id: "p1", browserHash: Fixture.hash(), request: request, createdAt: Fixture.t0,
                                          expiresAt: Fixture.t0 + 600)

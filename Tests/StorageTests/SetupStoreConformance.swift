@@ -10,7 +10,7 @@ struct SetupStoreConformance {
 
     @Test(arguments: Backends.all)
     func setupTokensRoundTrip(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             let t = Self.token()
             try await store.createSetupToken(t)
             #expect(try await store.setupToken(hash: t.hash) == t)
@@ -20,7 +20,7 @@ struct SetupStoreConformance {
 
     @Test(arguments: Backends.all)
     func aValidTokenCreatesTheAdminAndIsUsedUp(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             let t = Self.token()
             try await store.createSetupToken(t)
             let now = Fixture.t0 + 60
@@ -37,7 +37,7 @@ struct SetupStoreConformance {
 
     @Test(arguments: Backends.all)
     func aUsedTokenCreatesNoSecondAdmin(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             let t = Self.token()
             try await store.createSetupToken(t)
             #expect(try await store.completeSetup(hash: t.hash, now: Fixture.t0, admin: Fixture.user(username: "root", isAdmin: true)) == .created)
@@ -51,7 +51,7 @@ struct SetupStoreConformance {
 
     @Test(arguments: Backends.all)
     func aUsedTokenIsInvalidEvenWhenTheAdminIsGoneAgain(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             let t = Self.token()
             try await store.createSetupToken(t)
             let root = Fixture.user(username: "root", isAdmin: true)
@@ -65,7 +65,7 @@ struct SetupStoreConformance {
 
     @Test(arguments: Backends.all)
     func anExpiredTokenIsInvalidAndWritesNoUser(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             let t = Self.token(ttl: 600)
             try await store.createSetupToken(t)
             let admin = Fixture.user(username: "root", isAdmin: true)
@@ -78,7 +78,7 @@ struct SetupStoreConformance {
 
     @Test(arguments: Backends.all)
     func anUnknownTokenIsInvalid(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             let admin = Fixture.user(username: "root", isAdmin: true)
             #expect(try await store.completeSetup(hash: Fixture.hash(), now: Fixture.t0, admin: admin) == .invalidToken)
             #expect(try await store.listUsers().isEmpty)
@@ -87,7 +87,7 @@ struct SetupStoreConformance {
 
     @Test(arguments: Backends.all)
     func anExistingAdminWinsOverAValidToken(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             try await store.createUser(Fixture.user(username: "root", isAdmin: true))
             let t = Self.token()
             try await store.createSetupToken(t)
@@ -99,7 +99,7 @@ struct SetupStoreConformance {
 
     @Test(arguments: Backends.all)
     func aUsernameConflictThrowsAndLeavesTheTokenUnused(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             try await store.createUser(Fixture.user(username: "alice"))  // not an admin
             let t = Self.token()
             try await store.createSetupToken(t)
@@ -119,7 +119,7 @@ struct SetupStoreConformance {
 
     @Test(arguments: Backends.all)
     func parallelCompletionsOfOneTokenCreateExactlyOneAdmin(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             let t = Self.token()
             try await store.createSetupToken(t)
             let outcomes = try await withThrowingTaskGroup(of: SetupCompletion.self) { group in

@@ -9,7 +9,7 @@ struct ThrottleStoreConformance {
 
     @Test(arguments: Backends.all)
     func failuresAreCountedInOneWindow(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             #expect(try await store.throttleState(key: "user:alice") == nil)
             let t = Fixture.t0
             let first = try await store.recordFailure(key: "user:alice", now: t, window: Self.window, maxFailures: 3, lockout: Self.lockout)
@@ -25,7 +25,7 @@ struct ThrottleStoreConformance {
 
     @Test(arguments: Backends.all)
     func reachingTheLimitLocksOut(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             let t = Fixture.t0
             for i in 0..<2 {
                 let s = try await store.recordFailure(key: "addr:10.0.0.1", now: t + Double(i), window: Self.window, maxFailures: 3, lockout: Self.lockout)
@@ -44,7 +44,7 @@ struct ThrottleStoreConformance {
 
     @Test(arguments: Backends.all)
     func aNewWindowStartsAfterTheOldOneHasPassed(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             let t = Fixture.t0
             _ = try await store.recordFailure(key: "user:alice", now: t, window: Self.window, maxFailures: 3, lockout: Self.lockout)
             _ = try await store.recordFailure(key: "user:alice", now: t + 1, window: Self.window, maxFailures: 3, lockout: Self.lockout)
@@ -57,7 +57,7 @@ struct ThrottleStoreConformance {
 
     @Test(arguments: Backends.all)
     func clearingForgetsTheKey(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             _ = try await store.recordFailure(key: "user:alice", now: Fixture.t0, window: Self.window, maxFailures: 3, lockout: Self.lockout)
             try await store.clearThrottle(key: "user:alice")
             #expect(try await store.throttleState(key: "user:alice") == nil)
@@ -69,7 +69,7 @@ struct ThrottleStoreConformance {
 
     @Test(arguments: Backends.all)
     func parallelFailuresAreAllCounted(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for _ in 0..<25 {
                     group.addTask {

@@ -6,7 +6,7 @@ import Testing
 struct UserStoreConformance {
     @Test(arguments: Backends.all)
     func createdUserReadsBackByIdAndByUsername(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             let alice = Fixture.user(username: "alice", groups: ["dev", "ops"], isAdmin: true)
             try await store.createUser(alice)
             #expect(try await store.user(id: alice.id) == alice)
@@ -18,7 +18,7 @@ struct UserStoreConformance {
 
     @Test(arguments: Backends.all)
     func userWithoutPasswordHashRoundTrips(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             var bob = Fixture.user(username: "bob")
             bob.passwordHash = nil
             try await store.createUser(bob)
@@ -28,7 +28,7 @@ struct UserStoreConformance {
 
     @Test(arguments: Backends.all)
     func creatingAUserWithATakenIdIsAConflict(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             try await store.createUser(Fixture.user(id: "u1", username: "alice"))
             let error = await #expect(throws: StorageError.self) {
                 try await store.createUser(Fixture.user(id: "u1", username: "bob"))
@@ -40,7 +40,7 @@ struct UserStoreConformance {
 
     @Test(arguments: Backends.all)
     func creatingAUserWithATakenUsernameIsAConflict(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             try await store.createUser(Fixture.user(id: "u1", username: "alice"))
             let error = await #expect(throws: StorageError.self) {
                 try await store.createUser(Fixture.user(id: "u2", username: "alice"))
@@ -52,7 +52,7 @@ struct UserStoreConformance {
 
     @Test(arguments: Backends.all)
     func updateAppliesTheBodyToTheCurrentRowAndReturnsIt(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             let alice = Fixture.user(username: "alice", groups: ["dev"])
             try await store.createUser(alice)
             let later = Fixture.t0 + 60
@@ -73,7 +73,7 @@ struct UserStoreConformance {
 
     @Test(arguments: Backends.all)
     func updatingAnUnknownUserIsNotFound(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             let error = await #expect(throws: StorageError.self) {
                 try await store.updateUser(id: "ghost") { $0.disabled = true }
             }
@@ -83,7 +83,7 @@ struct UserStoreConformance {
 
     @Test(arguments: Backends.all)
     func renamingToATakenUsernameIsAConflictAndChangesNothing(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             let alice = Fixture.user(username: "alice")
             try await store.createUser(alice)
             try await store.createUser(Fixture.user(username: "bob"))
@@ -97,7 +97,7 @@ struct UserStoreConformance {
 
     @Test(arguments: Backends.all)
     func aBodyThatThrowsLeavesTheRowUnchanged(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             let alice = Fixture.user(username: "alice")
             try await store.createUser(alice)
             await #expect(throws: (any Error).self) {
@@ -113,7 +113,7 @@ struct UserStoreConformance {
     /// The caller's own refusal must reach the caller as itself, not as "storage unavailable".
     @Test(arguments: Backends.all)
     func anErrorThrownByTheBodyReachesTheCallerUnchanged(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             let alice = Fixture.user(username: "alice")
             try await store.createUser(alice)
             await #expect(throws: RefusedByBody.self) {
@@ -124,7 +124,7 @@ struct UserStoreConformance {
 
     @Test(arguments: Backends.all)
     func concurrentUpdatesOfOneUserAreNotLost(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             let alice = Fixture.user(username: "alice")
             try await store.createUser(alice)
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -141,7 +141,7 @@ struct UserStoreConformance {
 
     @Test(arguments: Backends.all)
     func deleteRemovesTheUserOnce(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             let alice = Fixture.user(username: "alice")
             try await store.createUser(alice)
             #expect(try await store.deleteUser(id: alice.id) == true)
@@ -155,7 +155,7 @@ struct UserStoreConformance {
 
     @Test(arguments: Backends.all)
     func listReturnsEveryUser(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             #expect(try await store.listUsers().isEmpty)
             let users = ["carol", "alice", "bob"].map { Fixture.user(username: $0) }
             for u in users { try await store.createUser(u) }
@@ -168,7 +168,7 @@ struct UserStoreConformance {
 
     @Test(arguments: Backends.all)
     func onlyAnEnabledAdminCountsAsAnAdmin(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             #expect(try await store.adminExists() == false)
             try await store.createUser(Fixture.user(username: "alice"))
             #expect(try await store.adminExists() == false, "a plain user is no admin")
@@ -187,7 +187,7 @@ struct UserStoreConformance {
 struct ClientStoreConformance {
     @Test(arguments: Backends.all)
     func createdClientsReadBack(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             let web = Fixture.client(id: "web")
             let cli = Fixture.client(id: "cli", isPublic: true)
             try await store.createClient(web)
@@ -203,7 +203,7 @@ struct ClientStoreConformance {
 
     @Test(arguments: Backends.all)
     func creatingAClientWithATakenIdIsAConflict(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             try await store.createClient(Fixture.client(id: "web"))
             let error = await #expect(throws: StorageError.self) {
                 try await store.createClient(Fixture.client(id: "web", isPublic: true))
@@ -215,7 +215,7 @@ struct ClientStoreConformance {
 
     @Test(arguments: Backends.all)
     func deleteRemovesTheClientOnce(_ backend: Backend) async throws {
-        try await backend.withStore { store in
+        try await backend.withStore { store async throws in
             try await store.createClient(Fixture.client(id: "web"))
             #expect(try await store.deleteClient(id: "web") == true)
             #expect(try await store.client(id: "web") == nil)

@@ -48,18 +48,34 @@ public actor KeyManager {
     public func maintain() async throws {
         let now = clock.now()
         if try await store.acquireLease(name: "signing-keys", holder: holder, now: now, until: now + 60) {
-            try await reconcile(now: now, forceRotate: false)
+            do {
+                try await reconcile(now: now, forceRotate: false)
+                try await store.releaseLease(name: "signing-keys", holder: holder)
+            } catch {
+                try? await store.releaseLease(name: "signing-keys", holder: holder)
+                throw error
+            }
         }
         try await reload()
     }
 
     /// Makes the pre-published next key sign from now on and publishes a new next key.
     public func rotateNow() async throws {
-        let now = clock.now()
-        guard try await store.acquireLease(name: "signing-keys", holder: holder, now: now, until: now + 60) else {
-            throw StorageError.conflict("another process is changing signing keys; try again in a minute")
+        // Another replica may be in the middle of maintenance: wait for it (briefly).
+        var acquired = false
+        for attempt in 0..<50 {
+            let now = clock.now()
+            if try await store.acquireLease(name: "signing-keys", holder: holder, now: now, until: now + 60) { acquired = true; break }
+            if attempt < 49 { try await Task.sleep(nanoseconds: 200_000_000) }
         }
-        try await reconcile(now: now, forceRotate: true)
+        guard acquired else { throw StorageError.conflict("another process is changing signing keys; try again in a minute") }
+        do {
+            try await reconcile(now: clock.now(), forceRotate: true)
+            try await store.releaseLease(name: "signing-keys", holder: holder)
+        } catch {
+            try? await store.releaseLease(name: "signing-keys", holder: holder)
+            throw error
+        }
         try await reload()
     }
 
@@ -175,7 +191,13 @@ public actor KeyManager {
         }
 
         if forceRotate {
-            // Promote the published next key (or, with none, make one that signs now).
+            // Retire the current key explicitly (a promoted key may share its activation second),
+            // then promote the published next key (or, with none, make one that signs now).
+            if let cur = Self.current(recs, now: now), let ci = recs.firstIndex(where: { $0.kid == cur.kid }) {
+                recs[ci].retiresAt = now
+                recs[ci].expiresAt = now + policy.retainAfterRetire
+                try await store.updateSigningKey(recs[ci])
+            }
             if let i = recs.indices.filter({ recs[$0].activatesAt > now }).min(by: { recs[$0].activatesAt < recs[$1].activatesAt }) {
                 recs[i].activatesAt = now
                 try await store.updateSigningKey(recs[i])

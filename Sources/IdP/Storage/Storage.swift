@@ -116,6 +116,8 @@ public protocol KeyStore: Sendable {
     /// A named lease for work only one replica should do at a time (key rotation, GC).
     /// Returns true when `holder` holds it until `until`.
     func acquireLease(name: String, holder: String, now: Date, until: Date) async throws -> Bool
+    /// Gives the lease up early (only if `holder` holds it).
+    func releaseLease(name: String, holder: String) async throws
     /// A process-wide secret shared by all replicas (e.g. the refresh-successor HMAC key):
     /// stores `proposed` under `name` if nothing is stored yet, and returns what is stored.
     /// Concurrent callers all get the same value.

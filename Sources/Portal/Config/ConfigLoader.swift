@@ -49,6 +49,7 @@ struct ConfigLoader {
 
     /// The mapping at `node`, reporting keys not in `known`.
     private mutating func mapping(_ node: Node, _ path: String, known: [String]) -> [String: Node]? {
+        if Self.isNull(node) { return [:] }
         guard let m = node.mapping else {
             problem(node, path, "expected a mapping")
             return nil
@@ -62,6 +63,8 @@ struct ConfigLoader {
                 problem(k, full, "unknown key" + (hint.map { Self.distance($0, key) <= 3 ? " (did you mean '\($0)'?)" : "" } ?? ""))
                 continue
             }
+            // `key:` with nothing after it (or only comments) means "use the default".
+            if Self.isNull(v) { continue }
             out[key] = v
         }
         return out
@@ -263,6 +266,11 @@ struct ConfigLoader {
         if c.tokens.refreshIdleTimeout > c.tokens.refreshAbsoluteLifetime {
             problems.append(.init(location: "\(file ?? "config"): tokens.refresh_idle_timeout", message: "must not exceed tokens.refresh_absolute_lifetime"))
         }
+    }
+
+    static func isNull(_ node: Node) -> Bool {
+        guard let s = node.scalar else { return false }
+        return s.tag.rawValue == "tag:yaml.org,2002:null" || (s.style == .plain && ["", "~", "null", "Null", "NULL"].contains(s.string))
     }
 
     static func distance(_ a: String, _ b: String) -> Int {

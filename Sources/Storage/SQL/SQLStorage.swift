@@ -297,7 +297,7 @@ extension SQLStorage {
         try await run { db in
             try await db.raw("""
                 UPDATE refresh_families SET revoked_at = \(bind: t(now)), revoke_reason = \(bind: reason)
-                WHERE user_id = \(bind: userID) AND revoked_at IS NULL RETURNING id
+                WHERE user_id = \(bind: userID) AND revoked_at IS NULL AND expires_at > \(bind: t(now)) RETURNING id
                 """).all().count
         }
     }
@@ -418,6 +418,12 @@ extension SQLStorage {
                 WHERE leases.until_at <= \(bind: t(now)) OR leases.holder = \(bind: holder)
                 RETURNING holder
                 """).first() != nil
+        }
+    }
+
+    public func releaseLease(name: String, holder: String) async throws {
+        try await run { db in
+            try await db.raw("UPDATE leases SET until_at = 0 WHERE name = \(bind: name) AND holder = \(bind: holder)").run()
         }
     }
 
@@ -548,6 +554,7 @@ extension SQLStorage {
                 // A family is kept a day past its end so replays of its tokens are still recognised and audited.
                 "DELETE FROM refresh_tokens WHERE family_id IN (SELECT id FROM refresh_families WHERE expires_at < \(bind: n - 86400) OR revoked_at < \(bind: n - 86400)) RETURNING hash",
                 "DELETE FROM refresh_families WHERE expires_at < \(bind: n - 86400) OR revoked_at < \(bind: n - 86400) RETURNING id",
+                "DELETE FROM signing_keys WHERE expires_at IS NOT NULL AND expires_at <= \(bind: n) RETURNING kid",
             ]
             for s in statements { removed += try await db.raw(s).all().count }
             return removed

@@ -1,0 +1,122 @@
+import Foundation
+import IdP
+import Testing
+
+@Suite("Signing keys: rotation and JWKS")
+struct KeyRotationTests {
+    static let day: TimeInterval = 86400
+    static let policy = KeyPolicy(algorithm: .es256, rotationPeriod: day, publishAhead: 3600, retainAfterRetire: 360)
+
+    @Test func theFirstMaintenanceCreatesASigningKeyAndPublishesTheNextOne() async throws {
+        try await Harness.with(keyPolicy: Self.policy) { h async throws in
+            let status = await h.keys.status()
+            #expect(status.map(\.state) == ["signing", "next"])
+            let signing = try #require(status.first), next = try #require(status.last)
+            #expect(signing.activatesAt == h.clock.now())
+            #expect(next.activatesAt == h.clock.now() + Self.day)
+            #expect(try await h.keys.signingKey().kid == signing.kid)
+            #expect(Set(try await h.publishedKids()) == [signing.kid, next.kid])
+            #expect(Set(await h.keys.verificationKeys().keys) == [signing.kid, next.kid])
+            #expect(try await h.store.signingKeys().count == 2)
+            // Maintenance again changes nothing.
+            try await h.keys.maintain()
+            #expect(try await h.store.signingKeys().count == 2)
+        }
+    }
+
+    @Test func theNextKeySignsAfterTheRotationPeriodAndThePreviousStaysUntilTokensExpire() async throws {
+        try await Harness.with(keyPolicy: Self.policy) { h async throws in
+            let status = await h.keys.status()
+            let old = status[0].kid, next = status[1].kid
+            let before = try await h.signIn()
+            #expect(try Harness.header(before.idToken)["kid"] as? String == old)
+
+            h.clock.advance(Self.day + 1)
+            // Every replica switches by time alone, before anyone runs maintenance.
+            #expect(try await h.keys.signingKey().kid == next)
+            try await h.keys.maintain()
+            let after = try await h.signIn()
+            #expect(try Harness.header(after.idToken)["kid"] as? String == next)
+            let kids = try await h.publishedKids()
+            #expect(kids.contains(old) && kids.contains(next))
+            #expect(kids.count == 3, "a new next key is published")
+            let states = await h.keys.status().map(\.state)
+            #expect(states == ["retired", "signing", "next"])
+
+            // The previous key stays published until everything it signed has expired …
+            h.clock.set(Date(timeIntervalSince1970: 1_800_000_000) + Self.day + 359)
+            #expect(try await h.publishedKids().contains(old))
+            // … and is gone after that, from JWKS and from verification.
+            h.clock.advance(1)
+            #expect(try await h.publishedKids().contains(old) == false)
+            #expect(await h.keys.verificationKeys()[old] == nil)
+            try await h.keys.maintain()
+            #expect(try await h.store.signingKeys().map(\.kid).contains(old) == false)
+        }
+    }
+
+    @Test func rotateNowPromotesThePublishedNextKey() async throws {
+        try await Harness.with(keyPolicy: Self.policy) { h async throws in
+            let status = await h.keys.status()
+            let old = status[0].kid, next = status[1].kid
+            h.clock.advance(10)
+            try await h.keys.rotateNow()
+            #expect(try await h.keys.signingKey().kid == next)
+            let after = await h.keys.status()
+            #expect(after.first { $0.kid == old }?.state == "retired")
+            #expect(after.first { $0.kid == next }?.state == "signing")
+            let newNext = try #require(after.first { $0.state == "next" })
+            #expect(newNext.kid != old && newNext.kid != next)
+            #expect(newNext.activatesAt >= h.clock.now() + 3600, "the new next key is published ahead")
+            #expect(Set(try await h.publishedKids()) == [old, next, newNext.kid])
+            let tokens = try await h.signIn()
+            #expect(try Harness.header(tokens.idToken)["kid"] as? String == next)
+        }
+    }
+
+    @Test func aSecondReplicaUsesTheSameKeysInsteadOfCreatingItsOwn() async throws {
+        try await Harness.with(keyPolicy: Self.policy) { h async throws in
+            let replica = KeyManager(store: h.store, sealer: KeySealer(secret: nil), clock: h.clock, random: SystemRandom(),
+                                     policy: Self.policy, logger: Harness.logger)
+            try await replica.maintain()
+            #expect(try await h.store.signingKeys().count == 2)
+            #expect(try await replica.signingKey().kid == (try await h.keys.signingKey().kid))
+            #expect(await replica.jwks() == (await h.keys.jwks()))
+        }
+    }
+
+    @Test func privateKeysAreSealedWhenAKeyEncryptionKeyIsConfigured() async throws {
+        try await Harness.with(keyPolicy: Self.policy, kek: Data("operator supplied key material".utf8)) { h async throws in
+            let records = try await h.store.signingKeys()
+            #expect(records.count == 2)
+            for r in records {
+                #expect(r.sealedPrivateKey.hasPrefix("aesgcm:v1:"))
+                #expect(KeySealer.isPlain(r.sealedPrivateKey) == false)
+            }
+            #expect(await h.keys.status().allSatisfy(\.encrypted))
+            // Without the key another process cannot load them.
+            let blind = KeyManager(store: h.store, sealer: KeySealer(secret: nil), clock: h.clock, random: SystemRandom(),
+                                   policy: Self.policy, logger: Harness.logger)
+            await #expect(throws: KeySealError.self) { try await blind.reload() }
+        }
+    }
+
+    @Test func rs256KeysSignTokensThatVerifyFromTheirJWK() async throws {
+        try await Harness.with(algorithm: .rs256) { h async throws in
+            let tokens = try await h.signIn()
+            let header = try Harness.header(tokens.idToken)
+            #expect(header["alg"] as? String == "RS256")
+            #expect(try await h.claims(tokens.idToken)["sub"] as? String == h.alice.id)
+            #expect(await h.keys.publishedAlgorithms() == [.rs256])
+
+            let doc = try #require(try JSONSerialization.jsonObject(with: Data(await h.keys.jwks().utf8)) as? [String: Any])
+            let jwks = try #require(doc["keys"] as? [[String: Any]])
+            let kid = try #require(header["kid"] as? String)
+            let jwk = try #require(jwks.first { $0["kid"] as? String == kid })
+            #expect(jwk["kty"] as? String == "RSA" && jwk["alg"] as? String == "RS256" && jwk["use"] as? String == "sig")
+            let json = String(data: try JSONSerialization.data(withJSONObject: jwk), encoding: .utf8)!
+            let key = try VerificationKey(jwkJSON: json)
+            _ = try JWS.verify(tokens.idToken, keys: [kid: key])
+        }
+    }
+}

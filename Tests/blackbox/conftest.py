@@ -1,0 +1,102 @@
+"""Starts a real `portal serve` process on a loopback port with its own temp data dir."""
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+import requests
+
+PORTAL_BIN = os.environ.get("PORTAL_BIN") or os.path.join(os.path.dirname(__file__), "../../.build/debug/portal")
+CALLBACK = "http://127.0.0.1:9/callback"
+RP_SECRET = "rp-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Portal:
+    def __init__(self, extra_yaml=""):
+        self.dir = tempfile.mkdtemp(prefix="portal-bb-")
+        self.port = free_port()
+        self.issuer = f"http://127.0.0.1:{self.port}"
+        self.config = os.path.join(self.dir, "portal.yaml")
+        with open(self.config, "w") as f:
+            f.write(f"""
+issuer: {self.issuer}
+listen: 127.0.0.1:{self.port}
+data_dir: {self.dir}/data
+log:
+  format: json
+passwords:
+  bcrypt_cost: 10
+login:
+  max_failures_per_user: 5
+  max_failures_per_address: 1000
+clients:
+  - id: rp-public
+    name: Public test app
+    public: true
+    redirect_uris: ["{CALLBACK}"]
+  - id: rp-confidential
+    name: Confidential test app
+    secret_env: RP_SECRET
+    redirect_uris: ["{CALLBACK}"]
+{extra_yaml}
+""")
+        self.env = dict(os.environ, RP_SECRET=RP_SECRET)
+        self.log = open(os.path.join(self.dir, "portal.log"), "w")
+        self.proc = subprocess.Popen([PORTAL_BIN, "serve", "--config", self.config], stdout=subprocess.PIPE,
+                                     stderr=self.log, env=self.env, text=True)
+        self.setup_url = None
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            m = re.search(r"(http://\S+/setup\?token=\S+)", line)
+            if m:
+                self.setup_url = m.group(1)
+                break
+        assert self.setup_url, "the portal did not print a setup link"
+        while time.time() < deadline:
+            try:
+                if requests.get(self.issuer + "/readyz", timeout=1).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("portal did not become ready")
+
+    def cli(self, *args, stdin=None):
+        return subprocess.run([PORTAL_BIN, *args, "--config", self.config], input=stdin, capture_output=True, text=True,
+                              env=self.env, timeout=60)
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            code = self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait()
+        self.log.close()
+        return code
+
+    def logs(self):
+        with open(os.path.join(self.dir, "portal.log")) as f:
+            return f.read()
+
+
+@pytest.fixture(scope="module")
+def portal():
+    p = Portal()
+    yield p
+    code = p.stop()
+    shutil.rmtree(p.dir, ignore_errors=True)
+    assert code == 0, "portal did not shut down cleanly on SIGTERM"

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Builds and runs the portal on its embedded default: http://localhost:8080, SQLite in ./portal-data.
+# Extra arguments go to `portal serve` (e.g. --config portal.yaml).
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+source "$ROOT/scripts/lib.sh"
+require_swift
+cd "$ROOT"
+echo "==> building portal (the first build takes several minutes)"
+swift build --product portal
+exec "$ROOT/.build/debug/portal" serve "$@"

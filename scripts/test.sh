@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: Swift unit, storage conformance and HTTP tests, then the
+# black-box tests that drive a real `portal serve` process with real clients.
+# Installs what it needs; every server it starts listens on loopback and is stopped at the end.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+source "$ROOT/scripts/lib.sh"
+require_swift
+cd "$ROOT"
+
+ensure_apt python3-venv curl openssl
+ensure_venv
+
+echo "==> building (with tests)"
+swift build --build-tests
+
+echo "==> swift tests"
+swift test --skip-build
+
+echo "==> black-box tests against a real portal process"
+PORTAL_BIN="$ROOT/.build/debug/portal" "$PY" -m pytest -q -p no:cacheprovider "$ROOT/Tests/blackbox"
