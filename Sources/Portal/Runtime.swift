@@ -19,6 +19,10 @@ struct Runtime: Sendable {
     /// Key for CSRF tokens and other browser-bound MACs (shared by all replicas).
     let browserKey: SymmetricKey
     let sealer: KeySealer
+    /// Clusters offered on the Kubernetes page, with their CA read once at start.
+    let clusters: [ClusterSpec]
+    /// PEM of the CA behind the portal's own TLS certificate (tls.ca_file), if configured.
+    let issuerCAPEM: String?
     let logger: Logger
 
     static func open(config: PortalConfig, clock: any Clock = SystemClock(), random: any RandomSource = SystemRandom(),
@@ -76,8 +80,23 @@ struct Runtime: Sendable {
         let setup = SetupService(store: storage, hasher: hasher, passwords: config.passwords, linkLifetime: config.setupLinkLifetime,
                                  clock: clock, random: random, logger: logger)
         let users = UserAdmin(store: storage, hasher: hasher, passwords: config.passwords, clock: clock, random: random, logger: logger)
+        var clusters: [ClusterSpec] = []
+        for c in config.clusters {
+            var ca = c.caData
+            if let f = c.caFile {
+                guard let pem = try? String(contentsOfFile: f, encoding: .utf8) else { throw RuntimeError("cluster '\(c.name)': cannot read \(f)") }
+                ca = pem
+            }
+            clusters.append(ClusterSpec(name: c.name, server: c.server, caPEM: ca, namespace: c.namespace, clientID: c.clientID))
+        }
+        var issuerCA: String?
+        if let f = config.tls?.caFile {
+            guard let pem = try? String(contentsOfFile: f, encoding: .utf8) else { throw RuntimeError("cannot read tls.ca_file \(f)") }
+            issuerCA = pem
+        }
         return Runtime(config: config, storage: storage, clock: clock, random: random, hasher: hasher, keys: keys, provider: provider,
-                       login: login, setup: setup, users: users, browserKey: browserKey, sealer: sealer, logger: logger)
+                       login: login, setup: setup, users: users, browserKey: browserKey, sealer: sealer, clusters: clusters,
+                       issuerCAPEM: issuerCA, logger: logger)
     }
 
     static func openStorage(_ config: PortalConfig, now: Date, logger: Logger) async throws -> SQLStorage {

@@ -13,8 +13,10 @@ public struct LoginView: PageView {
     public var clientName: String?
     public var username: String
     public var error: String?
-    public init(csrf: String, pending: String?, clientName: String?, username: String = "", error: String? = nil) {
+    public var next: String?
+    public init(csrf: String, pending: String?, clientName: String?, username: String = "", error: String? = nil, next: String? = nil) {
         self.csrf = csrf; self.pending = pending; self.clientName = clientName; self.username = username; self.error = error
+        self.next = next
     }
 }
 
@@ -87,3 +89,53 @@ public struct Pages: Sendable {
 }
 
 public enum PagesError: Error { case missing(String) }
+
+public struct KubernetesView: PageView {
+    public static let template = "kubernetes"
+    public struct Cluster {
+        public var index: Int
+        public var name: String
+        public var server: String
+        public var namespace: String?
+        public var bash: String
+        public var powershell: String
+        public var csrf: String
+        public var variant: String
+        public init(index: Int, name: String, server: String, namespace: String?, bash: String, powershell: String, csrf: String, variant: String) {
+            self.index = index; self.name = name; self.server = server; self.namespace = namespace; self.bash = bash
+            self.powershell = powershell; self.csrf = csrf; self.variant = variant
+        }
+    }
+    public var csrf: String
+    public var username: String
+    public var isAdmin: Bool
+    public var exec: Bool
+    public var variant: String
+    public var lifetimeText: String
+    public var clusters: [Cluster]
+    public var multiple: Bool
+    public init(csrf: String, username: String, isAdmin: Bool, exec: Bool, lifetimeText: String, clusters: [Cluster]) {
+        self.csrf = csrf; self.username = username; self.isAdmin = isAdmin; self.exec = exec; self.variant = exec ? "exec" : "oidc"
+        self.lifetimeText = lifetimeText; self.clusters = clusters; self.multiple = clusters.count > 1
+    }
+}
+
+public struct APIServerView: PageView {
+    public static let template = "apiserver"
+    public var csrf: String
+    public var username: String
+    public var isAdmin = true
+    public var flags: String
+    public var authenticationConfiguration: String
+    public var usernameClaim: String
+    public var usernamePrefix: String
+    public var groupsPrefix: String
+    public var caPEM: String?
+    public var caFilePath: String
+    public init(csrf: String, username: String, flags: String, authenticationConfiguration: String, usernameClaim: String,
+                usernamePrefix: String, groupsPrefix: String, caPEM: String?, caFilePath: String) {
+        self.csrf = csrf; self.username = username; self.flags = flags; self.authenticationConfiguration = authenticationConfiguration
+        self.usernameClaim = usernameClaim; self.usernamePrefix = usernamePrefix; self.groupsPrefix = groupsPrefix
+        self.caPEM = caPEM; self.caFilePath = caFilePath
+    }
+}

@@ -69,7 +69,8 @@ import Testing
             silent.extra = [("prompt", "none")]
             let r = try await client.get(silent.uri, agent)
             #expect(r.status == .found)
-            let q = try #require(queryOf(try #require(r.location)))
+            let location = try #require(r.location)
+            let q = try #require(queryOf(location))
             #expect(q["code"] != nil)
             #expect(q["error"] == nil)
             #expect(q["iss"] == p.issuer)
@@ -155,7 +156,8 @@ import Testing
             bad.state = "x&error=none"
             bad.challengeMethod = "plain"
             let r = try await client.get(bad.uri)
-            let q = try #require(queryOf(try #require(r.location)))
+            let location = try #require(r.location)
+            let q = try #require(queryOf(location))
             #expect(q["state"] == "x&error=none")
             #expect(q["error"] == "invalid_request")
             #expect(q.pairs.filter { $0.0 == "error" }.count == 1)
@@ -296,6 +298,138 @@ import Testing
             let home = try await client.get("/", agent)
             #expect(home.status == .ok)
             #expect(home.text.contains("Alice Example"))
+        }
+    }
+}
+
+@Suite struct Concurrency {
+    @Test func a_code_redeemed_twice_at_once_succeeds_exactly_once() async throws {
+        try await withPortal { p, client in
+            let req = AuthRequest()
+            let code = try await client.authorizationCode(p, Agent(), req)
+            async let a = client.redeem(code, req)
+            async let b = client.redeem(code, req)
+            let results = try await [a, b]
+            let ok = results.filter { $0.status == .ok }
+            let refused = results.filter { $0.status == .badRequest }
+            #expect(ok.count == 1)
+            #expect(refused.count == 1)
+            for r in refused { #expect(try r.json()["error"] as? String == "invalid_grant") }
+        }
+    }
+
+    /// Parallel kubectl processes refreshing at once: the same successor for all, never a second one.
+    @Test func parallel_refreshes_never_fork_the_family() async throws {
+        try await withPortal { p, client in
+            let r1 = try #require(try await client.tokens(p)["refresh_token"] as? String)
+            let results = try await withThrowingTaskGroup(of: TestResponse.self) { group in
+                for _ in 0..<4 { group.addTask { try await client.refresh(r1, auth: .none(Fixture.kubectlID)) } }
+                var out: [TestResponse] = []
+                for try await r in group { out.append(r) }
+                return out
+            }
+            let successors = Set(try results.filter { $0.status == .ok }.compactMap { try $0.json()["refresh_token"] as? String })
+            #expect(results.allSatisfy { $0.status == .ok })
+            #expect(successors.count == 1)
+            #expect(try await p.familyCount() == 1)
+        }
+    }
+
+    @Test func a_replay_after_the_successor_was_used_kills_the_family_even_inside_the_grace_window() async throws {
+        try await withPortal { p, client in
+            let r1 = try #require(try await client.tokens(p)["refresh_token"] as? String)
+            let r2 = try #require(try await client.refresh(r1, auth: .none(Fixture.kubectlID)).json()["refresh_token"] as? String)
+            let r3 = try #require(try await client.refresh(r2, auth: .none(Fixture.kubectlID)).json()["refresh_token"] as? String)
+            let replay = try await client.refresh(r1, auth: .none(Fixture.kubectlID))
+            #expect(replay.status == .badRequest)
+            #expect(try replay.json()["error"] as? String == "invalid_grant")
+            let dead = try await client.refresh(r3, auth: .none(Fixture.kubectlID))
+            #expect(dead.status == .badRequest)
+            #expect(try await p.familyCount() == 0)
+        }
+    }
+}
+
+@Suite struct MoreProtocolDetails {
+    @Test func a_verifier_for_a_code_issued_without_a_challenge_is_invalid_grant() async throws {
+        try await withPortal { p, client in
+            var req = AuthRequest.webapp()
+            req.verifier = nil
+            req.challengeMethod = nil
+            let code = try await client.authorizationCode(p, Agent(), req)
+            let r = try await client.redeem(code, req, auth: .webapp, extra: [("code_verifier", SystemRandom().token(byteCount: 48))])
+            #expect(r.status == .badRequest)
+            #expect(try r.json()["error"] as? String == "invalid_grant")
+        }
+    }
+
+    @Test func the_code_redirect_is_not_cacheable() async throws {
+        try await withPortal { _, client in
+            let r = try await client.signIn(Agent(), AuthRequest())
+            #expect(r.status == .seeOther)
+            #expect(r.headers[.cacheControl] == "no-store")
+        }
+    }
+
+    @Test func a_disabled_users_correct_password_gets_the_same_401_page() async throws {
+        try await withPortal { p, client in
+            try await p.rt.users.setDisabled(Fixture.username, disabled: true, actor: "test")
+            let r = try await client.signIn(Agent(), AuthRequest())
+            #expect(r.status == .unauthorized)
+            #expect(r.alert == "Incorrect username or password.")
+            #expect(r.location == nil)
+        }
+    }
+
+    @Test func authorize_also_accepts_post() async throws {
+        try await withPortal { _, client in
+            let agent = Agent()
+            let r = try await client.postForm("/authorize", AuthRequest().pairs, agent)
+            #expect(r.status == .found)
+            #expect(r.location?.hasPrefix("/login?req=") == true)
+        }
+    }
+
+    @Test func refreshed_id_tokens_keep_subject_auth_time_and_audience() async throws {
+        try await withPortal { p, client in
+            let first = try await client.tokens(p)
+            let claims1 = try jwtPart(try #require(first["id_token"] as? String), 1)
+            p.clock.advance(120)
+            let r = try await client.refresh(try #require(first["refresh_token"] as? String), auth: .none(Fixture.kubectlID))
+            let claims2 = try jwtPart(try #require(try r.json()["id_token"] as? String), 1)
+            #expect(claims2["sub"] as? String == claims1["sub"] as? String)
+            #expect(claims2["aud"] as? String == Fixture.kubectlID)
+            #expect(claims2["auth_time"] as? Int == claims1["auth_time"] as? Int)
+            #expect((claims2["iat"] as? Int ?? 0) == (claims1["iat"] as? Int ?? 0) + 120)
+            #expect(claims2["groups"] as? [String] == ["developers", "ops"])
+        }
+    }
+}
+
+@Suite struct KeysAndClaims {
+    @Test func es256_opt_in_is_advertised_published_and_used() async throws {
+        try await withPortal(configure: { $0.signing.algorithm = .es256 }) { p, client in
+            let d = try await client.get("/.well-known/openid-configuration").json()
+            #expect(d["id_token_signing_alg_values_supported"] as? [String] == ["ES256"])
+            let keys = try #require(try await client.get("/keys").json()["keys"] as? [[String: Any]])
+            #expect(keys.allSatisfy { $0["kty"] as? String == "EC" && $0["crv"] as? String == "P-256" && $0["alg"] as? String == "ES256" })
+            let tokens = try await client.tokens(p)
+            let header = try jwtPart(try #require(tokens["id_token"] as? String), 0)
+            #expect(header["alg"] as? String == "ES256")
+            #expect(keys.contains { $0["kid"] as? String == header["kid"] as? String })
+            let access = try #require(tokens["access_token"] as? String)
+            #expect(try await client.get("/userinfo", headers: [.authorization: "Bearer \(access)"]).status == .ok)
+        }
+    }
+
+    @Test func changed_groups_show_in_the_next_refreshed_id_token() async throws {
+        try await withPortal { p, client in
+            let refresh = try #require(try await client.tokens(p)["refresh_token"] as? String)
+            try await p.rt.storage.updateUser(id: p.alice.id) { $0.groups = ["admins"] }
+            let r = try await client.refresh(refresh, auth: .none(Fixture.kubectlID))
+            #expect(r.status == .ok)
+            let claims = try jwtPart(try #require(try r.json()["id_token"] as? String), 1)
+            #expect(claims["groups"] as? [String] == ["admins"])
         }
     }
 }

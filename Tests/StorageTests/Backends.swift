@@ -35,16 +35,15 @@ struct Backend: Sendable, CustomTestStringConvertible {
 
 enum Backends {
     static var all: [Backend] {
-        var backends: [Backend] = [sqlite]
         // PostgreSQL goes here: when the environment variable PORTAL_TEST_POSTGRES_URL is set
-        // (e.g. postgres://portal:portal@127.0.0.1:5432/portal_test), append a Backend whose
-        // `make` connects, creates a throw-away schema, runs `SQLStorage.open` on it and whose
-        // `dispose` drops that schema. No test below needs to change.
-        if ProcessInfo.processInfo.environment["PORTAL_TEST_POSTGRES_URL"] != nil {
-            // backends.append(postgres)
-            backends += []
-        }
-        return backends
+        // (e.g. postgres://portal:portal@127.0.0.1:5432/portal_test), also return a Backend whose
+        // `make` connects, creates a throw-away schema and runs `SQLStorage.open` on it, and whose
+        // `dispose` drops that schema:
+        //
+        //     if let url = ProcessInfo.processInfo.environment["PORTAL_TEST_POSTGRES_URL"] { return [sqlite, postgres(url)] }
+        //
+        // No test needs to change.
+        [sqlite]
     }
 
     /// The embedded default: a fresh SQLite file (WAL) per test.

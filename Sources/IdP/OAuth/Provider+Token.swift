@@ -217,3 +217,26 @@ extension Provider {
         }
     }
 }
+
+extension Provider {
+    /// Tokens minted for a signed-in person's device without a redirect (the Kubernetes page
+    /// and the kubeconfig download): a fresh refresh family for `clientID`, exactly as if the
+    /// code flow had run. Audited as `token.issue` with grant "portal".
+    public func issueForDevice(identity: Identity, clientID: String, authTime: Date, authMethod: String,
+                               remoteAddress: String, purpose: String) async throws -> TokenResponse {
+        guard try await clients.client(id: clientID) != nil else { throw OAuthError.invalidRequest("unknown client '\(clientID)'") }
+        let t = now
+        let grant = Grant(userID: identity.subject, clientID: clientID, scopes: ["openid", "profile", "email", "groups", "offline_access"],
+                          authTime: authTime, authMethod: authMethod)
+        let refresh = newToken()
+        let family = RefreshFamily(id: random.token(byteCount: 16), grant: grant, createdAt: t, expiresAt: t + policy.refreshAbsoluteLifetime)
+        let first = RefreshToken(hash: Secrets.sha256Hex(refresh), familyID: family.id, clientID: clientID, createdAt: t,
+                                 idleExpiresAt: min(t + policy.refreshIdleTimeout, family.expiresAt))
+        try await store.startFamily(family, firstToken: first)
+        let minted = try await minter.mint(identity: identity, grant: grant, familyID: family.id, nonce: nil, now: t, jti: random.token(byteCount: 12))
+        await auditor.record("token.issue", actor: identity.username, subject: identity.subject, clientID: clientID,
+                             remoteAddress: remoteAddress, details: ["grant": "portal", "purpose": purpose, "family": family.id])
+        return TokenResponse(accessToken: minted.accessToken, idToken: minted.idToken, refreshToken: refresh,
+                             expiresIn: Int(policy.accessTokenTTL), scopes: grant.scopes, familyID: family.id)
+    }
+}

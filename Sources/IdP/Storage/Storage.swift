@@ -83,6 +83,8 @@ public protocol RefreshStore: Sendable {
     /// and stamps the family's `lastUsedAt`. Exactly one concurrent caller gets `.rotated`.
     /// Never rotates a token whose family is revoked (returns `.alreadyUsed` or the family check fails first).
     func rotateRefreshToken(hash: String, now: Date, successor: RefreshToken) async throws -> RefreshRotation
+    /// Inserts a new family and its first token in one transaction.
+    func startFamily(_ family: RefreshFamily, firstToken: RefreshToken) async throws
     /// Whether `hash` is stored and still unused.
     func refreshTokenIsUnused(hash: String) async throws -> Bool
     func family(id: String) async throws -> RefreshFamily?

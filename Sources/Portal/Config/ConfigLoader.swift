@@ -117,17 +117,17 @@ struct ConfigLoader {
 
     private mutating func read(_ root: Node, into c: inout PortalConfig) {
         guard let top = mapping(root, "", known: ["issuer", "listen", "data_dir", "database", "tls", "log", "tokens", "signing",
-                                                  "passwords", "login", "setup", "clients", "ui"]) else { return }
+                                                  "passwords", "login", "setup", "clients", "ui", "kubernetes"]) else { return }
         if let v = string(top["issuer"], "issuer") { c.issuer = v }
         if let n = top["listen"], let v = string(n, "listen") { setListen(v, &c, node: n) }
         if let v = string(top["data_dir"], "data_dir") { c.dataDir = v }
         if let n = top["database"], let m = mapping(n, "database", known: ["url"]) {
             if let v = string(m["url"], "database.url") { c.databaseURL = v }
         }
-        if let n = top["tls"], let m = mapping(n, "tls", known: ["certificate_file", "key_file"]) {
+        if let n = top["tls"], let m = mapping(n, "tls", known: ["certificate_file", "key_file", "ca_file"]) {
             let cert = string(m["certificate_file"], "tls.certificate_file")
             let key = string(m["key_file"], "tls.key_file")
-            if let cert, let key { c.tls = .init(certificateFile: cert, keyFile: key) } else {
+            if let cert, let key { c.tls = .init(certificateFile: cert, keyFile: key, caFile: string(m["ca_file"], "tls.ca_file")) } else {
                 problem(n, "tls", "both certificate_file and key_file are required")
             }
         }
@@ -177,6 +177,42 @@ struct ConfigLoader {
         }
         if let n = top["ui"], let m = mapping(n, "ui", known: ["public_dir"]) {
             if let v = string(m["public_dir"], "ui.public_dir") { c.publicDir = v }
+        }
+        if let n = top["kubernetes"], let m = mapping(n, "kubernetes", known: ["clusters", "apiserver"]) {
+            if let a = m["apiserver"], let am = mapping(a, "kubernetes.apiserver", known: ["username_claim", "username_prefix", "groups_claim", "groups_prefix"]) {
+                if let v = string(am["username_claim"], "kubernetes.apiserver.username_claim") {
+                    if ["sub", "preferred_username", "email"].contains(v) { c.apiserver.usernameClaim = v } else {
+                        problem(am["username_claim"], "kubernetes.apiserver.username_claim", "must be sub, preferred_username or email")
+                    }
+                }
+                if let v = string(am["username_prefix"], "kubernetes.apiserver.username_prefix") { c.apiserver.usernamePrefix = v }
+                if let v = string(am["groups_claim"], "kubernetes.apiserver.groups_claim") {
+                    if v == "groups" { c.apiserver.groupsClaim = v } else { problem(am["groups_claim"], "kubernetes.apiserver.groups_claim", "the portal puts groups in the 'groups' claim") }
+                }
+                if let v = string(am["groups_prefix"], "kubernetes.apiserver.groups_prefix") { c.apiserver.groupsPrefix = v }
+            }
+            if let cl = m["clusters"] {
+                if let seq = cl.sequence {
+                    for (i, item) in seq.enumerated() {
+                        let path = "kubernetes.clusters[\(i)]"
+                        guard let cm = mapping(item, path, known: ["name", "server", "certificate_authority_file", "certificate_authority_data", "namespace", "client_id"]) else { continue }
+                        guard let name = string(cm["name"], path + ".name"), !name.trimmingCharacters(in: .whitespaces).isEmpty else {
+                            problem(item, path + ".name", "is required"); continue
+                        }
+                        guard let server = string(cm["server"], path + ".server"), let u = URLComponents(string: server), u.scheme == "https", u.host != nil else {
+                            problem(cm["server"] ?? item, path + ".server", "an https URL of the API server is required"); continue
+                        }
+                        let cluster = PortalConfig.Cluster(name: name, server: server, caFile: string(cm["certificate_authority_file"], path + ".certificate_authority_file"),
+                                                           caData: string(cm["certificate_authority_data"], path + ".certificate_authority_data"),
+                                                           namespace: string(cm["namespace"], path + ".namespace"),
+                                                           clientID: string(cm["client_id"], path + ".client_id") ?? "kubernetes")
+                        if cluster.caFile != nil && cluster.caData != nil { problem(item, path, "give certificate_authority_file or certificate_authority_data, not both") }
+                        if let d = cluster.caData, !d.contains("-----BEGIN CERTIFICATE-----") { problem(cm["certificate_authority_data"], path + ".certificate_authority_data", "expected a PEM certificate") }
+                        if c.clusters.contains(where: { $0.name == name }) { problem(cm["name"], path + ".name", "duplicate cluster name '\(name)'") }
+                        c.clusters.append(cluster)
+                    }
+                } else { problem(cl, "kubernetes.clusters", "expected a list") }
+            }
         }
         if let n = top["clients"] {
             guard let seq = n.sequence else { problem(n, "clients", "expected a list"); return }
@@ -243,6 +279,23 @@ struct ConfigLoader {
         if let tls = c.tls {
             for (k, f) in [("tls.certificate_file", tls.certificateFile), ("tls.key_file", tls.keyFile)] where !FileManager.default.isReadableFile(atPath: f) {
                 problems.append(.init(location: "\(file ?? "config"): \(k)", message: "cannot read '\(f)'"))
+            }
+        }
+        if let f = c.tls?.caFile, !FileManager.default.isReadableFile(atPath: f) {
+            problems.append(.init(location: "\(file ?? "config"): tls.ca_file", message: "cannot read '\(f)'"))
+        }
+        for cl in c.clusters {
+            if let f = cl.caFile {
+                if let pem = try? String(contentsOfFile: f, encoding: .utf8) {
+                    if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                        problems.append(.init(location: "\(file ?? "config"): kubernetes.clusters[\(cl.name)].certificate_authority_file", message: "'\(f)' is not a PEM certificate"))
+                    }
+                } else {
+                    problems.append(.init(location: "\(file ?? "config"): kubernetes.clusters[\(cl.name)].certificate_authority_file", message: "cannot read '\(f)'"))
+                }
+            }
+            if cl.clientID != "kubernetes" && !c.clients.contains(where: { $0.id == cl.clientID }) {
+                problems.append(.init(location: "\(file ?? "config"): kubernetes.clusters[\(cl.name)].client_id", message: "no client '\(cl.clientID)' is declared in clients"))
             }
         }
         if let f = c.keyEncryptionKeyFile, !FileManager.default.isReadableFile(atPath: f) {

@@ -7,6 +7,23 @@ struct PortalConfig: Sendable {
     struct TLS: Sendable {
         var certificateFile: String
         var keyFile: String
+        /// CA that signed the portal's certificate, when private: handed to kubectl
+        /// (idp-certificate-authority-data) and named in the API server setup (--oidc-ca-file).
+        var caFile: String?
+    }
+    struct Cluster: Sendable {
+        var name: String
+        var server: String
+        var caFile: String?
+        var caData: String?
+        var namespace: String?
+        var clientID: String
+    }
+    struct APIServer: Sendable {
+        var usernameClaim = "preferred_username"
+        var usernamePrefix = "oidc:"
+        var groupsClaim = "groups"
+        var groupsPrefix = "oidc:"
     }
     struct ClientConfig: Sendable {
         var id: String
@@ -34,6 +51,8 @@ struct PortalConfig: Sendable {
     var setupLinkLifetime: TimeInterval = 3600
     var clients: [ClientConfig] = []
     var builtinKubernetesClient = true
+    var clusters: [Cluster] = []
+    var apiserver = APIServer()
     /// Where the static assets (CSS, icons, copy-button script) are.
     var publicDir: String?
     /// Set when the issuer or the listener is not loopback-only and TLS is off.

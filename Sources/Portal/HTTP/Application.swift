@@ -14,7 +14,9 @@ func buildRouter(runtime: Runtime, pages: Pages, assets: StaticAssets) -> Router
     router.add(middleware: PortalMiddleware(pages: pages, hsts: runtime.config.tls != nil || runtime.config.issuer.hasPrefix("https://")))
     let browser = Browser(secure: runtime.config.secureCookies, key: runtime.browserKey, sessionTTL: runtime.config.tokens.sessionTTL)
     ProtocolRoutes(runtime: runtime).register(router)
-    BrowserRoutes(runtime: runtime, pages: pages, browser: browser).register(router)
+    let browserRoutes = BrowserRoutes(runtime: runtime, pages: pages, browser: browser)
+    browserRoutes.register(router)
+    KubernetesRoutes(runtime: runtime, pages: pages, browser: browser, session: { try await browserRoutes.currentSession($0) }).register(router)
 
     router.get("/healthz") { _, _ in Responses.json(.ok, #"{"status":"ok"}"#) }
     router.get("/readyz") { _, context in

@@ -100,7 +100,8 @@ struct BrowserRoutes {
         let (bid, setCookie) = browser.browserID(request)
         var clientName: String?
         if let p = pendingResult { clientName = try await runtime.provider.clients.client(id: p.request.clientID)?.name }
-        let view = LoginView(csrf: browser.csrfToken(browserID: bid), pending: pendingResult?.id, clientName: clientName)
+        let view = LoginView(csrf: browser.csrfToken(browserID: bid), pending: pendingResult?.id, clientName: clientName,
+                             next: Self.safeNext(q["next"]))
         return Responses.html(.ok, pages.render(view), cookies: setCookie.map { [$0] } ?? [])
     }
 
@@ -123,7 +124,7 @@ struct BrowserRoutes {
             var clientName: String?
             if let p = pendingResult { clientName = try await runtime.provider.clients.client(id: p.request.clientID)?.name }
             let view = LoginView(csrf: browser.csrfToken(browserID: bid), pending: pendingResult?.id, clientName: clientName,
-                                 username: String(username.prefix(256)), error: error)
+                                 username: String(username.prefix(256)), error: error, next: Self.safeNext(form["next"]))
             return Responses.html(status, pages.render(view))
         }
         switch outcome {
@@ -146,8 +147,15 @@ struct BrowserRoutes {
                                                             authMethod: method, remoteAddress: context.remoteAddress)
                 return Responses.redirect(location, status: .seeOther, cookies: setCookie)
             }
-            return Responses.redirect("/", status: .seeOther, cookies: setCookie)
+            return Responses.redirect(Self.safeNext(form["next"]) ?? "/", status: .seeOther, cookies: setCookie)
         }
+    }
+
+    /// Where to go after login: only a local path of this portal (no scheme, no "//host", no backslash).
+    static func safeNext(_ next: String?) -> String? {
+        guard let n = next, n.hasPrefix("/"), !n.hasPrefix("//"), !n.contains("\\"), n.count <= 512,
+              n.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7f }) else { return nil }
+        return n
     }
 
     func logout(_ request: Request, _ context: PortalContext) async throws -> Response {

@@ -19,7 +19,9 @@ public final class SQLStorage: Storage {
     var forUpdate: String { backend.flavor == .postgres ? " FOR UPDATE" : "" }
 
     func tx<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
-        do { return try await backend.transaction(body) } catch let e as StorageError { throw e } catch {
+        do { return try await backend.transaction(body) } catch let e as StorageError { throw e } catch let e as CallerError {
+            throw e.error  // the caller's own refusal, unchanged (the transaction was rolled back)
+        } catch {
             throw Self.translate(error)
         }
     }
@@ -100,7 +102,7 @@ extension SQLStorage {
                 guard var u = try await db.raw("SELECT * FROM users WHERE id = \(bind: id)\(unsafeRaw: lock)").first().map(Self.user) else {
                     throw StorageError.notFound("user \(id)")
                 }
-                try box.value(&u)
+                do { try box.value(&u) } catch { throw CallerError(error: error) }
                 try await db.raw("""
                     UPDATE users SET username = \(bind: u.username), display_name = \(bind: u.displayName), email = \(bind: u.email),
                       email_verified = \(bind: u.emailVerified ? 1 : 0), groups_json = \(bind: json(u.groups)),
@@ -129,6 +131,9 @@ extension SQLStorage {
         }
     }
 }
+
+/// An error thrown by a caller's closure inside a transaction: passed through, not translated.
+struct CallerError: Error { let error: any Error }
 
 /// Carries a non-escaping closure into the transaction body, which runs before `updateUser` returns.
 struct UnsafeSendableBox<T>: @unchecked Sendable {
@@ -269,6 +274,13 @@ extension SQLStorage {
                   let usedAt = try row.od("used_at")
             else { return .notFound }
             return .alreadyUsed(usedAt: usedAt)
+        }
+    }
+
+    public func startFamily(_ family: RefreshFamily, firstToken: RefreshToken) async throws {
+        try await tx { db in
+            try await Self.insertFamily(family, db)
+            try await Self.insertToken(firstToken, db)
         }
     }
 

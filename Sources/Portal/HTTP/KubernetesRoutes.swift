@@ -1,0 +1,117 @@
+import Foundation
+import Hummingbird
+import IdP
+import Templates
+
+/// The moment the product exists for: kubectl working one paste after login.
+struct KubernetesRoutes {
+    let runtime: Runtime
+    let pages: Pages
+    let browser: Browser
+    let session: @Sendable (Request) async throws -> (LoginSession, Identity)?
+
+    func register(_ router: Router<PortalContext>) {
+        router.get("/kubernetes") { request, context in try await page(request, context) }
+        router.post("/kubernetes/kubeconfig") { request, context in try await download(request, context) }
+        router.get("/admin/apiserver") { request, context in try await apiserverPage(request, context) }
+    }
+
+    /// "Tokens last 60 seconds …": the lifetimes in words, with the latest time a new login is needed.
+    func lifetimeText(sessionEnd: Date) -> String {
+        let t = runtime.config.tokens
+        let f = DateFormatter()
+        f.dateFormat = "yyyy-MM-dd HH:mm 'UTC'"
+        f.timeZone = TimeZone(identifier: "UTC")
+        return "kubectl holds a token that lasts \(DurationParser.words(t.idTokenTTL)) and renews itself while you use it. "
+            + "You will need to come back here and log in again after \(DurationParser.words(t.refreshIdleTimeout)) without using kubectl, "
+            + "and at the latest at \(f.string(from: sessionEnd)) (\(DurationParser.words(t.refreshAbsoluteLifetime)) from now)."
+    }
+
+    func entries(for identity: Identity, session: LoginSession, clusters: [ClusterSpec], exec: Bool, purpose: String,
+                 remoteAddress: String) async throws -> [KubeconfigEntry] {
+        var out: [KubeconfigEntry] = []
+        for c in clusters {
+            if exec {
+                out.append(KubeconfigEntry(cluster: c, userName: identity.username,
+                                           auth: .exec(issuer: runtime.config.issuer, clientID: c.clientID, issuerCAPEM: runtime.issuerCAPEM)))
+                continue
+            }
+            // A fresh refresh family per cluster entry: entries that shared one would replay each other's tokens.
+            let t = try await runtime.provider.issueForDevice(identity: identity, clientID: c.clientID, authTime: session.authTime,
+                                                              authMethod: session.authMethod, remoteAddress: remoteAddress, purpose: purpose)
+            out.append(KubeconfigEntry(cluster: c, userName: identity.username,
+                                       auth: .authProvider(OIDCCredentials(issuer: runtime.config.issuer, clientID: c.clientID,
+                                                                           idToken: t.idToken, refreshToken: t.refreshToken,
+                                                                           issuerCAPEM: runtime.issuerCAPEM))))
+        }
+        return out
+    }
+
+    func page(_ request: Request, _ context: PortalContext) async throws -> Response {
+        guard let (s, identity) = try await session(request) else { return Responses.redirect("/login?next=%2Fkubernetes") }
+        let exec = request.queryParameters?["variant"] == "exec"
+        let (bid, setCookie) = browser.browserID(request)
+        let csrf = browser.csrfToken(browserID: bid)
+        let es = try await entries(for: identity, session: s, clusters: runtime.clusters, exec: exec, purpose: "kubernetes page",
+                                   remoteAddress: context.remoteAddress)
+        let views = es.enumerated().map { i, e in
+            KubernetesView.Cluster(index: i, name: e.cluster.name, server: e.cluster.server, namespace: e.cluster.namespace,
+                                   bash: Kubeconfig.command(e, shell: .bash), powershell: Kubeconfig.command(e, shell: .powershell),
+                                   csrf: csrf, variant: exec ? "exec" : "oidc")
+        }
+        let familyEnd = runtime.clock.now() + runtime.config.tokens.refreshAbsoluteLifetime
+        let view = KubernetesView(csrf: csrf, username: identity.username, isAdmin: identity.isAdmin, exec: exec,
+                                  lifetimeText: lifetimeText(sessionEnd: familyEnd), clusters: views)
+        return Responses.html(.ok, pages.render(view), cookies: setCookie.map { [$0] } ?? [])
+    }
+
+    func download(_ request: Request, _ context: PortalContext) async throws -> Response {
+        var request = request
+        guard let form = try? await request.form(limit: runtime.config.maxBodyBytes), browser.csrfValid(request, form: form) else {
+            return Responses.html(.forbidden, pages.render(ErrorView(heading: "This form has expired", message: "Reload the Kubernetes page and try again.",
+                                                                     requestID: context.requestID, backLink: "/kubernetes", backLabel: "Back to Kubernetes")))
+        }
+        guard let (s, identity) = try await session(request) else { return Responses.redirect("/login?next=%2Fkubernetes", status: .seeOther) }
+        let which = form["cluster"] ?? "*"
+        let clusters = which == "*" ? runtime.clusters : runtime.clusters.filter { $0.name == which }
+        guard !clusters.isEmpty else {
+            return Responses.html(.notFound, pages.render(ErrorView(heading: "Unknown cluster", message: "There is no cluster with that name.",
+                                                                    requestID: context.requestID, backLink: "/kubernetes", backLabel: "Back to Kubernetes")))
+        }
+        let es = try await entries(for: identity, session: s, clusters: clusters, exec: form["variant"] == "exec", purpose: "kubeconfig download",
+                                   remoteAddress: context.remoteAddress)
+        let filename = which == "*" ? "kubeconfig" : "kubeconfig-" + String(which.unicodeScalars.map { c in
+            CharacterSet.alphanumerics.contains(c) && c.isASCII || c == "-" || c == "_" || c == "." ? Character(c) : "_"
+        })
+        return Response(status: .ok, headers: [.contentType: "application/yaml; charset=utf-8", .cacheControl: "no-store",
+                                               .contentDisposition: "attachment; filename=\"\(filename).yaml\""],
+                        body: .init(byteBuffer: ByteBuffer(string: Kubeconfig.yaml(es))))
+    }
+
+    func apiserverPage(_ request: Request, _ context: PortalContext) async throws -> Response {
+        guard let (_, identity) = try await session(request) else { return Responses.redirect("/login?next=%2Fadmin%2Fapiserver") }
+        guard identity.isAdmin else {
+            return Responses.html(.forbidden, pages.render(ErrorView(heading: "Administrators only", message: "This page is for administrators.",
+                                                                     requestID: context.requestID)))
+        }
+        let (bid, setCookie) = browser.browserID(request)
+        let setup = apiServerSetup(algorithms: await runtime.keys.publishedAlgorithms())
+        let view = APIServerView(csrf: browser.csrfToken(browserID: bid), username: identity.username, flags: setup.flags,
+                                 authenticationConfiguration: setup.authenticationConfiguration,
+                                 usernameClaim: setup.usernameClaim, usernamePrefix: setup.usernamePrefix, groupsPrefix: setup.groupsPrefix,
+                                 caPEM: runtime.issuerCAPEM, caFilePath: setup.caFilePath)
+        return Responses.html(.ok, pages.render(view), cookies: setCookie.map { [$0] } ?? [])
+    }
+
+    func apiServerSetup(algorithms: [SigningAlgorithm]) -> APIServerSetup {
+        let a = runtime.config.apiserver
+        var clientIDs = Array(Set(runtime.clusters.map(\.clientID))).sorted()
+        if clientIDs.isEmpty { clientIDs = ["kubernetes"] }
+        // Published keys (signing and next) decide the algorithms; the configured one is always included.
+        var algs = algorithms
+        if !algs.contains(runtime.config.signing.algorithm) { algs.append(runtime.config.signing.algorithm) }
+        return APIServerSetup(issuer: runtime.config.issuer, clientIDs: clientIDs, usernameClaim: a.usernameClaim,
+                              usernamePrefix: a.usernamePrefix, groupsClaim: a.groupsClaim, groupsPrefix: a.groupsPrefix,
+                              signingAlgorithms: SigningAlgorithm.allCases.filter { algs.contains($0) }, issuerCAPEM: runtime.issuerCAPEM)
+    }
+}
