@@ -236,3 +236,22 @@ def test_apiserver_setup_page_matches_the_running_configuration(env):
     assert doc["kind"] == "AuthenticationConfiguration" and doc["apiVersion"] == "apiserver.config.k8s.io/v1"
     assert doc["jwt"][0]["issuer"]["url"] == portal.issuer and doc["jwt"][0]["issuer"]["audiences"] == ["kubernetes"]
     assert doc["jwt"][0]["claimMappings"]["username"] == {"claim": "preferred_username", "prefix": "oidc:"}
+
+
+def test_exec_plugin_variant_configures_kubelogin(env):
+    portal, _ = env
+    session, _ = login(portal)
+    r = session.get(portal.issuer + "/kubernetes?variant=exec")
+    assert r.status_code == 200 and "kubelogin" in r.text
+    line = html.unescape(re.search(r'<pre id="bash-0"[^>]*>(.*?)</pre>', r.text, re.S).group(1))
+    assert "refresh-token" not in line  # the plugin logs in by itself; nothing secret is on the page
+    k = Kubectl("1.32")
+    r = k.bash(line)
+    assert r.returncode == 0, r.stderr
+    with open(k.kubeconfig) as f:
+        cfg = yaml.safe_load(f)
+    exec_cfg = cfg["users"][0]["user"]["exec"]
+    assert exec_cfg["command"] == "kubectl"
+    assert exec_cfg["args"][:2] == ["oidc-login", "get-token"]
+    assert f"--oidc-issuer-url={portal.issuer}" in exec_cfg["args"] and "--oidc-client-id=kubernetes" in exec_cfg["args"]
+    assert cfg["contexts"][0]["context"]["namespace"] == "team-a"
