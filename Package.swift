@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/vapor/sql-kit.git", from: "3.36.0"),
         .package(url: "https://github.com/vapor/sqlite-kit.git", from: "4.5.2"),
+        .package(url: "https://github.com/vapor/postgres-kit.git", from: "2.17.0"),
     ],
     targets: [
         // Protocol core: OIDC/OAuth flows, tokens, keys, authenticators. No HTTP, no SQL.
@@ -33,13 +34,14 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // SQL implementations of IdP's storage protocol (SQLite now; PostgreSQL through the same SQLKit layer).
+        // SQL implementations of IdP's storage protocol: SQLite and PostgreSQL through one SQLKit layer.
         .target(
             name: "Storage",
             dependencies: [
                 "IdP",
                 .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "SQLiteKit", package: "sqlite-kit"),
+                .product(name: "PostgresKit", package: "postgres-kit"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -74,7 +76,7 @@ let package = Package(
         ),
         .testTarget(
             name: "StorageTests",
-            dependencies: ["IdP", "Storage"],
+            dependencies: ["IdP", "Storage", .product(name: "SQLKit", package: "sql-kit")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

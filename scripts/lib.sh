@@ -27,3 +27,28 @@ ensure_venv() {
 require_swift() {
   command -v swift >/dev/null || { echo "swift is not on PATH: install the Swift toolchain (6.2 or newer) first" >&2; exit 1; }
 }
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# A private PostgreSQL cluster on a loopback port in a temp dir (trust auth: a throwaway test
+# cluster only). Exports PORTAL_TEST_POSTGRES_URL; stop_postgres removes everything.
+start_postgres() {
+  ensure_apt postgresql
+  PGBIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
+  PGDIR="$(mktemp -d /tmp/portal-pg.XXXXXX)"
+  PGPORT="$(free_port)"
+  local as=""
+  if [ "$(id -u)" -eq 0 ]; then chown postgres:postgres "$PGDIR"; as="su postgres -c"; else as="bash -c"; fi
+  $as "$PGBIN/initdb -D $PGDIR/data -A trust -U portal >/dev/null"
+  $as "$PGBIN/pg_ctl -D $PGDIR/data -o '-k $PGDIR -h 127.0.0.1 -p $PGPORT -c max_connections=400 -c fsync=off' -l $PGDIR/log -w start >/dev/null"
+  export PORTAL_TEST_POSTGRES_URL="postgres://portal@127.0.0.1:$PGPORT/postgres"
+  echo "==> PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PGPORT"
+}
+
+stop_postgres() {
+  [ -n "${PGDIR:-}" ] || return 0
+  local as="bash -c"; [ "$(id -u)" -eq 0 ] && as="su postgres -c"
+  $as "$PGBIN/pg_ctl -D $PGDIR/data -m immediate -w stop >/dev/null" || true
+  rm -rf "$PGDIR"
+  PGDIR=""
+}

@@ -11,10 +11,13 @@ cd "$ROOT"
 ensure_apt python3-venv curl openssl
 ensure_venv
 
+start_postgres
+trap stop_postgres EXIT
+
 echo "==> building (with tests)"
 swift build --build-tests
 
-echo "==> swift tests"
+echo "==> swift tests (storage conformance on SQLite and PostgreSQL)"
 swift test --skip-build
 
 echo "==> black-box tests against a real portal process"

@@ -100,6 +100,13 @@ struct Runtime: Sendable {
     }
 
     static func openStorage(_ config: PortalConfig, now: Date, logger: Logger) async throws -> SQLStorage {
+        if config.usesPostgres, let url = config.databaseURL {
+            let backend = try await PostgresBackend.open(.init(url: url, poolSize: config.databasePoolSize, caFile: config.databaseCAFile), logger: logger)
+            do { return try await SQLStorage.open(backend, now: now) } catch {
+                try? await backend.close()
+                throw error
+            }
+        }
         let path = config.sqlitePath
         let dir = (path as NSString).deletingLastPathComponent
         if !dir.isEmpty {
@@ -108,7 +115,10 @@ struct Runtime: Sendable {
         let backend = try await SQLiteBackend.open(path: path, logger: logger)
         // The database holds password hashes and sealed keys: owner-only.
         chmod(path, 0o600)
-        return try await SQLStorage.open(backend, now: now)
+        do { return try await SQLStorage.open(backend, now: now) } catch {
+            try? await backend.close()
+            throw error
+        }
     }
 
     static func keyEncryptionKey(_ config: PortalConfig) throws -> Data? {

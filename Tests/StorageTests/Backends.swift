@@ -1,6 +1,7 @@
 import Foundation
 import IdP
 import Logging
+import SQLKit
 import Storage
 import Testing
 
@@ -35,15 +36,31 @@ struct Backend: Sendable, CustomTestStringConvertible {
 
 enum Backends {
     static var all: [Backend] {
-        // PostgreSQL goes here: when the environment variable PORTAL_TEST_POSTGRES_URL is set
-        // (e.g. postgres://portal:portal@127.0.0.1:5432/portal_test), also return a Backend whose
-        // `make` connects, creates a throw-away schema and runs `SQLStorage.open` on it, and whose
-        // `dispose` drops that schema:
-        //
-        //     if let url = ProcessInfo.processInfo.environment["PORTAL_TEST_POSTGRES_URL"] { return [sqlite, postgres(url)] }
-        //
-        // No test needs to change.
-        [sqlite]
+        // PostgreSQL joins when PORTAL_TEST_POSTGRES_URL names a server (scripts/test.sh starts a
+        // private one on loopback); every test then runs on both engines, unchanged.
+        if let url = ProcessInfo.processInfo.environment["PORTAL_TEST_POSTGRES_URL"], !url.isEmpty {
+            return [sqlite, postgres(url)]
+        }
+        return [sqlite]
+    }
+
+    /// A real PostgreSQL: a fresh database per test, dropped afterwards.
+    static func postgres(_ url: String) -> Backend {
+        Backend(name: "PostgreSQL") {
+            let logger = Logger(label: "portal.storage-tests")
+            let admin = try await PostgresBackend.open(.init(url: url, poolSize: 1), logger: logger)
+            let name = "portal_t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(16)
+            try await admin.run { db in try await db.raw("CREATE DATABASE \(unsafeRaw: String(name))").run() }
+            var c = URLComponents(string: url)!
+            c.path = "/" + name
+            let backend = try await PostgresBackend.open(.init(url: c.string!, poolSize: 8), logger: logger)
+            let store = try await SQLStorage.open(backend, now: Fixture.t0)
+            return Backend.Instance(store: store) {
+                try? await store.close()
+                try? await admin.run { db in try await db.raw("DROP DATABASE IF EXISTS \(unsafeRaw: String(name)) WITH (FORCE)").run() }
+                try? await admin.close()
+            }
+        }
     }
 
     /// The embedded default: a fresh SQLite file (WAL) per test.

@@ -38,6 +38,12 @@ struct Serve: AsyncParsableCommand {
         let config = try options.load()
         Logs.bootstrap(format: config.logFormat, level: config.logLevel)
         let logger = Logger(label: "portal")
+        if !config.usesPostgres {
+            do { try SQLiteServerLock.acquire(for: config.sqlitePath) } catch {
+                logger.critical("\(error)")
+                throw ExitCode(1)
+            }
+        }
         let runtime: Runtime
         do {
             runtime = try await Runtime.open(config: config, logger: logger)
@@ -72,7 +78,7 @@ struct Serve: AsyncParsableCommand {
         do {
             let app = try buildApplication(runtime: runtime)
             logger.info("portal listening", metadata: ["address": "\(config.listenHost):\(config.listenPort)", "issuer": "\(config.issuer)",
-                                                       "database": "\(config.sqlitePath)"])
+                                                       "database": "\(config.databaseDescription)"])
             try await app.runService()
             logger.info("portal stopped")
         } catch {
@@ -92,7 +98,7 @@ struct CheckConfig: AsyncParsableCommand {
         var loader = ConfigLoader(file: options.config)
         let c = loader.load()
         if loader.problems.isEmpty {
-            print("configuration OK: issuer \(c.issuer), listen \(c.listenHost):\(c.listenPort), database \(c.sqlitePath), \(c.clients.count) client(s)")
+            print("configuration OK: issuer \(c.issuer), listen \(c.listenHost):\(c.listenPort), database \(c.databaseDescription), \(c.clients.count) client(s)")
             return
         }
         for p in loader.problems { print(p) }

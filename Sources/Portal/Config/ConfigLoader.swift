@@ -121,8 +121,10 @@ struct ConfigLoader {
         if let v = string(top["issuer"], "issuer") { c.issuer = v }
         if let n = top["listen"], let v = string(n, "listen") { setListen(v, &c, node: n) }
         if let v = string(top["data_dir"], "data_dir") { c.dataDir = v }
-        if let n = top["database"], let m = mapping(n, "database", known: ["url"]) {
+        if let n = top["database"], let m = mapping(n, "database", known: ["url", "pool_size", "ca_file"]) {
             if let v = string(m["url"], "database.url") { c.databaseURL = v }
+            if let v = int(m["pool_size"], "database.pool_size", min: 1, max: 200) { c.databasePoolSize = v }
+            if let v = string(m["ca_file"], "database.ca_file") { c.databaseCAFile = v }
         }
         if let n = top["tls"], let m = mapping(n, "tls", known: ["certificate_file", "key_file", "ca_file"]) {
             let cert = string(m["certificate_file"], "tls.certificate_file")
@@ -301,9 +303,12 @@ struct ConfigLoader {
         if let f = c.keyEncryptionKeyFile, !FileManager.default.isReadableFile(atPath: f) {
             problems.append(.init(location: "\(file ?? "config"): signing.encryption_key_file", message: "cannot read '\(f)'"))
         }
-        if let url = c.databaseURL, !url.hasPrefix("sqlite://") {
+        if let url = c.databaseURL, !url.hasPrefix("sqlite://") && !c.usesPostgres {
             problems.append(.init(location: "\(file ?? "config"): database.url",
-                                  message: "only sqlite:///path is supported in this version (PostgreSQL support is coming)"))
+                                  message: "expected sqlite:///path or postgres://user:password@host:5432/database"))
+        }
+        if let f = c.databaseCAFile, !FileManager.default.isReadableFile(atPath: f) {
+            problems.append(.init(location: "\(file ?? "config"): database.ca_file", message: "cannot read '\(f)'"))
         }
         for client in c.clients {
             if let f = client.secretFile, !FileManager.default.isReadableFile(atPath: f) {

@@ -39,6 +39,8 @@ struct PortalConfig: Sendable {
     var listenPort = 8080
     var dataDir = "./portal-data"
     var databaseURL: String?
+    var databasePoolSize = 10
+    var databaseCAFile: String?
     var tls: TLS?
     var logLevel = "info"
     var logFormat = "json"
@@ -64,6 +66,15 @@ struct PortalConfig: Sendable {
     }
 
     var secureCookies: Bool { issuer.hasPrefix("https://") }
+
+    /// The database for logs and messages, without its password.
+    var databaseDescription: String {
+        guard usesPostgres, let url = databaseURL, var c = URLComponents(string: url) else { return "sqlite:" + sqlitePath }
+        if c.password != nil { c.password = "REDACTED" }
+        return c.string ?? "postgres"
+    }
+
+    var usesPostgres: Bool { databaseURL.map { $0.hasPrefix("postgres://") || $0.hasPrefix("postgresql://") } ?? false }
 }
 
 struct ConfigProblem: CustomStringConvertible, Sendable {

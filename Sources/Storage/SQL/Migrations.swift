@@ -78,6 +78,10 @@ enum Migrations {
     static func apply(_ backend: any SQLBackend, now: Date) async throws {
         let flavor = backend.flavor
         try await backend.transaction { db in
+            if flavor == .postgres {
+                // Replicas starting together: one migrates, the others wait here and then find nothing to do.
+                try await db.raw("SELECT pg_advisory_xact_lock(7467421001)").run()
+            }
             try await db.raw("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)").run()
             let applied = Set(try await db.raw("SELECT version FROM schema_migrations").all().map { try $0.decode(column: "version", as: Int.self) })
             for (version, statements) in all(flavor) where !applied.contains(version) {
