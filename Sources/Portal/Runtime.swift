@@ -71,7 +71,12 @@ struct Runtime: Sendable {
 
         let dummy = try await hasher.hash(random.token())
         let local = LocalAuthenticator(store: storage, hasher: hasher, dummyHash: dummy)
-        let authenticators: [any Authenticator] = [local]
+        var authenticators: [any Authenticator] = [local]
+        if let ldap = config.ldap {
+            // The first authenticator in the chain that accepts the password wins (README: "Directory logins").
+            let directory = LDAPAuthenticator(config: ldap, maxCacheLifetime: config.tokens.idTokenTTL, clock: clock, logger: logger)
+            authenticators = ldap.precedence == .ldapFirst ? [directory, local] : [local, directory]
+        }
 
         let provider = Provider(issuer: config.issuer, policy: config.tokens, store: storage, clients: clients, keys: keys,
                                 authenticators: authenticators, successorKey: successorKey, clock: clock, random: random, logger: logger)

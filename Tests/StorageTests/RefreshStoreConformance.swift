@@ -154,4 +154,37 @@ struct RefreshStoreConformance {
             #expect(try await store.activeFamilies(userID: "carol", now: later).isEmpty)
         }
     }
+    /// Revocation racing a chain of refreshes: once the revoke has returned, nothing rotates any more,
+    /// and the chain never forks (at most one unused token at any time).
+    @Test(arguments: Backends.all)
+    func revokeRacingRefreshLeavesNothingRotatable(_ backend: Backend) async throws {
+        try await backend.withStore { store async throws in
+            let (family, first) = try await Fixture.startFamily(in: store)
+            let chain = (0..<30).map { i in Fixture.token(familyID: family.id, at: Fixture.t0 + TimeInterval(i + 1)) }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    var current = first
+                    for next in chain {
+                        guard try await store.rotateRefreshToken(hash: current.hash, now: next.createdAt, successor: next) == .rotated else { return }
+                        current = next
+                    }
+                }
+                group.addTask {
+                    try await Task.sleep(nanoseconds: 2_000_000)
+                    #expect(try await store.revokeFamily(id: family.id, now: Fixture.t0 + 10, reason: "admin"))
+                }
+                try await group.waitForAll()
+            }
+            #expect(try await store.family(id: family.id)?.revokedAt != nil)
+            // Whatever token is unused now cannot be rotated.
+            var unused = 0
+            for t in [first] + chain where try await store.refreshTokenIsUnused(hash: t.hash) {
+                unused += 1
+                let late = Fixture.token(familyID: family.id, at: Fixture.t0 + 100)
+                #expect(try await store.rotateRefreshToken(hash: t.hash, now: Fixture.t0 + 100, successor: late) != .rotated)
+            }
+            #expect(unused <= 1)
+        }
+    }
+
 }

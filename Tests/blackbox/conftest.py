@@ -22,17 +22,22 @@ def free_port():
 
 
 class Portal:
-    def __init__(self, extra_yaml=""):
+    """A `portal serve` process. With `database_url` several of them can share one PostgreSQL;
+    `issuer` lets replicas share one issuer (as behind a load balancer)."""
+
+    def __init__(self, extra_yaml="", issuer=None, database_url=None, expect_setup_link=True, env=None):
         self.dir = tempfile.mkdtemp(prefix="portal-bb-")
         self.port = free_port()
-        self.issuer = f"http://127.0.0.1:{self.port}"
+        self.issuer = issuer or f"http://127.0.0.1:{self.port}"
+        self.base = f"http://127.0.0.1:{self.port}"
         self.config = os.path.join(self.dir, "portal.yaml")
+        database = f"database:\n  url: {database_url}\n" if database_url else ""
         with open(self.config, "w") as f:
             f.write(f"""
 issuer: {self.issuer}
 listen: 127.0.0.1:{self.port}
 data_dir: {self.dir}/data
-log:
+{database}log:
   format: json
 passwords:
   bcrypt_cost: 10
@@ -50,24 +55,30 @@ clients:
     redirect_uris: ["{CALLBACK}"]
 {extra_yaml}
 """)
-        self.env = dict(os.environ, RP_SECRET=RP_SECRET)
-        self.log = open(os.path.join(self.dir, "portal.log"), "w")
+        self.env = dict(os.environ, RP_SECRET=RP_SECRET, **(env or {}))
+        self.start(expect_setup_link)
+
+    def start(self, expect_setup_link=False):
+        self.log = open(os.path.join(self.dir, "portal.log"), "a")
         self.proc = subprocess.Popen([PORTAL_BIN, "serve", "--config", self.config], stdout=subprocess.PIPE,
                                      stderr=self.log, env=self.env, text=True)
         self.setup_url = None
         deadline = time.time() + 60
+        if expect_setup_link:
+            while time.time() < deadline:
+                line = self.proc.stdout.readline()
+                if not line:
+                    break
+                m = re.search(r"(http://\S+/setup\?token=\S+)", line)
+                if m:
+                    self.setup_url = m.group(1).replace(self.issuer, self.base)
+                    break
+            assert self.setup_url, "the portal did not print a setup link"
         while time.time() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            m = re.search(r"(http://\S+/setup\?token=\S+)", line)
-            if m:
-                self.setup_url = m.group(1)
-                break
-        assert self.setup_url, "the portal did not print a setup link"
-        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("portal exited:\n" + self.logs())
             try:
-                if requests.get(self.issuer + "/readyz", timeout=1).status_code == 200:
+                if requests.get(self.base + "/readyz", timeout=1).status_code == 200:
                     return
             except requests.ConnectionError:
                 pass
@@ -77,6 +88,12 @@ clients:
     def cli(self, *args, stdin=None):
         return subprocess.run([PORTAL_BIN, *args, "--config", self.config], input=stdin, capture_output=True, text=True,
                               env=self.env, timeout=60)
+
+    def kill(self):
+        """SIGKILL: no graceful shutdown, connections cut mid-request."""
+        self.proc.kill()
+        self.proc.wait()
+        self.log.close()
 
     def stop(self):
         self.proc.terminate()

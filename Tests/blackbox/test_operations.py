@@ -115,3 +115,23 @@ def test_example_configuration_is_valid():
     example = os.path.join(os.path.dirname(__file__), "../../deploy/portal.example.yaml")
     r = subprocess.run([PORTAL_BIN, "check-config", "--config", example], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_metrics_endpoint_counts_logins_tokens_and_requests():
+    import re
+    p = Portal()
+    try:
+        s = requests.Session()
+        page = s.get(p.base + "/login")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+        s.post(p.base + "/login", data={"csrf": csrf, "username": "nobody", "password": "wrong-password"})
+        requests.post(p.base + "/token", data={"grant_type": "refresh_token", "refresh_token": "x" * 43, "client_id": "rp-public"})
+        r = requests.get(p.base + "/metrics")
+        assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/plain")
+        text = r.text
+        assert re.search(r'portal_logins_total\{.*result="failure".*\} 1', text) or \
+            re.search(r'portal_logins_total\{.*method="password".*\} 1', text), text
+        assert "http_server_request_duration_bucket{" in text and "hb_requests{" in text
+        assert 'portal_audit_events_total{' in text
+    finally:
+        assert p.stop() == 0

@@ -14,6 +14,7 @@ public struct Auditor: Sendable {
 
     public func record(_ type: String, actor: String = "", subject: String = "", clientID: String = "", remoteAddress: String = "",
                        success: Bool = true, details: [String: String] = [:]) async {
+        PortalMetrics.count(type, success: success, details: details)
         let event = AuditEvent(time: clock.now(), type: type, actor: actor, subject: subject, clientID: clientID,
                                remoteAddress: remoteAddress, success: success, details: details)
         do {

@@ -65,7 +65,13 @@ public struct Provider: Sendable {
     /// The current identity behind a grant, or nil when the account is gone or disabled.
     public func currentIdentity(userID: String, method: String) async throws -> Identity? {
         let authenticator = authenticators[method] ?? authenticators["password"]
-        return try await authenticator?.revalidate(subject: userID)
+        do {
+            return try await authenticator?.revalidate(subject: userID)
+        } catch let e as AuthenticatorUnavailable {
+            // Not a verdict on the account: the token stays valid and the client may retry (RFC 6749 §4.1.2.1).
+            logger.error("authenticator unavailable during revalidation", metadata: ["method": "\(method)", "error": "\(e)"])
+            throw OAuthError.temporarilyUnavailable("the account directory cannot be reached; try again")
+        }
     }
 
     func newToken() -> String { random.token(byteCount: 32) }

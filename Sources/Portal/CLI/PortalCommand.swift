@@ -37,6 +37,7 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         let config = try options.load()
         Logs.bootstrap(format: config.logFormat, level: config.logLevel)
+        PortalMetricsRegistry.bootstrap()
         let logger = Logger(label: "portal")
         if !config.usesPostgres {
             do { try SQLiteServerLock.acquire(for: config.sqlitePath) } catch {

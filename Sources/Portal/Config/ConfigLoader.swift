@@ -117,7 +117,7 @@ struct ConfigLoader {
 
     private mutating func read(_ root: Node, into c: inout PortalConfig) {
         guard let top = mapping(root, "", known: ["issuer", "listen", "data_dir", "database", "tls", "log", "tokens", "signing",
-                                                  "passwords", "login", "setup", "clients", "ui", "kubernetes"]) else { return }
+                                                  "passwords", "login", "setup", "clients", "ui", "kubernetes", "ldap"]) else { return }
         if let v = string(top["issuer"], "issuer") { c.issuer = v }
         if let n = top["listen"], let v = string(n, "listen") { setListen(v, &c, node: n) }
         if let v = string(top["data_dir"], "data_dir") { c.dataDir = v }
@@ -154,7 +154,8 @@ struct ConfigLoader {
             if let v = duration(m["refresh_grace_window"], "tokens.refresh_grace_window", min: 0, max: 60) { c.tokens.refreshGraceWindow = v }
             if let v = duration(m["session_lifetime"], "tokens.session_lifetime", min: 60, max: 30 * 86400) { c.tokens.sessionTTL = v }
         }
-        if let n = top["signing"], let m = mapping(n, "signing", known: ["algorithm", "rotation_period", "publish_ahead", "encryption_key_file"]) {
+        if let n = top["signing"], let m = mapping(n, "signing", known: ["algorithm", "rotation_period", "publish_ahead", "encryption_key_file", "check_interval"]) {
+            if let v = duration(m["check_interval"], "signing.check_interval", min: 1, max: 3600) { c.keyCheckInterval = v }
             if let v = string(m["algorithm"], "signing.algorithm") {
                 if let a = SigningAlgorithm(rawValue: v.uppercased()) { c.signing.algorithm = a } else {
                     problem(m["algorithm"], "signing.algorithm", "must be RS256 or ES256")
@@ -215,6 +216,12 @@ struct ConfigLoader {
                     }
                 } else { problem(cl, "kubernetes.clusters", "expected a list") }
             }
+        }
+        if let n = top["ldap"] {
+            // After `tokens`: the directory cache may not outlive an id_token.
+            var reader = LDAPConfigReader(file: file, env: env)
+            c.ldap = reader.read(n, idTokenLifetime: c.tokens.idTokenTTL)
+            problems += reader.problems
         }
         if let n = top["clients"] {
             guard let seq = n.sequence else { problem(n, "clients", "expected a list"); return }

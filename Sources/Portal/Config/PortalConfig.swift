@@ -47,6 +47,8 @@ struct PortalConfig: Sendable {
     var tokens = TokenPolicy()
     var signing = KeyPolicy()
     var keyEncryptionKeyFile: String?
+    /// How often each replica re-reads the signing keys (and rotates when due).
+    var keyCheckInterval: TimeInterval = 30
     var bcryptCost = 12
     var passwords = PasswordPolicy()
     var login = LoginPolicy()
@@ -55,6 +57,8 @@ struct PortalConfig: Sendable {
     var builtinKubernetesClient = true
     var clusters: [Cluster] = []
     var apiserver = APIServer()
+    /// Directory logins (the `ldap:` section); nil when not configured.
+    var ldap: LDAPConfiguration?
     /// Where the static assets (CSS, icons, copy-button script) are.
     var publicDir: String?
     /// Set when the issuer or the listener is not loopback-only and TLS is off.

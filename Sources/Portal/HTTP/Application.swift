@@ -5,6 +5,8 @@ import HummingbirdCore
 import IdP
 import Logging
 import NIOSSL
+import Prometheus
+import CoreMetrics
 import ServiceLifecycle
 import Templates
 
@@ -12,6 +14,8 @@ import Templates
 func buildRouter(runtime: Runtime, pages: Pages, assets: StaticAssets) -> Router<PortalContext> {
     let router = Router(context: PortalContext.self)
     router.add(middleware: PortalMiddleware(pages: pages, hsts: runtime.config.tls != nil || runtime.config.issuer.hasPrefix("https://")))
+    // Request counts and latency histograms per route (hb_requests, hb_request_duration_seconds).
+    router.add(middleware: MetricsMiddleware())
     let browser = Browser(secure: runtime.config.secureCookies, key: runtime.browserKey, sessionTTL: runtime.config.tokens.sessionTTL)
     ProtocolRoutes(runtime: runtime).register(router)
     let browserRoutes = BrowserRoutes(runtime: runtime, pages: pages, browser: browser)
@@ -29,6 +33,10 @@ func buildRouter(runtime: Runtime, pages: Pages, assets: StaticAssets) -> Router
             return Responses.json(.serviceUnavailable, #"{"status":"unavailable"}"#)
         }
     }
+    router.get("/metrics") { _, _ in
+        Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8", .cacheControl: "no-store"],
+                 body: .init(byteBuffer: ByteBuffer(bytes: PortalMetricsRegistry.shared.emitToBuffer())))
+    }
     router.get("/static/{file}") { _, context in
         guard let name = context.parameters.get("file"), let asset = assets.files[name] else { throw HTTPError(.notFound) }
         return Response(status: .ok, headers: [.contentType: asset.type, .cacheControl: "public, max-age=3600"],
@@ -42,7 +50,7 @@ func buildApplication(runtime: Runtime) throws -> Application<Router<PortalConte
     let assets = StaticAssets.load(configured: runtime.config.publicDir, logger: runtime.logger)
     let router = buildRouter(runtime: runtime, pages: pages, assets: assets)
     let c = runtime.config
-    let services: [any Service] = [KeyMaintenanceService(runtime: runtime), GarbageCollectionService(runtime: runtime)]
+    let services: [any Service] = [KeyMaintenanceService(runtime: runtime, interval: .seconds(Int(c.keyCheckInterval))), GarbageCollectionService(runtime: runtime)]
     let configuration = ApplicationConfiguration(address: .hostname(c.listenHost, port: c.listenPort), serverName: nil)
     var server: HTTPServerBuilder = .http1()
     if let tls = c.tls {
@@ -53,6 +61,15 @@ func buildApplication(runtime: Runtime) throws -> Application<Router<PortalConte
         server = try .tls(.http1(), tlsConfiguration: tlsConfig)
     }
     return Application(router: router, server: server, configuration: configuration, services: services, logger: runtime.logger)
+}
+
+/// The Prometheus registry behind `/metrics`; `portal serve` bootstraps swift-metrics with it.
+enum PortalMetricsRegistry {
+    static let shared = PrometheusCollectorRegistry()
+
+    static func bootstrap() {
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: shared))
+    }
 }
 
 /// CSS, script and icons from Public/, read once at start and served from memory.

@@ -5,6 +5,7 @@ import NIOSSL
 import PostgresKit
 import PostgresNIO
 import SQLKit
+import CoreMetrics
 
 /// PostgreSQL: the path past one machine. A pool of connections; every transaction on one
 /// leased connection. Single use holds across replicas because the conditional UPDATEs take
@@ -41,6 +42,7 @@ public final class PostgresBackend: SQLBackend {
         config.options.connectTimeout = .seconds(10)
         let client = PostgresClient(configuration: config, backgroundLogger: logger)
         let runner = Task { await client.run() }
+        await Task.yield()  // let run() start before the first lease
         let backend = PostgresBackend(client: client, runner: runner, logger: logger)
         do {
             try await backend.run { db in _ = try await db.raw("SELECT 1 AS one").first() }
@@ -98,6 +100,7 @@ public final class PostgresBackend: SQLBackend {
     static func translate(_ error: any Error) -> any Error {
         if error is StorageError || error is CallerError { return error }
         if let e = error as? PSQLError {
+            if e.serverInfo?[.sqlState] != "23505" { Counter(label: "portal_storage_errors_total").increment() }
             if e.serverInfo?[.sqlState] == "23505" { return StorageError.conflict(e.serverInfo?[.message] ?? "unique violation") }
             return StorageError.unavailable(describe(e))
         }

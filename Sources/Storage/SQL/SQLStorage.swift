@@ -1,6 +1,7 @@
 import Foundation
 import IdP
 import SQLKit
+import CoreMetrics
 
 /// The storage contract over SQL, shared by SQLite and PostgreSQL.
 public final class SQLStorage: Storage {
@@ -33,6 +34,7 @@ public final class SQLStorage: Storage {
     }
 
     static func translate(_ error: any Error) -> StorageError {
+        Counter(label: "portal_storage_errors_total").increment()
         let text = String(reflecting: error)
         if text.localizedCaseInsensitiveContains("unique") || text.contains("23505") || text.localizedCaseInsensitiveContains("constraint") {
             return .conflict(text)
