@@ -28,11 +28,14 @@ let package = Package(
     targets: [
         // OpenLDAP's libldap (Debian: libldap2-dev), for the LDAP authenticator.
         .systemLibrary(name: "CLDAP", path: "Sources/CLDAP", providers: [.apt(["libldap2-dev"])]),
+        // MIT Kerberos' libgssapi_krb5 (Debian: libkrb5-dev), for SPNEGO logins.
+        .systemLibrary(name: "CGSSAPI", path: "Sources/CGSSAPI", providers: [.apt(["libkrb5-dev"])]),
         // Protocol core: OIDC/OAuth flows, tokens, keys, authenticators. No HTTP, no SQL.
         .target(
             name: "IdP",
             dependencies: [
                 "CLDAP",
+                "CGSSAPI",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),

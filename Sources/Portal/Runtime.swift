@@ -24,6 +24,7 @@ struct Runtime: Sendable {
     /// PEM of the CA behind the portal's own TLS certificate (tls.ca_file), if configured.
     let issuerCAPEM: String?
     let logger: Logger
+    let kerberos: KerberosAuthenticator?
 
     static func open(config: PortalConfig, clock: any Clock = SystemClock(), random: any RandomSource = SystemRandom(),
                      hasher: (any PasswordHasher)? = nil, logger: Logger) async throws -> Runtime {
@@ -77,6 +78,8 @@ struct Runtime: Sendable {
             let directory = LDAPAuthenticator(config: ldap, maxCacheLifetime: config.tokens.idTokenTTL, clock: clock, logger: logger)
             authenticators = ldap.precedence == .ldapFirst ? [directory, local] : [local, directory]
         }
+        let kerberos = try makeKerberos(config, directories: authenticators, storage: storage, clock: clock, logger: logger)
+        if let kerberos { authenticators.append(kerberos) }
 
         let provider = Provider(issuer: config.issuer, policy: config.tokens, store: storage, clients: clients, keys: keys,
                                 authenticators: authenticators, successorKey: successorKey, clock: clock, random: random, logger: logger)
@@ -101,7 +104,7 @@ struct Runtime: Sendable {
         }
         return Runtime(config: config, storage: storage, clock: clock, random: random, hasher: hasher, keys: keys, provider: provider,
                        login: login, setup: setup, users: users, browserKey: browserKey, sealer: sealer, clusters: clusters,
-                       issuerCAPEM: issuerCA, logger: logger)
+                       issuerCAPEM: issuerCA, logger: logger, kerberos: kerberos)
     }
 
     static func openStorage(_ config: PortalConfig, now: Date, logger: Logger) async throws -> SQLStorage {

@@ -42,6 +42,16 @@ public protocol Authenticator: Sendable {
     func revalidate(subject: String) async throws -> Identity?
 }
 
+/// An authenticator that can also find an account by name alone, for logins where something
+/// else has already proven who the person is (Kerberos: the KDC). Adopted by the local and the
+/// LDAP authenticators; the Kerberos login looks mapped principals up through it.
+public protocol AccountLookup: Authenticator {
+    /// `.success` with the account's current identity (subject, groups, …), `.invalidCredentials`
+    /// when there is no such account, `.disabled` when it is disabled. No password is checked.
+    /// Throws `AuthenticatorUnavailable` when the backing service cannot be reached.
+    func lookup(username: String) async throws -> AuthenticationResult
+}
+
 /// Hashes passwords. Implementations run the work off the event loop.
 public protocol PasswordHasher: Sendable {
     func hash(_ password: String) async throws -> String

@@ -31,6 +31,7 @@ struct ConfigLoader {
             }
         }
         applyEnvironment(&config)
+        problems += KerberosConfigReader.finish(&config, file: file)
         validate(config)
         return config
     }
@@ -117,7 +118,7 @@ struct ConfigLoader {
 
     private mutating func read(_ root: Node, into c: inout PortalConfig) {
         guard let top = mapping(root, "", known: ["issuer", "listen", "data_dir", "database", "tls", "log", "tokens", "signing",
-                                                  "passwords", "login", "setup", "clients", "ui", "kubernetes", "ldap"]) else { return }
+                                                  "passwords", "login", "setup", "clients", "ui", "kubernetes", "ldap", "kerberos"]) else { return }
         if let v = string(top["issuer"], "issuer") { c.issuer = v }
         if let n = top["listen"], let v = string(n, "listen") { setListen(v, &c, node: n) }
         if let v = string(top["data_dir"], "data_dir") { c.dataDir = v }
@@ -216,6 +217,11 @@ struct ConfigLoader {
                     }
                 } else { problem(cl, "kubernetes.clusters", "expected a list") }
             }
+        }
+        if let n = top["kerberos"] {
+            var reader = KerberosConfigReader(file: file)
+            c.kerberos = reader.read(n)
+            problems += reader.problems
         }
         if let n = top["ldap"] {
             // After `tokens`: the directory cache may not outlive an id_token.

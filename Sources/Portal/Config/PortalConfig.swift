@@ -59,6 +59,7 @@ struct PortalConfig: Sendable {
     var apiserver = APIServer()
     /// Directory logins (the `ldap:` section); nil when not configured.
     var ldap: LDAPConfiguration?
+    var kerberos: KerberosConfiguration?
     /// Where the static assets (CSS, icons, copy-button script) are.
     var publicDir: String?
     /// Set when the issuer or the listener is not loopback-only and TLS is off.

@@ -97,6 +97,8 @@ struct BrowserRoutes {
     func loginPage(_ request: Request, _ context: PortalContext) async throws -> Response {
         let q = request.queryParameters ?? FormParameters()
         guard let pendingResult = try await pending(q["req"], request) else { return expiredSignIn(context) }
+        // Kerberos configured: 401 Negotiate with this same form in the body (KerberosRoutes.swift).
+        if let kerberos = runtime.kerberos { return try await negotiateLogin(kerberos, pending: pendingResult, request, context) }
         let (bid, setCookie) = browser.browserID(request)
         var clientName: String?
         if let p = pendingResult { clientName = try await runtime.provider.clients.client(id: p.request.clientID)?.name }
