@@ -11,7 +11,7 @@ cd "$ROOT"
 ensure_apt python3-venv curl openssl
 # Kerberos: GSSAPI headers for the CGSSAPI shim; a private MIT KDC, kinit/curl --negotiate and
 # headless Chromium for Tests/blackbox/test_kerberos.py.
-ensure_apt libkrb5-dev krb5-kdc krb5-admin-server krb5-user chromium chromium-driver
+ensure_apt libkrb5-dev krb5-kdc krb5-admin-server krb5-user chromium chromium-driver libsasl2-modules-gssapi-mit
 ensure_venv
 
 start_postgres

@@ -17,7 +17,7 @@ def kustomize(path):
     return [d for d in yaml.safe_load_all(r.stdout) if d]
 
 
-@pytest.mark.parametrize("path", ["deploy/kubernetes/base", "deploy/kubernetes/overlays/postgres"])
+@pytest.mark.parametrize("path", ["deploy/kubernetes/base", "deploy/kubernetes/overlays/postgres", "deploy/kubernetes/examples/kerberos"])
 def test_manifests_render_and_validate_against_the_kubernetes_schema(path):
     docs = kustomize(path)
     for doc in docs:
@@ -57,3 +57,33 @@ def test_configmap_config_uses_only_known_keys(tmp_path):
     portal = os.environ.get("PORTAL_BIN") or os.path.join(ROOT, ".build/debug/portal")
     r = subprocess.run([portal, "check-config", "--config", str(f)], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_kerberos_example_mounts_keytab_krb5_conf_and_a_kinit_sidecar(tmp_path):
+    docs = kustomize("deploy/kubernetes/examples/kerberos")
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["http-keytab"]["secret"]["secretName"] == "portal-keytab"
+    assert volumes["krb5-conf"]["configMap"]["name"] == "portal-krb5"
+    assert volumes["krb5-ccache"]["emptyDir"]["medium"] == "Memory"
+    portal = next(c for c in pod["containers"] if c["name"] == "portal")
+    mounts = {m["name"]: m["mountPath"] for m in portal["volumeMounts"]}
+    assert mounts["krb5-conf"] == "/etc/krb5.conf.d" and mounts["krb5-ccache"] == "/var/run/krb5cc"
+    kinit = next(c for c in pod["initContainers"] if c["name"] == "kinit")
+    assert kinit["restartPolicy"] == "Always" and kinit["image"].endswith("portal-kinit:0.1.0")
+    # The portal configuration in the example is valid (keytab aside, which lives in the Secret).
+    cm = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "portal-config")
+    cfg = yaml.safe_load(cm["data"]["portal.yaml"])
+    ca = tmp_path / "ca.crt"
+    ca.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    for c in cfg["kubernetes"]["clusters"]:
+        c["certificate_authority_file"] = str(ca)
+    cfg["data_dir"] = str(tmp_path / "data")
+    del cfg["kerberos"]["keytab"]
+    f = tmp_path / "portal.yaml"
+    f.write_text(yaml.safe_dump(cfg))
+    portal_bin = os.environ.get("PORTAL_BIN") or os.path.join(ROOT, ".build/debug/portal")
+    r = subprocess.run([portal_bin, "check-config", "--config", str(f)], capture_output=True, text=True)
+    problems = [line for line in r.stdout.splitlines() if line.strip()]
+    assert all("kerberos.keytab" in line for line in problems), r.stdout + r.stderr

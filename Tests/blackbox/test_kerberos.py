@@ -346,3 +346,128 @@ def test_a_keytab_for_another_principal_stops_the_portal_with_a_clear_message(kd
     assert r.returncode != 0
     assert "kerberos.keytab" in r.stdout and "expected service principal HTTP/localhost" in r.stdout
     shutil.rmtree(d, ignore_errors=True)
+
+
+# --- Kerberos with the directory: lookup in LDAP, service bind with SASL/GSSAPI ----------------
+
+LDIF = """dn: dc=example,dc=org
+objectClass: dcObject
+objectClass: organization
+o: Example
+dc: example
+
+dn: ou=people,dc=example,dc=org
+objectClass: organizationalUnit
+ou: people
+
+dn: ou=groups,dc=example,dc=org
+objectClass: organizationalUnit
+ou: groups
+
+dn: uid=alice,ou=people,dc=example,dc=org
+objectClass: inetOrgPerson
+uid: alice
+cn: Alice from LDAP
+sn: Liddell
+mail: alice@ldap.example.org
+
+dn: cn=platform,ou=groups,dc=example,dc=org
+objectClass: groupOfNames
+cn: platform
+member: uid=alice,ou=people,dc=example,dc=org
+"""
+
+
+@pytest.fixture(scope="module")
+def gssapi_slapd(kdc):
+    """slapd on ldap://localhost with SASL/GSSAPI (its key: ldap/localhost). Only the service
+    identity portal-svc may read; anonymous and simple binds see nothing."""
+    for tool in ("slapd", "ldapadd"):
+        if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
+            pytest.fail(f"{tool} is missing: scripts/test.sh installs slapd ldap-utils")
+    if not os.path.exists("/usr/lib/x86_64-linux-gnu/sasl2/libgssapiv2.so") and not any(
+            os.path.exists(os.path.join(d, "libgssapiv2.so")) for d in ("/usr/lib/sasl2", "/usr/lib64/sasl2")):
+        pytest.fail("the Cyrus SASL GSSAPI module is missing: scripts/test.sh installs libsasl2-modules-gssapi-mit")
+    kdc.add_user("portal-svc", "portal-svc-password")
+    keytab = kdc.keytab("ldap/localhost")
+    d = tempfile.mkdtemp(prefix="portal-slapd-gssapi-")
+    os.makedirs(f"{d}/data")
+    port = free_port()
+    with open(f"{d}/slapd.conf", "w") as f:
+        f.write(f"""include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/inetorgperson.schema
+modulepath /usr/lib/ldap
+moduleload back_mdb
+pidfile {d}/slapd.pid
+sasl-host localhost
+sasl-realm {kdc.realm}
+authz-regexp "uid=([^,]*),cn={kdc.realm.lower()},cn=gssapi,cn=auth" "uid=$1,ou=services,dc=example,dc=org"
+database mdb
+maxsize 104857600
+suffix "dc=example,dc=org"
+rootdn "cn=admin,dc=example,dc=org"
+rootpw adminpw
+directory {d}/data
+access to * by dn.exact="uid=portal-svc,ou=services,dc=example,dc=org" read by dn.exact="cn=admin,dc=example,dc=org" write by * none
+""")
+    env = dict(kdc.env, KRB5_KTNAME=f"FILE:{keytab}")
+    url = f"ldap://localhost:{port}"
+    r = subprocess.run(["slapd", "-f", f"{d}/slapd.conf", "-h", url + "/", "-u", "root", "-g", "root"], env=env,
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    import time
+    deadline = time.time() + 10
+    while subprocess.run(["ldapsearch", "-x", "-H", url, "-s", "base", "-b", ""], capture_output=True).returncode != 0:
+        assert time.time() < deadline, "slapd did not start"
+        time.sleep(0.1)
+    r = subprocess.run(["ldapadd", "-x", "-H", url, "-D", "cn=admin,dc=example,dc=org", "-w", "adminpw"], input=LDIF,
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    yield url
+    with open(f"{d}/slapd.pid") as f:
+        os.kill(int(f.read().strip()), 15)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_kerberos_login_looks_alice_up_in_ldap_bound_with_sasl_gssapi(kdc, keytab, gssapi_slapd, alice_env):
+    # The portal's service ticket cache, as the kinit sidecar of deploy/kubernetes/examples/kerberos keeps it.
+    svc = kdc.kinit("portal-svc", "portal-svc-password")
+    # Anonymous reads see nothing: whatever the portal finds, it found through the GSSAPI bind.
+    r = subprocess.run(["ldapsearch", "-x", "-H", gssapi_slapd, "-b", "dc=example,dc=org", "(uid=alice)"], capture_output=True, text=True)
+    assert "dn: uid=alice" not in r.stdout
+    extra = f"""
+ldap:
+  urls: [{gssapi_slapd}]
+  bind_mechanism: gssapi
+  user_search:
+    base_dn: ou=people,dc=example,dc=org
+  groups:
+    base_dn: ou=groups,dc=example,dc=org
+"""
+    env = {k: kdc.env[k] for k in ("KRB5_CONFIG", "KRB5RCACHEDIR")}
+    env["KRB5CCNAME"] = svc["KRB5CCNAME"]
+    p = Portal(extra_yaml=f"kerberos:\n  keytab: {keytab}\n  realms: [EXAMPLE.ORG]\n{extra}", issuer_host="localhost", env=env)
+    try:
+        verifier, challenge = pkce()
+        jar = os.path.join(p.dir, "jar")
+        (status, headers), = responses(curl(alice_env, "-o", "/dev/null", "-D", "-", "-c", jar, authorize_url(p, challenge)))
+        login = urllib.parse.urljoin(p.issuer, headers["location"][0])
+        status, headers = responses(curl(alice_env, "--negotiate", "-u", ":", "-o", "/dev/null", "-D", "-", "-b", jar, "-c", jar, login))[-1]
+        assert status == 303, p.logs()[-3000:]
+        code = urllib.parse.parse_qs(urllib.parse.urlparse(headers["location"][0]).query)["code"][0]
+        r = requests.post(p.issuer + "/token", data={"grant_type": "authorization_code", "code": code, "redirect_uri": CALLBACK,
+                                                    "client_id": "rp-public", "code_verifier": verifier})
+        assert r.status_code == 200, r.text
+        claims = json.loads(base64.urlsafe_b64decode(r.json()["id_token"].split(".")[1] + "=="))
+        # The directory's identity: entryUUID subject, its name, mail and groups.
+        assert claims["preferred_username"] == "alice" and claims["name"] == "Alice from LDAP"
+        assert claims["email"] == "alice@ldap.example.org" and claims["groups"] == ["platform"]
+        assert re.fullmatch(r"[0-9a-f-]{36}", claims["sub"])
+        # Refresh revalidates the Kerberos family through LDAP (the directory alice came from).
+        r = requests.post(p.issuer + "/token", data={"grant_type": "refresh_token", "refresh_token": r.json()["refresh_token"],
+                                                    "client_id": "rp-public"})
+        assert r.status_code == 200, r.text
+    finally:
+        assert p.stop() == 0
+        shutil.rmtree(p.dir, ignore_errors=True)

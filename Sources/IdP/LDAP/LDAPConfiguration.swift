@@ -75,6 +75,10 @@ public struct LDAPConfiguration: Sendable, Equatable {
     public var bindDN: String?
     /// The service password, already read from its file or environment variable. Never logged.
     public var bindPassword: String?
+    /// `gssapi`: the service bind is SASL/GSSAPI with the Kerberos ticket cache (KRB5CCNAME, e.g.
+    /// kept fresh by a kinit sidecar) instead of bind_dn + password. User logins still bind simply.
+    public var bindMechanism = BindMechanism.simple
+    public enum BindMechanism: String, Sendable, Equatable, CaseIterable { case simple, gssapi }
     public var userSearch = UserSearch()
     public var attributes = Attributes()
     public var groups = Groups()

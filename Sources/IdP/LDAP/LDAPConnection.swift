@@ -116,6 +116,16 @@ final class LDAPConnection: @unchecked Sendable {
         return rc
     }
 
+    /// A SASL/GSSAPI bind with the Kerberos ticket cache (KRB5CCNAME), e.g. one a kinit sidecar
+    /// keeps fresh; returns the LDAP result code and throws only when the server failed.
+    func bindGSSAPI() throws -> Int32 {
+        guard let ld else { throw LDAPError(code: cldap_server_down(), context: "bind", message: "connection closed") }
+        let rc = cldap_sasl_gssapi_bind(ld)
+        let e = error(rc, "SASL/GSSAPI bind to \(url)")
+        if e.isServerFailure { throw e }
+        return rc
+    }
+
     /// A search with its own time limit (client side and server side). With `sizeLimit`, a result
     /// with more entries throws `sizeLimitExceeded`.
     func search(base: String, scope: LDAPConfiguration.Scope, filter: String, attributes: [String], sizeLimit: Int = 0) throws -> [LDAPEntry] {

@@ -20,6 +20,7 @@ final class LDAPServerPool: @unchecked Sendable {
     private let settings: LDAPConnectionSettings
     private let bindDN: String?
     private let bindPassword: String?
+    private let gssapi: Bool
     private let poolSize: Int
     private let retryAfter: TimeInterval
     private let logger: Logger
@@ -31,6 +32,7 @@ final class LDAPServerPool: @unchecked Sendable {
                                           connectTimeout: config.connectTimeout, operationTimeout: config.operationTimeout)
         bindDN = config.bindDN
         bindPassword = config.bindPassword
+        gssapi = config.bindMechanism == .gssapi
         poolSize = config.poolSize
         retryAfter = config.retryAfter
         self.logger = logger
@@ -147,6 +149,15 @@ final class LDAPServerPool: @unchecked Sendable {
 
     private func open(_ i: Int, kind: Kind) throws -> LDAPConnection {
         let c = try LDAPConnection(url: urls[i], settings: settings)
+        if kind == .service && gssapi {
+            let rc = try c.bindGSSAPI()
+            guard rc == 0 else {
+                c.close()
+                throw LDAPError(code: -1, context: "SASL/GSSAPI service bind on \(urls[i]) (ticket cache: \(ProcessInfo.processInfo.environment["KRB5CCNAME"] ?? "default"))",
+                                message: String(cString: ldap_err2string(rc)))
+            }
+            return c
+        }
         if kind == .service, let dn = bindDN {
             // An empty password would be an unauthenticated bind that "succeeds" (RFC 4513 §5.1.2).
             guard let password = bindPassword, !password.isEmpty else {

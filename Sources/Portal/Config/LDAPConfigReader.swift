@@ -16,7 +16,7 @@ struct LDAPConfigReader {
     /// nil when the section is absent or too broken to use (problems say why).
     mutating func read(_ node: Node, idTokenLifetime: TimeInterval) -> LDAPConfiguration? {
         guard let m = mapping(node, "ldap", known: ["urls", "start_tls", "ca_file", "insecure_skip_verify", "bind_dn", "bind_password_file",
-                                                     "bind_password_env", "precedence", "username_case", "user_search", "attributes",
+                                                     "bind_password_env", "bind_mechanism", "precedence", "username_case", "user_search", "attributes",
                                                      "groups", "account_state", "timeouts", "retry_after", "cache_lifetime",
                                                      "threads", "pool_size"]) else { return nil }
         var c = LDAPConfiguration()
@@ -46,6 +46,12 @@ struct LDAPConfigReader {
         }
         if c.bindDN != nil && pwFile == nil && pwEnv == nil {
             problem(m["bind_dn"], "ldap.bind_dn", "needs bind_password_file or bind_password_env (leave bind_dn out for anonymous search)")
+        }
+        if let v = choice(m["bind_mechanism"], "ldap.bind_mechanism", LDAPConfiguration.BindMechanism.self) {
+            c.bindMechanism = v
+            if v == .gssapi && (c.bindDN != nil || pwFile != nil || pwEnv != nil) {
+                problem(m["bind_mechanism"], "ldap.bind_mechanism", "gssapi binds with the Kerberos ticket cache (KRB5CCNAME): remove bind_dn and the bind password")
+            }
         }
         if let v = choice(m["precedence"], "ldap.precedence", LDAPConfiguration.Precedence.self) { c.precedence = v }
         if let v = choice(m["username_case"], "ldap.username_case", LDAPConfiguration.UsernameCase.self) { c.usernameCase = v }
