@@ -24,7 +24,12 @@ struct Runtime: Sendable {
     /// PEM of the CA behind the portal's own TLS certificate (tls.ca_file), if configured.
     let issuerCAPEM: String?
     let logger: Logger
+    /// SPNEGO logins; nil when `kerberos:` is not configured.
     let kerberos: KerberosAuthenticator?
+    let credentials: CredentialService
+    let credentialUsage: CredentialUsage
+    /// The bearer token kube-apiserver must present to the TokenReview webhook (nil: webhook off).
+    let webhookToken: String?
 
     static func open(config: PortalConfig, clock: any Clock = SystemClock(), random: any RandomSource = SystemRandom(),
                      hasher: (any PasswordHasher)? = nil, logger: Logger) async throws -> Runtime {
@@ -102,9 +107,19 @@ struct Runtime: Sendable {
             guard let pem = try? String(contentsOfFile: f, encoding: .utf8) else { throw RuntimeError("cannot read tls.ca_file \(f)") }
             issuerCA = pem
         }
+        var credentialPolicy = config.credentials
+        credentialPolicy.usernamePrefix = config.apiserver.usernamePrefix
+        credentialPolicy.usernameClaim = config.apiserver.usernameClaim
+        credentialPolicy.groupsPrefix = config.apiserver.groupsPrefix
+        let usage = CredentialUsage()
+        let credentials = CredentialService(store: storage, provider: provider, policy: credentialPolicy, usage: usage, clock: clock,
+                                            random: random, logger: logger)
+        let webhookToken = config.webhookBearerTokenFile.flatMap { try? String(contentsOfFile: $0, encoding: .utf8) }?
+            .trimmingCharacters(in: .whitespacesAndNewlines)
         return Runtime(config: config, storage: storage, clock: clock, random: random, hasher: hasher, keys: keys, provider: provider,
                        login: login, setup: setup, users: users, browserKey: browserKey, sealer: sealer, clusters: clusters,
-                       issuerCAPEM: issuerCA, logger: logger, kerberos: kerberos)
+                       issuerCAPEM: issuerCA, logger: logger, kerberos: kerberos, credentials: credentials, credentialUsage: usage,
+                       webhookToken: webhookToken)
     }
 
     static func openStorage(_ config: PortalConfig, now: Date, logger: Logger) async throws -> SQLStorage {

@@ -44,3 +44,19 @@ struct GarbageCollectionService: Service {
         }
     }
 }
+
+/// Writes credentials' "last used" in batches, so the webhook never writes per request.
+struct CredentialUsageFlushService: Service {
+    let runtime: Runtime
+    var interval: Duration = .seconds(30)
+
+    func run() async throws {
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try await Task.sleep(for: interval)
+                await runtime.credentialUsage.flush(to: runtime.storage)
+            }
+        }
+        await runtime.credentialUsage.flush(to: runtime.storage)  // what is left at shutdown
+    }
+}

@@ -129,3 +129,27 @@ class StandIn:
     def stop(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+class WebhookAuthenticator:
+    """kube-apiserver's --authentication-token-webhook-config-file, v1: POST a TokenReview with the
+    bearer token the webhook kubeconfig names, read status.authenticated / user."""
+
+    def __init__(self, url, bearer, version="authentication.k8s.io/v1", audiences=None):
+        self.url, self.bearer, self.version, self.audiences = url, bearer, version, audiences
+        self.calls = 0
+
+    def authenticate(self, token):
+        self.calls += 1
+        spec = {"token": token}
+        if self.audiences:
+            spec["audiences"] = self.audiences
+        r = requests.post(self.url, json={"apiVersion": self.version, "kind": "TokenReview", "spec": spec},
+                          headers={"Authorization": "Bearer " + self.bearer}, timeout=5)
+        if r.status_code != 200:
+            raise ValueError(f"webhook answered {r.status_code}")
+        status = r.json().get("status", {})
+        if not status.get("authenticated"):
+            raise ValueError(status.get("error", "not authenticated"))
+        user = status["user"]
+        return user["username"], user.get("groups", [])

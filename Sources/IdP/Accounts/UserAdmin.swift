@@ -68,6 +68,7 @@ public struct UserAdmin: Sendable {
         let now = clock.now()
         try await store.deleteSessions(userID: u.id)
         try await store.revokeFamilies(userID: u.id, now: now, reason: "account deleted")
+        _ = try await store.revokeCredentials(ownerID: u.id, now: now)
         _ = try await store.deleteUser(id: u.id)
         await auditor.record("admin.user.delete", actor: actor, subject: u.id, details: ["username": u.username])
     }
@@ -82,5 +83,16 @@ public struct UserAdmin: Sendable {
         try await store.deleteSessions(userID: u.id)
         try await store.revokeFamilies(userID: u.id, now: now, reason: "password changed")
         await auditor.record("admin.user.set-password", actor: actor, subject: u.id, details: ["username": u.username])
+    }
+
+    /// Replaces a local user's groups; the next id_token, TokenReview and credential use see the new set.
+    public func setGroups(_ raw: String, groups: [String], actor: String) async throws {
+        for g in groups where g.trimmingCharacters(in: .whitespaces).isEmpty || g.count > 256 {
+            throw UserAdminError("invalid group name '\(g)'")
+        }
+        let u = try await existing(raw)
+        let now = clock.now()
+        try await store.updateUser(id: u.id) { $0.groups = groups; $0.updatedAt = now }
+        await auditor.record("admin.user.set-groups", actor: actor, subject: u.id, details: ["username": u.username, "groups": groups.joined(separator: ",")])
     }
 }

@@ -38,6 +38,8 @@ public struct KubeconfigEntry: Sendable, Equatable {
         case authProvider(OIDCCredentials)
         /// The kubelogin exec plugin (`kubectl oidc-login`), which logs in by itself.
         case exec(issuer: String, clientID: String, issuerCAPEM: String?)
+        /// A static bearer token (an application credential checked by the TokenReview webhook).
+        case token(String)
     }
     public var cluster: ClusterSpec
     public var userName: String
@@ -76,6 +78,8 @@ public enum Kubeconfig {
                 if let ca = c.issuerCAPEM { y += "        idp-certificate-authority-data: \(q(base64(ca)))\n" }
                 y += "        id-token: \(q(c.idToken))\n"
                 y += "        refresh-token: \(q(c.refreshToken))\n"
+            case .token(let t):
+                y += "    token: \(q(t))\n"
             case .exec(let issuer, let clientID, let ca):
                 y += "    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: kubectl\n      args:\n"
                 for a in execArgs(issuer: issuer, clientID: clientID, issuerCAPEM: ca) { y += "      - \(q(a))\n" }
@@ -153,6 +157,8 @@ public enum Kubeconfig {
             if let ca = c.issuerCAPEM { args.append(("idp-certificate-authority-data", base64(ca))) }
             args += [("id-token", c.idToken), ("refresh-token", c.refreshToken)]
             for (k, v) in args { user += " --auth-provider-arg=\(quote(k + "=" + v))" }
+        case .token(let t):
+            user += " --token=\(quote(t))"
         case .exec(let issuer, let clientID, let ca):
             user += " --exec-api-version=client.authentication.k8s.io/v1beta1 --exec-command=kubectl"
             for a in execArgs(issuer: issuer, clientID: clientID, issuerCAPEM: ca) { user += " --exec-arg=\(quote(a))" }

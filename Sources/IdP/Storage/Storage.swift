@@ -160,4 +160,4 @@ public protocol MaintenanceStore: Sendable {
 
 /// Everything the portal persists.
 public typealias Storage = UserStore & ClientStore & CodeStore & RefreshStore & SessionStore & KeyStore & SetupStore
-    & ThrottleStore & AuditStore & MaintenanceStore
+    & ThrottleStore & AuditStore & MaintenanceStore & CredentialStore & RobotStore

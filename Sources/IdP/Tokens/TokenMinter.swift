@@ -62,6 +62,21 @@ public struct TokenMinter: Sendable {
         return (accessToken, idToken)
     }
 
+    /// Only an id_token (token exchange for application credentials): no access token, no refresh.
+    public func idToken(identity: Identity, clientID: String, authTime: Date, now: Date) async throws -> String {
+        let key = try await keys.signingKey()
+        let iat = Int(now.timeIntervalSince1970)
+        var id = JSONObjectWriter()
+        id.add("iss", issuer)
+        id.add("sub", identity.subject)
+        id.add("aud", clientID)
+        id.add("exp", iat + Int(policy.idTokenTTL))
+        id.add("iat", iat)
+        id.add("auth_time", Int(authTime.timeIntervalSince1970))
+        Self.addIdentityClaims(identity, scopes: ["profile", "email", "groups"], to: &id)
+        return try JWS.sign(payload: id.data, key: key, type: "JWT")
+    }
+
     /// Claims released by scope (OIDC Core §5.4), plus `groups` for the `groups` scope.
     static func addIdentityClaims(_ identity: Identity, scopes: Set<String>, to w: inout JSONObjectWriter) {
         if scopes.contains("profile") {

@@ -4,7 +4,7 @@ import IdP
 
 struct UserCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "user", abstract: "Manage local users.",
-                                                    subcommands: [Add.self, Disable.self, Enable.self, Delete.self, SetPassword.self, List.self])
+                                                    subcommands: [Add.self, Disable.self, Enable.self, Delete.self, SetPassword.self, SetGroups.self, List.self])
 
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a local user; the password is read from standard input.")
@@ -74,6 +74,19 @@ struct UserCommand: AsyncParsableCommand {
             try await withCLIRuntime(options) { rt in
                 try await rt.users.setPassword(name, password: password, actor: "cli")
                 print("password set for \(name); their sessions and refresh tokens were revoked")
+            }
+        }
+    }
+
+    struct SetGroups: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "set-groups", abstract: "Replace a user's groups.")
+        @OptionGroup var options: ConfigOption
+        @Argument var name: String
+        @Option(name: .customLong("group"), help: "A group (repeatable); none clears them.") var groups: [String] = []
+        func run() async throws {
+            try await withCLIRuntime(options) { rt in
+                try await rt.users.setGroups(name, groups: groups, actor: "cli")
+                print("groups of \(name): \(groups.joined(separator: ", "))")
             }
         }
     }

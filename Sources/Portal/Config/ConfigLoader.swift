@@ -118,7 +118,7 @@ struct ConfigLoader {
 
     private mutating func read(_ root: Node, into c: inout PortalConfig) {
         guard let top = mapping(root, "", known: ["issuer", "listen", "data_dir", "database", "tls", "log", "tokens", "signing",
-                                                  "passwords", "login", "setup", "clients", "ui", "kubernetes", "ldap", "kerberos"]) else { return }
+                                                  "passwords", "login", "setup", "clients", "ui", "kubernetes", "credentials", "webhook", "admin_groups", "ldap", "kerberos"]) else { return }
         if let v = string(top["issuer"], "issuer") { c.issuer = v }
         if let n = top["listen"], let v = string(n, "listen") { setListen(v, &c, node: n) }
         if let v = string(top["data_dir"], "data_dir") { c.dataDir = v }
@@ -181,6 +181,16 @@ struct ConfigLoader {
         }
         if let n = top["ui"], let m = mapping(n, "ui", known: ["public_dir"]) {
             if let v = string(m["public_dir"], "ui.public_dir") { c.publicDir = v }
+        }
+        if let n = top["credentials"], let m = mapping(n, "credentials", known: ["max_user_lifetime", "max_robot_lifetime", "max_rotation_overlap"]) {
+            if let v = duration(m["max_user_lifetime"], "credentials.max_user_lifetime", min: 3600, max: 3 * 365 * 86400) { c.credentials.maxUserLifetime = v }
+            if let v = duration(m["max_robot_lifetime"], "credentials.max_robot_lifetime", min: 3600, max: 5 * 365 * 86400) { c.credentials.maxRobotLifetime = v }
+            if let v = duration(m["max_rotation_overlap"], "credentials.max_rotation_overlap", min: 0, max: 90 * 86400) { c.credentials.maxRotationOverlap = v }
+        }
+        if let v = strings(top["admin_groups"], "admin_groups") { c.adminGroups = v }
+        if let n = top["webhook"], let m = mapping(n, "webhook", known: ["bearer_token_file", "audiences"]) {
+            if let v = string(m["bearer_token_file"], "webhook.bearer_token_file") { c.webhookBearerTokenFile = v }
+            if let v = strings(m["audiences"], "webhook.audiences") { c.webhookAudiences = v }
         }
         if let n = top["kubernetes"], let m = mapping(n, "kubernetes", known: ["clusters", "apiserver"]) {
             if let a = m["apiserver"], let am = mapping(a, "kubernetes.apiserver", known: ["username_claim", "username_prefix", "groups_claim", "groups_prefix"]) {
@@ -294,6 +304,14 @@ struct ConfigLoader {
         if let tls = c.tls {
             for (k, f) in [("tls.certificate_file", tls.certificateFile), ("tls.key_file", tls.keyFile)] where !FileManager.default.isReadableFile(atPath: f) {
                 problems.append(.init(location: "\(file ?? "config"): \(k)", message: "cannot read '\(f)'"))
+            }
+        }
+        if let f = c.webhookBearerTokenFile {
+            let token = (try? String(contentsOfFile: f, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+            if token == nil {
+                problems.append(.init(location: "\(file ?? "config"): webhook.bearer_token_file", message: "cannot read '\(f)'"))
+            } else if (token ?? "").count < 32 {
+                problems.append(.init(location: "\(file ?? "config"): webhook.bearer_token_file", message: "the token must be at least 32 characters"))
             }
         }
         if let f = c.tls?.caFile, !FileManager.default.isReadableFile(atPath: f) {

@@ -57,8 +57,16 @@ struct PortalConfig: Sendable {
     var builtinKubernetesClient = true
     var clusters: [Cluster] = []
     var apiserver = APIServer()
+    var credentials = CredentialPolicy()
+    /// Members of these groups are administrators (besides users with the admin flag).
+    var adminGroups: [String] = []
+    /// File with the bearer token kube-apiserver presents to the TokenReview webhook; no file, no webhook.
+    var webhookBearerTokenFile: String?
+    /// Audiences application credentials are valid for (empty: any).
+    var webhookAudiences: [String] = []
     /// Directory logins (the `ldap:` section); nil when not configured.
     var ldap: LDAPConfiguration?
+    /// SPNEGO logins with Kerberos tickets (the `kerberos:` section); nil when not configured.
     var kerberos: KerberosConfiguration?
     /// Where the static assets (CSS, icons, copy-button script) are.
     var publicDir: String?

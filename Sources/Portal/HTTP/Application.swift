@@ -21,6 +21,10 @@ func buildRouter(runtime: Runtime, pages: Pages, assets: StaticAssets) -> Router
     let browserRoutes = BrowserRoutes(runtime: runtime, pages: pages, browser: browser)
     browserRoutes.register(router)
     KubernetesRoutes(runtime: runtime, pages: pages, browser: browser, session: { try await browserRoutes.currentSession($0) }).register(router)
+    CredentialRoutes(runtime: runtime, pages: pages, browser: browser, session: { try await browserRoutes.currentSession($0) }).register(router)
+    let admin = AdminRoutes(runtime: runtime, pages: pages, browser: browser, session: { try await browserRoutes.currentSession($0) })
+    admin.register(router)
+    admin.registerPosts(router)
 
     router.get("/healthz") { _, _ in Responses.json(.ok, #"{"status":"ok"}"#) }
     router.get("/readyz") { _, context in
@@ -50,7 +54,8 @@ func buildApplication(runtime: Runtime) throws -> Application<Router<PortalConte
     let assets = StaticAssets.load(configured: runtime.config.publicDir, logger: runtime.logger)
     let router = buildRouter(runtime: runtime, pages: pages, assets: assets)
     let c = runtime.config
-    let services: [any Service] = [KeyMaintenanceService(runtime: runtime, interval: .seconds(Int(c.keyCheckInterval))), GarbageCollectionService(runtime: runtime)]
+    let services: [any Service] = [KeyMaintenanceService(runtime: runtime, interval: .seconds(Int(c.keyCheckInterval))), GarbageCollectionService(runtime: runtime),
+                                   CredentialUsageFlushService(runtime: runtime)]
     let configuration = ApplicationConfiguration(address: .hostname(c.listenHost, port: c.listenPort), serverName: nil)
     var server: HTTPServerBuilder = .http1()
     if let tls = c.tls {

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import Hummingbird
 import IdP
@@ -15,12 +16,36 @@ struct ProtocolRoutes {
         }
         router.post("/token") { request, context in try await token(request, context) }
         router.on("/token", method: .get) { _, _ in Responses.oauthError(.methodNotAllowed("the token endpoint accepts POST only")) }
+        router.post("/webhook/tokenreview") { request, context in try await tokenReview(request, context) }
         router.get("/userinfo") { request, _ in await userinfo(request, form: nil) }
         router.post("/userinfo") { request, _ in
             var request = request
             let form = try? await request.form(limit: runtime.config.maxBodyBytes)
             return await userinfo(request, form: form)
         }
+    }
+
+    /// kube-apiserver's TokenReview webhook. The caller proves itself with the configured bearer
+    /// token (constant-time compare); without one configured the webhook is off.
+    func tokenReview(_ request: Request, _ context: PortalContext) async throws -> Response {
+        guard let expected = runtime.webhookToken, !expected.isEmpty else {
+            return Responses.json(.notFound, #"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"the TokenReview webhook is not configured (webhook.bearer_token_file)","code":404}"#)
+        }
+        let sent = request.headers[.authorization].flatMap { $0.count > 7 && $0.prefix(7).lowercased() == "bearer " ? String($0.dropFirst(7)) : nil } ?? ""
+        guard Secrets.constantTimeEqual(sent, expected) else {
+            return Responses.json(.unauthorized, #"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"unauthorized","code":401}"#,
+                                  extra: [.wwwAuthenticate: #"Bearer realm="portal-webhook""#])
+        }
+        let body: ByteBuffer
+        do { body = try await request.body.collect(upTo: runtime.config.maxBodyBytes) } catch {
+            return Responses.json(.contentTooLarge, #"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"request too large","code":413}"#)
+        }
+        let credentials = runtime.credentials
+        let reply = await TokenReview.handle(Data(body.readableBytesView), acceptedAudiences: runtime.config.webhookAudiences) {
+            await credentials.validate($0)
+        }
+        Counter(label: "portal_webhook_requests_total", dimensions: [("result", reply.status != 200 ? "bad_request" : reply.authenticated ? "authenticated" : "refused")]).increment()
+        return Responses.json(HTTPResponse.Status(code: reply.status), reply.json)
     }
 
     func discovery() async -> Response {
@@ -41,6 +66,10 @@ struct ProtocolRoutes {
             return Responses.oauthError(.invalidRequest("the body is not valid form encoding"))
         }
         do {
+            if form["grant_type"] == CredentialService.exchangeGrantType {
+                let json = try await runtime.credentials.exchange(form, authorizationHeader: basic, remoteAddress: context.remoteAddress)
+                return Responses.json(.ok, json)
+            }
             let result = try await provider.token(form, authorizationHeader: basic, remoteAddress: context.remoteAddress)
             return Responses.json(.ok, result.json)
         } catch {

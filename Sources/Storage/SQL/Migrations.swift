@@ -72,6 +72,21 @@ enum Migrations {
                 "CREATE INDEX audit_events_type ON audit_events (type, id)",
                 "CREATE INDEX audit_events_actor ON audit_events (actor, id)",
             ]),
+            (2, [
+                """
+                CREATE TABLE robots (
+                  id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, team TEXT NOT NULL, description TEXT NOT NULL,
+                  groups_json TEXT NOT NULL, disabled BIGINT NOT NULL, created_at BIGINT NOT NULL, created_by TEXT NOT NULL)
+                """,
+                """
+                CREATE TABLE app_credentials (
+                  id TEXT PRIMARY KEY, owner_kind TEXT NOT NULL, owner_id TEXT NOT NULL, owner_method TEXT NOT NULL,
+                  name TEXT NOT NULL, description TEXT NOT NULL, secret_hash TEXT NOT NULL, previous_secret_hash TEXT,
+                  previous_expires_at BIGINT, groups_json TEXT, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL,
+                  last_used_at BIGINT, revoked_at BIGINT, created_by TEXT NOT NULL)
+                """,
+                "CREATE INDEX app_credentials_owner ON app_credentials (owner_id)",
+            ]),
         ]
     }
 

@@ -1,0 +1,188 @@
+import Foundation
+import Logging
+
+public struct CredentialPolicy: Sendable {
+    /// Longest lifetime of a person's credential (expiry is mandatory).
+    public var maxUserLifetime: TimeInterval = 90 * 86400
+    /// Longest lifetime of a robot's credential.
+    public var maxRobotLifetime: TimeInterval = 365 * 86400
+    /// Longest overlap during which a rotated-out secret keeps working.
+    public var maxRotationOverlap: TimeInterval = 7 * 86400
+    /// How Kubernetes names people: the same prefix and claim as the OIDC flags, so RBAC
+    /// bindings work for both paths.
+    public var usernamePrefix = "oidc:"
+    public var usernameClaim = "preferred_username"
+    public var groupsPrefix = "oidc:"
+    public init() {}
+}
+
+public struct CredentialError: Error, CustomStringConvertible, Equatable {
+    public let description: String
+    public init(_ d: String) { description = d }
+}
+
+/// Who a valid credential stands for, in Kubernetes terms (TokenReview `status.user`).
+public struct CredentialPrincipal: Sendable, Equatable {
+    public var username: String
+    public var uid: String
+    public var groups: [String]
+    public var credentialID: String
+    /// The owner's identity as the OIDC side names it (for minting id_tokens).
+    public var identity: Identity
+}
+
+public enum CredentialCheck: Sendable, Equatable {
+    case valid(CredentialPrincipal)
+    case invalid(String)
+}
+
+/// Application credentials: create (secret shown once), rotate with overlap, revoke, validate.
+public struct CredentialService: Sendable {
+    let store: any Storage
+    let provider: Provider
+    let policy: CredentialPolicy
+    let clock: any Clock
+    let random: any RandomSource
+    let usage: CredentialUsage
+    let auditor: Auditor
+
+    public init(store: any Storage, provider: Provider, policy: CredentialPolicy, usage: CredentialUsage, clock: any Clock,
+                random: any RandomSource, logger: Logger) {
+        self.store = store; self.provider = provider; self.policy = policy; self.usage = usage; self.clock = clock
+        self.random = random; self.auditor = Auditor(store: store, clock: clock, logger: logger)
+    }
+
+    public enum Owner: Sendable {
+        case user(Identity, method: String)
+        case robot(Robot)
+    }
+
+    /// Creates a credential; the returned token is the only time the secret exists outside the caller.
+    public func create(owner: Owner, name rawName: String, description: String, lifetime: TimeInterval, groups: [String]?,
+                       actor: String, remoteAddress: String = "") async throws -> (ApplicationCredential, token: String) {
+        let name = rawName.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !name.isEmpty, name.count <= 100 else { throw CredentialError("Give the credential a name (at most 100 characters).") }
+        guard description.count <= 500 else { throw CredentialError("The description is too long (at most 500 characters).") }
+        let ownerGroups: [String]
+        let kind: ApplicationCredential.OwnerKind
+        let ownerID: String
+        let method: String
+        let max: TimeInterval
+        switch owner {
+        case .user(let identity, let m):
+            ownerGroups = identity.groups; kind = .user; ownerID = identity.subject; method = m; max = policy.maxUserLifetime
+        case .robot(let robot):
+            guard !robot.disabled else { throw CredentialError("The robot \(robot.name) is disabled.") }
+            ownerGroups = robot.groups; kind = .robot; ownerID = robot.id; method = "robot"; max = policy.maxRobotLifetime
+        }
+        guard lifetime >= 60 else { throw CredentialError("A credential must live at least a minute.") }
+        guard lifetime <= max else { throw CredentialError("A credential may live at most \(DurationParser.words(max)).") }
+        var restriction: [String]?
+        if let groups {
+            let wanted = Array(Set(groups.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })).sorted()
+            let missing = wanted.filter { !ownerGroups.contains($0) }
+            guard missing.isEmpty else { throw CredentialError("Not a group of the owner: \(missing.joined(separator: ", ")).") }
+            restriction = wanted
+        }
+        let token = CredentialToken.generate(random: random)
+        let now = clock.now()
+        let c = ApplicationCredential(id: token.id, ownerKind: kind, ownerID: ownerID, ownerMethod: method, name: name,
+                                      description: description, secretHash: token.secretHash, groups: restriction,
+                                      createdAt: now, expiresAt: now + lifetime, createdBy: actor)
+        try await store.createCredential(c)
+        await auditor.record("credential.create", actor: actor, subject: c.id, remoteAddress: remoteAddress,
+                             details: ["owner": ownerID, "kind": kind.rawValue, "name": name, "expires": "\(Int(c.expiresAt.timeIntervalSince1970))"])
+        return (c, token.string)
+    }
+
+    /// A new secret; the old one keeps working for `overlap`, then dies.
+    public func rotate(id: String, overlap: TimeInterval, actor: String, remoteAddress: String = "") async throws -> (ApplicationCredential, token: String) {
+        guard overlap >= 0, overlap <= policy.maxRotationOverlap else {
+            throw CredentialError("The overlap may be at most \(DurationParser.words(policy.maxRotationOverlap)).")
+        }
+        let token = CredentialToken(id: id, secret: CredentialToken.generate(random: random).secret)
+        let now = clock.now()
+        guard let c = try await store.rotateCredential(id: id, newSecretHash: token.secretHash, previousValidUntil: now + overlap, now: now) else {
+            throw CredentialError("That credential is unknown, revoked or expired.")
+        }
+        await auditor.record("credential.rotate", actor: actor, subject: id, remoteAddress: remoteAddress,
+                             details: ["overlap": "\(Int(overlap))"])
+        return (c, token.string)
+    }
+
+    public func revoke(id: String, actor: String, remoteAddress: String = "") async throws -> Bool {
+        let done = try await store.revokeCredential(id: id, now: clock.now())
+        if done { await auditor.record("credential.revoke", actor: actor, subject: id, remoteAddress: remoteAddress) }
+        return done
+    }
+
+    /// Checks a presented token: format and checksum first (no storage), then the stored hash
+    /// (constant-time), expiry, revocation, and the owner as of now — a disabled owner or a
+    /// lost group bites at once.
+    public func validate(_ presented: String) async -> CredentialCheck {
+        guard let token = CredentialToken.parse(presented) else { return .invalid("malformed token") }
+        do {
+            guard let c = try await store.credential(id: token.id) else { return .invalid("unknown credential") }
+            let now = clock.now()
+            let hash = token.secretHash
+            var matches = Secrets.constantTimeEqual(hash, c.secretHash)
+            if !matches, let prev = c.previousSecretHash, let until = c.previousExpiresAt, now < until {
+                matches = Secrets.constantTimeEqual(hash, prev)
+            }
+            guard matches else { return .invalid("unknown credential") }
+            if c.revokedAt != nil { return .invalid("credential revoked") }
+            if c.expiresAt <= now { return .invalid("credential expired") }
+            let principal: CredentialPrincipal
+            switch c.ownerKind {
+            case .user:
+                guard let identity = try await provider.currentIdentity(userID: c.ownerID, method: c.ownerMethod) else {
+                    return .invalid("owner disabled or deleted")
+                }
+                let groups = c.groups.map { r in identity.groups.filter { r.contains($0) } } ?? identity.groups
+                let claim: String
+                switch policy.usernameClaim {
+                case "sub": claim = identity.subject
+                case "email": claim = identity.email
+                default: claim = identity.username
+                }
+                var scoped = identity
+                scoped.groups = groups
+                principal = CredentialPrincipal(username: policy.usernamePrefix + claim, uid: identity.subject,
+                                                groups: groups.map { policy.groupsPrefix + $0 }, credentialID: c.id, identity: scoped)
+            case .robot:
+                guard let robot = try await store.robot(id: c.ownerID), !robot.disabled else { return .invalid("robot disabled or deleted") }
+                let groups = c.groups.map { r in robot.groups.filter { r.contains($0) } } ?? robot.groups
+                let identity = Identity(subject: robot.id, username: robot.username, displayName: robot.name, email: "", emailVerified: false,
+                                        groups: groups, isAdmin: false)
+                principal = CredentialPrincipal(username: robot.username, uid: robot.id, groups: groups.map { policy.groupsPrefix + $0 },
+                                                credentialID: c.id, identity: identity)
+            }
+            await usage.record(c.id, at: now)
+            return .valid(principal)
+        } catch {
+            return .invalid("storage unavailable")
+        }
+    }
+}
+
+/// "Last used" without a write per request: uses are collected in memory and flushed in one
+/// batch (see `flush`, called periodically by the server).
+public actor CredentialUsage {
+    private var pending: [String: Date] = [:]
+    public init() {}
+
+    public func record(_ id: String, at: Date) {
+        if let prev = pending[id], prev >= at { return }
+        pending[id] = at
+    }
+
+    /// Writes what was collected; on failure the entries are kept for the next flush.
+    public func flush(to store: any CredentialStore) async {
+        let batch = pending
+        guard !batch.isEmpty else { return }
+        pending = [:]
+        do { try await store.touchCredentials(batch) } catch {
+            for (k, v) in batch where (pending[k] ?? .distantPast) < v { pending[k] = v }
+        }
+    }
+}

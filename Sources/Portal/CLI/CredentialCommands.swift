@@ -1,0 +1,181 @@
+import ArgumentParser
+import Foundation
+import IdP
+
+struct RobotCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "robot", abstract: "Manage robot accounts.",
+                                                    subcommands: [Add.self, List.self, Disable.self, Enable.self, Delete.self])
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a robot owned by a team.")
+        @OptionGroup var options: ConfigOption
+        @Argument var name: String
+        @Option(help: "The owning team (a group name).") var team: String
+        @Option(name: .customLong("group"), help: "A group (repeatable).") var groups: [String] = []
+        @Option var description: String = ""
+        func run() async throws {
+            try await withCLIRuntime(options) { rt in
+                let r = try await RobotAdmin(runtime: rt).add(name: name, team: team, groups: groups.joined(separator: ","),
+                                                              description: description, actor: "cli")
+                print("created robot \(r.username) (id \(r.id))")
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List robots (never their secrets).")
+        @OptionGroup var options: ConfigOption
+        func run() async throws {
+            try await withCLIRuntime(options) { rt in
+                for r in try await rt.storage.listRobots() {
+                    print([r.username, r.id, r.team, r.groups.joined(separator: ","), r.disabled ? "disabled" : "active"].joined(separator: "\t"))
+                }
+            }
+        }
+    }
+
+    struct Disable: AsyncParsableCommand {
+        @OptionGroup var options: ConfigOption
+        @Argument var name: String
+        func run() async throws {
+            try await withCLIRuntime(options) { rt in
+                guard let r = try await rt.storage.robot(name: name) else { throw UserAdminError("no robot '\(name)'") }
+                try await RobotAdmin(runtime: rt).setDisabled(r.id, disabled: true, actor: "cli")
+                print("disabled \(r.username)")
+            }
+        }
+    }
+
+    struct Enable: AsyncParsableCommand {
+        @OptionGroup var options: ConfigOption
+        @Argument var name: String
+        func run() async throws {
+            try await withCLIRuntime(options) { rt in
+                guard let r = try await rt.storage.robot(name: name) else { throw UserAdminError("no robot '\(name)'") }
+                try await RobotAdmin(runtime: rt).setDisabled(r.id, disabled: false, actor: "cli")
+                print("enabled \(r.username)")
+            }
+        }
+    }
+
+    struct Delete: AsyncParsableCommand {
+        @OptionGroup var options: ConfigOption
+        @Argument var name: String
+        func run() async throws {
+            try await withCLIRuntime(options) { rt in
+                guard let r = try await rt.storage.robot(name: name) else { throw UserAdminError("no robot '\(name)'") }
+                try await RobotAdmin(runtime: rt).delete(r.id, actor: "cli")
+                print("deleted \(r.username) and revoked its credentials")
+            }
+        }
+    }
+}
+
+struct CredentialCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "credential", abstract: "Manage application credentials.",
+                                                    subcommands: [Create.self, List.self, Rotate.self, Revoke.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a credential for a robot or a local user; prints the token once.")
+        @OptionGroup var options: ConfigOption
+        @Option var robot: String?
+        @Option var user: String?
+        @Option var name: String
+        @Option(help: "Lifetime, e.g. 30d (at most the configured maximum).") var expires: String = "30d"
+        @Option(name: .customLong("group"), help: "Restrict to this group (repeatable).") var groups: [String] = []
+        func validate() throws {
+            guard (robot == nil) != (user == nil) else { throw ValidationError("give exactly one of --robot and --user") }
+            guard DurationParser.seconds(expires) != nil else { throw ValidationError("--expires: a duration such as 30d") }
+        }
+        func run() async throws {
+            try await withCLIRuntime(options) { rt in
+                let owner: CredentialService.Owner
+                if let robot {
+                    guard let r = try await rt.storage.robot(name: robot) else { throw UserAdminError("no robot '\(robot)'") }
+                    owner = .robot(r)
+                } else {
+                    guard let u = try await rt.storage.user(username: Usernames.canonical(user ?? "")), !u.disabled else {
+                        throw UserAdminError("no enabled local user '\(user ?? "")'")
+                    }
+                    owner = .user(Identity(user: u), method: "password")
+                }
+                do {
+                    let (c, token) = try await rt.credentials.create(owner: owner, name: name, description: "", lifetime: DurationParser.seconds(expires)!,
+                                                                     groups: groups.isEmpty ? nil : groups, actor: "cli")
+                    FileHandle.standardError.write(Data("created credential \(c.id), expires \(ISO8601DateFormatter().string(from: c.expiresAt)); the token (shown once):\n".utf8))
+                    print(token)
+                } catch let e as CredentialError { throw UserAdminError(e.description) }
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        @OptionGroup var options: ConfigOption
+        @Flag(help: "Include revoked credentials.") var all = false
+        func run() async throws {
+            try await withCLIRuntime(options) { rt in
+                let f = ISO8601DateFormatter()
+                for c in try await rt.storage.listCredentials(ownerID: nil, includeRevoked: all) {
+                    print([c.id, c.name, c.ownerKind.rawValue, c.ownerID, "expires=\(f.string(from: c.expiresAt))",
+                           c.lastUsedAt.map { "last-used=\(f.string(from: $0))" } ?? "never-used", c.revokedAt == nil ? "active" : "revoked"].joined(separator: "\t"))
+                }
+            }
+        }
+    }
+
+    struct Rotate: AsyncParsableCommand {
+        @OptionGroup var options: ConfigOption
+        @Argument var id: String
+        @Option(help: "How long the old secret keeps working, e.g. 1h.") var overlap: String = "0s"
+        func run() async throws {
+            try await withCLIRuntime(options) { rt in
+                do {
+                    let (_, token) = try await rt.credentials.rotate(id: id, overlap: DurationParser.seconds(overlap) ?? 0, actor: "cli")
+                    FileHandle.standardError.write(Data("rotated \(id); the new token (shown once):\n".utf8))
+                    print(token)
+                } catch let e as CredentialError { throw UserAdminError(e.description) }
+            }
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        @OptionGroup var options: ConfigOption
+        @Argument var id: String
+        func run() async throws {
+            try await withCLIRuntime(options) { rt in
+                guard try await rt.credentials.revoke(id: id, actor: "cli") else { throw UserAdminError("no live credential '\(id)'") }
+                print("revoked \(id)")
+            }
+        }
+    }
+}
+
+struct SessionCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "session", abstract: "Active refresh-token families (one login on one device).",
+                                                    subcommands: [List.self, Revoke.self])
+    struct List: AsyncParsableCommand {
+        @OptionGroup var options: ConfigOption
+        func run() async throws {
+            try await withCLIRuntime(options) { rt in
+                let f = ISO8601DateFormatter()
+                for fam in try await rt.storage.activeFamilies(userID: nil, now: rt.clock.now()) {
+                    print([fam.id, fam.grant.userID, fam.grant.clientID, fam.grant.authMethod, "last-refresh=\(f.string(from: fam.lastUsedAt))",
+                           "ends=\(f.string(from: fam.expiresAt))"].joined(separator: "\t"))
+                }
+            }
+        }
+    }
+    struct Revoke: AsyncParsableCommand {
+        @OptionGroup var options: ConfigOption
+        @Argument var id: String
+        func run() async throws {
+            try await withCLIRuntime(options) { rt in
+                guard try await rt.storage.revokeFamily(id: id, now: rt.clock.now(), reason: "revoked by cli") else {
+                    throw UserAdminError("no live session '\(id)'")
+                }
+                await rt.provider.auditor.record("admin.session.revoke", actor: "cli", subject: id)
+                print("revoked \(id)")
+            }
+        }
+    }
+}
