@@ -132,6 +132,9 @@ public struct APIServerView: PageView {
     public var groupsPrefix: String
     public var caPEM: String?
     public var caFilePath: String
+    public var webhookFlags: String = ""
+    public var webhookKubeconfig: String = ""
+    public var webhookEnabled = false
     public init(csrf: String, username: String, flags: String, authenticationConfiguration: String, usernameClaim: String,
                 usernamePrefix: String, groupsPrefix: String, caPEM: String?, caFilePath: String) {
         self.csrf = csrf; self.username = username; self.flags = flags; self.authenticationConfiguration = authenticationConfiguration

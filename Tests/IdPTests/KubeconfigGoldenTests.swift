@@ -54,6 +54,8 @@ import Testing
                                    issuerCAPEM: Self.ca)
         try golden("apiserver-flags.txt", setup.flags + "\n")
         try golden("apiserver-authentication-config.yaml", setup.authenticationConfiguration)
+        try golden("apiserver-webhook.kubeconfig", setup.webhookKubeconfig)
+        try golden("apiserver-webhook-flags.txt", setup.webhookFlags + "\n")
     }
 
     /// The quoting is right when a real bash gives back every byte: spaces, quotes, $, backticks, non-ASCII.

@@ -29,6 +29,10 @@ public struct CredentialPrincipal: Sendable, Equatable {
     public var credentialID: String
     /// The owner's identity as the OIDC side names it (for minting id_tokens).
     public var identity: Identity
+
+    public init(username: String, uid: String, groups: [String], credentialID: String, identity: Identity) {
+        self.username = username; self.uid = uid; self.groups = groups; self.credentialID = credentialID; self.identity = identity
+    }
 }
 
 public enum CredentialCheck: Sendable, Equatable {

@@ -58,4 +58,25 @@ public struct APIServerSetup: Sendable, Equatable {
         }
         return y
     }
+
+    /// The kubeconfig kube-apiserver uses to call the portal's TokenReview webhook
+    /// (`--authentication-token-webhook-config-file`). The bearer token is a placeholder:
+    /// the operator pastes the content of `webhook.bearer_token_file`.
+    public var webhookKubeconfig: String {
+        var y = "apiVersion: v1\nkind: Config\nclusters:\n- name: portal\n  cluster:\n"
+        y += "    server: \(Kubeconfig.q(issuer + "/webhook/tokenreview"))\n"
+        if let ca = issuerCAPEM { y += "    certificate-authority-data: \(Kubeconfig.q(Kubeconfig.base64(ca)))\n" }
+        y += "users:\n- name: kube-apiserver\n  user:\n    token: \"PASTE-THE-CONTENT-OF-webhook.bearer_token_file\"\n"
+        y += "contexts:\n- name: webhook\n  context:\n    cluster: portal\n    user: kube-apiserver\ncurrent-context: webhook\n"
+        return y
+    }
+
+    /// Flags that turn the webhook on (they combine with either OIDC form).
+    public var webhookFlags: String {
+        [
+            "--authentication-token-webhook-config-file=/etc/kubernetes/portal-webhook.kubeconfig",
+            "--authentication-token-webhook-version=v1",
+            "--authentication-token-webhook-cache-ttl=2m0s",
+        ].joined(separator: "\n")
+    }
 }

@@ -90,16 +90,19 @@ struct KubernetesRoutes {
 
     func apiserverPage(_ request: Request, _ context: PortalContext) async throws -> Response {
         guard let (_, identity) = try await session(request) else { return Responses.redirect("/login?next=%2Fadmin%2Fapiserver") }
-        guard identity.isAdmin else {
+        guard isAdmin(identity, runtime) else {
             return Responses.html(.forbidden, pages.render(ErrorView(heading: "Administrators only", message: "This page is for administrators.",
                                                                      requestID: context.requestID)))
         }
         let (bid, setCookie) = browser.browserID(request)
         let setup = apiServerSetup(algorithms: await runtime.keys.publishedAlgorithms())
-        let view = APIServerView(csrf: browser.csrfToken(browserID: bid), username: identity.username, flags: setup.flags,
+        var view = APIServerView(csrf: browser.csrfToken(browserID: bid), username: identity.username, flags: setup.flags,
                                  authenticationConfiguration: setup.authenticationConfiguration,
                                  usernameClaim: setup.usernameClaim, usernamePrefix: setup.usernamePrefix, groupsPrefix: setup.groupsPrefix,
                                  caPEM: runtime.issuerCAPEM, caFilePath: setup.caFilePath)
+        view.webhookFlags = setup.webhookFlags
+        view.webhookKubeconfig = setup.webhookKubeconfig
+        view.webhookEnabled = runtime.webhookToken != nil
         return Responses.html(.ok, pages.render(view), cookies: setCookie.map { [$0] } ?? [])
     }
 
