@@ -5,6 +5,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 source "$ROOT/scripts/lib.sh"
 require_swift
+ensure_apt libldap2-dev     # the portal links libldap (LDAP logins)
 ensure_apt libkrb5-dev      # the portal links libgssapi_krb5 (Kerberos/SPNEGO logins)
 cd "$ROOT"
 echo "==> building portal (the first build takes several minutes)"

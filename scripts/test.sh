@@ -9,6 +9,8 @@ require_swift
 cd "$ROOT"
 
 ensure_apt python3-venv curl openssl
+# LDAP: libldap headers to build the CLDAP shim; slapd and ldap-utils for Tests/blackbox/test_ldap.py.
+ensure_apt libldap2-dev slapd ldap-utils
 # Kerberos: GSSAPI headers for the CGSSAPI shim; a private MIT KDC, kinit/curl --negotiate and
 # headless Chromium for Tests/blackbox/test_kerberos.py.
 ensure_apt libkrb5-dev krb5-kdc krb5-admin-server krb5-user chromium chromium-driver libsasl2-modules-gssapi-mit

@@ -16,7 +16,7 @@ public final class BlockingThreadPool: @unchecked Sendable {
     public init(name: String, threads: Int, maxQueued: Int = 256) {
         self.maxQueued = maxQueued
         for i in 0..<max(1, threads) {
-            let t = Thread { self.loop() }
+            let t = Thread { self.loop(name) }
             t.name = "\(name)-\(i)"
             t.stackSize = 1 << 20
             t.start()
@@ -40,7 +40,11 @@ public final class BlockingThreadPool: @unchecked Sendable {
         }
     }
 
-    private func loop() {
+    /// The name of the pool whose thread this is, or nil (for tests and assertions).
+    public static var currentPoolName: String? { Thread.current.threadDictionary["portal.blocking-pool"] as? String }
+
+    private func loop(_ name: String) {
+        Thread.current.threadDictionary["portal.blocking-pool"] = name
         while true {
             condition.lock()
             while head == jobs.count { condition.wait() }
