@@ -29,10 +29,21 @@ def main():
     n = int(os.environ.get("N", "200"))
     slapd = L.Slapd()
     os.environ["LDAP_BIND_PASSWORD"] = L.SERVICE_PW
-    portal = Portal(extra_yaml=ldap_yaml([slapd.url]))
     user, password = "alice", L.PASSWORDS["alice"]
     dn = f"uid={user},{L.PEOPLE}"
     try:
+        for precedence in ["ldap_first", "local_first"]:
+            portal = Portal(extra_yaml=ldap_yaml([slapd.url], extra=f"  precedence: {precedence}\n"))
+            try:
+                measure(portal, slapd, n, user, password, dn, precedence)
+            finally:
+                portal.stop()
+    finally:
+        slapd.close()
+
+
+def measure(portal, slapd, n, user, password, dn, precedence):
+    if True:
         whoami, logins = [], []
         s = requests.Session()
         for i in range(n + 10):
@@ -53,14 +64,12 @@ def main():
             if i >= 10:     # the first rounds warm connections and caches
                 logins.append(d)
         ms = lambda x: f"{x * 1000:7.2f} ms"
-        print(f"{n} rounds, user {user}, slapd on {slapd.url}")
+        print(f"{n} rounds, user {user}, slapd on {slapd.url}, precedence: {precedence}"
+              + (" (an unknown local name costs one bcrypt first, as a wrong local password would)" if precedence == "local_first" else ""))
         print(f"  ldapwhoami (process start + connect + bind):  p50 {ms(pct(whoami, 50))}  p99 {ms(pct(whoami, 99))}")
         print(f"  portal POST /login (search, bind, groups, session, audit):  p50 {ms(pct(logins, 50))}  p99 {ms(pct(logins, 99))}")
         print(f"  added by the portal:  p50 {ms(pct(logins, 50) - pct(whoami, 50))}  p99 {ms(pct(logins, 99) - pct(whoami, 99))}"
               f"  (mean {ms(statistics.mean(logins) - statistics.mean(whoami))})")
-    finally:
-        portal.stop()
-        slapd.close()
 
 
 if __name__ == "__main__":
