@@ -60,14 +60,18 @@ import Testing
 
     /// The quoting is right when a real bash gives back every byte: spaces, quotes, $, backticks, non-ASCII.
     @Test(arguments: ["plain", "two words", "it's", "'", "''", "\"double\"", "$HOME", "`id`", "back\\slash", "zoë ‘ü’ 日本", "a\nb", "!event"])
-    func bashQuotingRoundTripsThroughRealBash(_ value: String) throws {
+    func bashQuotingRoundTripsThroughRealBash(_ value: String) async throws {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/bin/bash")
         p.arguments = ["-c", "printf '%s' " + Kubeconfig.bashQuote(value)]
         let out = Pipe()
         p.standardOutput = out
+        // Wait without blocking a thread of Swift's (small) cooperative pool.
+        let done = AsyncStream<Void> { continuation in
+            p.terminationHandler = { _ in continuation.yield(); continuation.finish() }
+        }
         try p.run()
-        p.waitUntilExit()
+        for await _ in done { break }
         let got = String(data: out.fileHandleForReading.readDataToEndOfFile(), encoding: .utf8)
         #expect(got == value)
     }
