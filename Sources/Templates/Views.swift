@@ -14,6 +14,10 @@ public struct LoginView: PageView {
     public var username: String
     public var error: String?
     public var next: String?
+    /// A calm word above the form (e.g. "your session has ended"), not an error.
+    public var notice: String?
+    /// Shown under a failed sign-in, so a person can quote it to an administrator.
+    public var requestID: String?
     public init(csrf: String, pending: String?, clientName: String?, username: String = "", error: String? = nil, next: String? = nil) {
         self.csrf = csrf; self.pending = pending; self.clientName = clientName; self.username = username; self.error = error
         self.next = next

@@ -102,9 +102,18 @@ struct BrowserRoutes {
         let (bid, setCookie) = browser.browserID(request)
         var clientName: String?
         if let p = pendingResult { clientName = try await runtime.provider.clients.client(id: p.request.clientID)?.name }
-        let view = LoginView(csrf: browser.csrfToken(browserID: bid), pending: pendingResult?.id, clientName: clientName,
+        var view = LoginView(csrf: browser.csrfToken(browserID: bid), pending: pendingResult?.id, clientName: clientName,
                              next: Self.safeNext(q["next"]))
-        return Responses.html(.ok, pages.render(view), cookies: setCookie.map { [$0] } ?? [])
+        var cookies = setCookie.map { [$0] } ?? []
+        // A session cookie that no longer names a live session (idle or absolute expiry, sign-out elsewhere,
+        // revoked by an admin): say why the person is here, and drop the dead cookie.
+        // (A directory that cannot be asked right now proves nothing: no notice then.)
+        if let old = request.cookie(browser.sessionCookieName), !old.isEmpty,
+           let alive = try? await runtime.login.session(cookie: old).map({ _ in true }) ?? false, !alive {
+            view.notice = "Your session has ended. Sign in again to continue."
+            cookies.append(browser.clearSessionCookie())
+        }
+        return Responses.html(.ok, pages.render(view), cookies: cookies)
     }
 
     func loginSubmit(_ request: Request, _ context: PortalContext) async throws -> Response {
@@ -125,8 +134,9 @@ struct BrowserRoutes {
         func again(_ status: HTTPResponse.Status, _ error: String) async throws -> Response {
             var clientName: String?
             if let p = pendingResult { clientName = try await runtime.provider.clients.client(id: p.request.clientID)?.name }
-            let view = LoginView(csrf: browser.csrfToken(browserID: bid), pending: pendingResult?.id, clientName: clientName,
+            var view = LoginView(csrf: browser.csrfToken(browserID: bid), pending: pendingResult?.id, clientName: clientName,
                                  username: String(username.prefix(256)), error: error, next: Self.safeNext(form["next"]))
+            view.requestID = context.requestID
             return Responses.html(status, pages.render(view))
         }
         switch outcome {
