@@ -140,15 +140,18 @@ class UI:
         source = d.page_source
         for leak in ("Swift/", "Fatal error", "Traceback", ".swift:", "HummingbirdCore"):
             assert leak not in source, f"{name}: looks like a stack trace"
-        # axe-core (injected through the driver, so CSP does not apply to it).
+        # axe-core (injected through the driver, so CSP does not apply to it), in light and dark mode.
         d.execute_script(self.axe)
-        result = d.execute_async_script("""
-            const done = arguments[arguments.length - 1];
-            axe.run(document, {resultTypes: ['violations']}).then(r => done(r.violations.map(v => ({
-              id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map(n => n.target.join(' ')).slice(0, 5)}))),
-              e => done([{id: 'axe-error', impact: 'critical', help: String(e), nodes: []}]));""")
-        bad = [v for v in result if v["impact"] in ("serious", "critical")]
-        assert not bad, f"{name}: accessibility violations: {bad}"
+        for scheme in ("light", "dark"):
+            d.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": scheme}]})
+            result = d.execute_async_script("""
+                const done = arguments[arguments.length - 1];
+                axe.run(document, {resultTypes: ['violations']}).then(r => done(r.violations.map(v => ({
+                  id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map(n => n.target.join(' ')).slice(0, 5)}))),
+                  e => done([{id: 'axe-error', impact: 'critical', help: String(e), nodes: []}]));""")
+            bad = [v for v in result if v["impact"] in ("serious", "critical")]
+            assert not bad, f"{name} ({scheme}): accessibility violations: {bad}"
+        d.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "light"}]})
         # CSP violations and other console errors.
         try:
             logs = d.get_log("browser")
@@ -434,3 +437,12 @@ def test_keyboard_focus_is_visible(env):
     focused = ui.driver.switch_to.active_element
     style = ui.driver.execute_script("const s = getComputedStyle(arguments[0]); return [s.outlineStyle, s.outlineWidth];", focused)
     assert style[0] != "none" and style[1] != "0px", style
+
+
+def test_the_accessibility_check_would_see_a_violation(env):
+    """Guards the guard: axe-core really runs and reports a serious problem when there is one."""
+    _, _, ui, _ = env
+    ui.get("/login")
+    ui.driver.execute_script("document.querySelector('label[for=password]').remove()")
+    with pytest.raises(AssertionError, match="label"):
+        ui.check("axe-self-test")
