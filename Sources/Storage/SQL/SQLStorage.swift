@@ -503,6 +503,12 @@ extension SQLStorage {
     public func recordFailure(key: String, now: Date, window: TimeInterval, maxFailures: Int, lockout: TimeInterval) async throws -> ThrottleState {
         let lock = forUpdate
         return try await tx { db in
+            // Make sure the row exists, so that SELECT … FOR UPDATE has something to lock: concurrent
+            // first failures would otherwise all read "no row" and overwrite each other's count.
+            try await db.raw("""
+                INSERT INTO login_throttle (key, failures, window_start, locked_until) VALUES (\(bind: key), 0, \(bind: t(now)), NULL)
+                ON CONFLICT (key) DO NOTHING
+                """).run()
             var state = try await db.raw("SELECT * FROM login_throttle WHERE key = \(bind: key)\(unsafeRaw: lock)").first().map(Self.throttle)
                 ?? ThrottleState(key: key, failures: 0, windowStart: now)
             if now.timeIntervalSince(state.windowStart) >= window && (state.lockedUntil.map { $0 <= now } ?? true) {
