@@ -111,10 +111,20 @@ class UI:
 
     def submit(self, button_selector):
         """Clicks a submit button and waits for the next document (the old <html> goes stale)."""
-        from selenium.webdriver.support import expected_conditions as EC
+        from selenium.common.exceptions import WebDriverException
         old = self.css("html")
         self.css(button_selector).click()
-        self.wait().until(EC.staleness_of(old))
+
+        def gone(_):
+            # Chromium reports a replaced document either as a stale element or as
+            # "Node with given id does not belong to the document": both mean the page changed.
+            try:
+                old.is_enabled()
+                return False
+            except WebDriverException:
+                return True
+
+        self.wait().until(gone)
         self.loaded()
 
     def viewport(self, width, height, mobile=False):
