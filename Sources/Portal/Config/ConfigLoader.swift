@@ -38,37 +38,44 @@ struct ConfigLoader {
 
     // MARK: - Reading
 
-    private func loc(_ node: Node?, _ path: String) -> String {
+    /// "file:line:column: key.path" (or "file: key.path" without a position). Shared by every config reader.
+    static func location(file: String?, _ node: Node?, _ path: String) -> String {
         let f = file ?? "config"
         if let m = node?.mark { return "\(f):\(m.line):\(m.column): \(path)" }
         return "\(f): \(path)"
     }
 
+    /// The mapping at `node` restricted to `known` keys, with a problem (and a "did you mean"
+    /// hint) for each unknown key; `key:` with nothing after it means "use the default".
+    /// Shared by every config reader; the caller records the problems.
+    static func knownKeys(_ node: Node, _ path: String, known: [String]) -> (keys: [String: Node]?, problems: [(Node?, String, String)]) {
+        if isNull(node) { return ([:], []) }
+        guard let m = node.mapping else { return (nil, [(node, path, "expected a mapping")]) }
+        var out: [String: Node] = [:]
+        var problems: [(Node?, String, String)] = []
+        for (k, v) in m {
+            guard let key = k.string else { problems.append((k, path, "keys must be strings")); continue }
+            let full = path.isEmpty ? key : path + "." + key
+            if !known.contains(key) {
+                let hint = known.min { distance($0, key) < distance($1, key) }
+                problems.append((k, full, "unknown key" + (hint.map { distance($0, key) <= 3 ? " (did you mean '\($0)'?)" : "" } ?? "")))
+                continue
+            }
+            if isNull(v) { continue }
+            out[key] = v
+        }
+        return (out, problems)
+    }
+
     private mutating func problem(_ node: Node?, _ path: String, _ message: String) {
-        problems.append(.init(location: loc(node, path), message: message))
+        problems.append(.init(location: Self.location(file: file, node, path), message: message))
     }
 
     /// The mapping at `node`, reporting keys not in `known`.
     private mutating func mapping(_ node: Node, _ path: String, known: [String]) -> [String: Node]? {
-        if Self.isNull(node) { return [:] }
-        guard let m = node.mapping else {
-            problem(node, path, "expected a mapping")
-            return nil
-        }
-        var out: [String: Node] = [:]
-        for (k, v) in m {
-            guard let key = k.string else { problem(k, path, "keys must be strings"); continue }
-            let full = path.isEmpty ? key : path + "." + key
-            if !known.contains(key) {
-                let hint = known.min { a, b in Self.distance(a, key) < Self.distance(b, key) }
-                problem(k, full, "unknown key" + (hint.map { Self.distance($0, key) <= 3 ? " (did you mean '\($0)'?)" : "" } ?? ""))
-                continue
-            }
-            // `key:` with nothing after it (or only comments) means "use the default".
-            if Self.isNull(v) { continue }
-            out[key] = v
-        }
-        return out
+        let (keys, found) = Self.knownKeys(node, path, known: known)
+        for (n, p, m) in found { problem(n, p, m) }
+        return keys
     }
 
     private mutating func string(_ node: Node?, _ path: String) -> String? {

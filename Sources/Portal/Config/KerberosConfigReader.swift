@@ -64,26 +64,13 @@ struct KerberosConfigReader {
     // MARK: - Helpers (the same conventions as ConfigLoader)
 
     private mutating func problem(_ node: Node?, _ path: String, _ message: String) {
-        let f = file ?? "config"
-        let location = node?.mark.map { "\(f):\($0.line):\($0.column): \(path)" } ?? "\(f): \(path)"
-        problems.append(.init(location: location, message: message))
+        problems.append(.init(location: ConfigLoader.location(file: file, node, path), message: message))
     }
 
     private mutating func mapping(_ node: Node, _ path: String, known: [String]) -> [String: Node]? {
-        if ConfigLoader.isNull(node) { return [:] }
-        guard let m = node.mapping else { problem(node, path, "expected a mapping"); return nil }
-        var out: [String: Node] = [:]
-        for (k, v) in m {
-            guard let key = k.string else { problem(k, path, "keys must be strings"); continue }
-            if !known.contains(key) {
-                let hint = known.min { ConfigLoader.distance($0, key) < ConfigLoader.distance($1, key) }
-                problem(k, path + "." + key, "unknown key" + (hint.map { ConfigLoader.distance($0, key) <= 3 ? " (did you mean '\($0)'?)" : "" } ?? ""))
-                continue
-            }
-            if ConfigLoader.isNull(v) { continue }
-            out[key] = v
-        }
-        return out
+        let (keys, found) = ConfigLoader.knownKeys(node, path, known: known)
+        for (n, p, m) in found { problem(n, p, m) }
+        return keys
     }
 
     private mutating func string(_ node: Node?, _ path: String) -> String? {
