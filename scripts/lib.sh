@@ -40,7 +40,7 @@ start_postgres() {
   local as=""
   if [ "$(id -u)" -eq 0 ]; then chown postgres:postgres "$PGDIR"; as="su postgres -c"; else as="bash -c"; fi
   $as "$PGBIN/initdb -D $PGDIR/data -A trust -U portal >/dev/null"
-  $as "$PGBIN/pg_ctl -D $PGDIR/data -o '-k $PGDIR -h 127.0.0.1 -p $PGPORT -c max_connections=400 -c fsync=off' -l $PGDIR/log -w start >/dev/null"
+  $as "$PGBIN/pg_ctl -D $PGDIR/data -o '-k $PGDIR -h 127.0.0.1 -p $PGPORT -c max_connections=400 -c fsync=${PG_FSYNC:-off}' -l $PGDIR/log -w start >/dev/null"
   export PORTAL_TEST_POSTGRES_URL="postgres://portal@127.0.0.1:$PGPORT/postgres"
   echo "==> PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PGPORT"
 }

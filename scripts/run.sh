@@ -7,6 +7,8 @@ source "$ROOT/scripts/lib.sh"
 require_swift
 ensure_apt libldap2-dev     # the portal links libldap (LDAP logins)
 ensure_apt libkrb5-dev      # the portal links libgssapi_krb5 (Kerberos/SPNEGO logins)
+ensure_apt libsqlite3-dev   # the embedded database
+ensure_apt libssl-dev       # OpenSSL's libcrypto signs RS256 tokens
 cd "$ROOT"
 echo "==> building portal (the first build takes several minutes)"
 swift build --product portal

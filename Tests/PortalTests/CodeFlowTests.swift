@@ -23,7 +23,7 @@ import Testing
             let refresh = try #require(j["refresh_token"] as? String)
             let idToken = try #require(j["id_token"] as? String)
             #expect(refresh.utf8.count == 43)
-            #expect(access.split(separator: ".").count == 3)
+            #expect(access.hasPrefix("kpa_") && access.split(separator: ".").count == 2)
 
             let header = try jwtPart(idToken, 0)
             let claims = try jwtPart(idToken, 1)
@@ -90,9 +90,13 @@ import Testing
         try await withPortal { p, client in
             let access = try #require(try await client.tokens(p)["access_token"] as? String)
             let parts = access.split(separator: ".", omittingEmptySubsequences: false)
-            let none = Base64URL.encode(Array(#"{"alg":"none","typ":"at+jwt"}"#.utf8)) + "." + parts[1] + "."
-            let hs = Base64URL.encode(Array(#"{"alg":"HS256","typ":"at+jwt"}"#.utf8)) + "." + parts[1] + "." + parts[2]
-            for bad in [tamperedSignature(access), none, hs, String(access.dropLast(5)), "not-a-jwt"] {
+            #expect(parts.count == 2 && access.hasPrefix("kpa_"))
+            // Claims swapped for other ones under the genuine MAC; the MAC of another message; an id_token-like JWS.
+            let forgedClaims = "kpa_" + Base64URL.encode(Array(#"{"sub":"someone-else","sid":"x","client_id":"rp","scope":"openid","iat":1,"exp":99999999999,"jti":"j"}"#.utf8))
+            let forged = forgedClaims + "." + parts[1]
+            let unsigned = forgedClaims + "."
+            let none = Base64URL.encode(Array(#"{"alg":"none","typ":"at+jwt"}"#.utf8)) + "." + String(parts[0].dropFirst(4)) + "."
+            for bad in [tamperedSignature(access), forged, unsigned, none, String(access.dropLast(5)), "not-a-jwt", "kpa_", "kpa_."] {
                 let r = try await client.get("/userinfo", headers: [.authorization: "Bearer \(bad)"])
                 #expect(r.status == .unauthorized, "\(bad)")
                 #expect(r.contentType == "application/json")

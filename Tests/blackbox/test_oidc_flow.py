@@ -257,7 +257,9 @@ def test_userinfo_refuses_tampered_and_unsigned_tokens(portal):
     assert r.status_code == 401 and r.headers["WWW-Authenticate"].startswith("Bearer")
     header = base64.urlsafe_b64encode(json.dumps({"alg": "none", "typ": "at+jwt"}).encode()).rstrip(b"=").decode()
     body = base64.urlsafe_b64encode(json.dumps({"iss": portal.issuer, "sub": "x", "exp": 9999999999, "sid": "x"}).encode()).rstrip(b"=").decode()
-    for token in [f"{header}.{body}.", f"{header}.{body}.c2ln", "not-a-jwt"]:
+    # Access tokens are kpa_<claims>.<HMAC>: forged claims with no MAC or a made-up one are refused too.
+    mac = base64.urlsafe_b64encode(b"\0" * 32).rstrip(b"=").decode()
+    for token in [f"{header}.{body}.", f"{header}.{body}.c2ln", "not-a-jwt", f"kpa_{body}.", f"kpa_{body}.{mac}"]:
         r = requests.get(u, headers={"Authorization": "Bearer " + token})
         assert r.status_code == 401 and 'error="invalid_token"' in r.headers["WWW-Authenticate"]
 

@@ -196,15 +196,10 @@ extension Provider {
     // MARK: userinfo (OIDC Core §5.3)
 
     public func userinfo(accessToken: String) async throws(OAuthError) -> String {
-        let keys = await keys.verificationKeys()
-        guard let verified = try? JWS.verify(accessToken, keys: keys), verified.header["typ"] == "at+jwt",
-              let claims = try? JSONSerialization.jsonObject(with: verified.payload) as? [String: Any],
-              claims["iss"] as? String == issuer,
-              let sub = claims["sub"] as? String,
-              let exp = claims["exp"] as? Int, TimeInterval(exp) > now.timeIntervalSince1970,
-              let sid = claims["sid"] as? String
-        else { throw OAuthError.invalidToken("the access token is invalid or expired") }
-        let scopes = (claims["scope"] as? String ?? "").split(separator: " ").map(String.init)
+        guard let claims = minter.accessTokens.open(accessToken, now: now) else {
+            throw OAuthError.invalidToken("the access token is invalid or expired")
+        }
+        let sub = claims.subject, sid = claims.sessionID, scopes = claims.scopes
         do {
             guard let family = try await store.family(id: sid), family.revokedAt == nil, family.grant.userID == sub,
                   let identity = try await currentIdentity(userID: sub, method: family.grant.authMethod)

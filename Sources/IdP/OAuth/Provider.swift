@@ -23,7 +23,7 @@ public struct Provider: Sendable {
                 authenticators: [any Authenticator], successorKey: SymmetricKey, clock: any Clock, random: any RandomSource,
                 logger: Logger) {
         self.issuer = issuer; self.policy = policy; self.store = store; self.clients = clients; self.keys = keys
-        self.minter = TokenMinter(issuer: issuer, keys: keys, policy: policy)
+        self.minter = TokenMinter(issuer: issuer, keys: keys, policy: policy, accessTokens: AccessTokenCodec(secret: successorKey))
         self.auditor = Auditor(store: store, clock: clock, logger: logger)
         var byMethod: [String: any Authenticator] = [:]
         for a in authenticators { byMethod[a.method] = a }

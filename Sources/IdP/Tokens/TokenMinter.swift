@@ -21,14 +21,15 @@ public struct TokenResponse: Sendable, Equatable {
     }
 }
 
-/// Signs id_tokens (OIDC Core §2) and JWT access tokens (RFC 9068).
+/// Signs id_tokens (OIDC Core §2) and seals access tokens (see `AccessTokenCodec`).
 public struct TokenMinter: Sendable {
     let issuer: String
     let keys: KeyManager
     let policy: TokenPolicy
+    public let accessTokens: AccessTokenCodec
 
-    public init(issuer: String, keys: KeyManager, policy: TokenPolicy) {
-        self.issuer = issuer; self.keys = keys; self.policy = policy
+    public init(issuer: String, keys: KeyManager, policy: TokenPolicy, accessTokens: AccessTokenCodec) {
+        self.issuer = issuer; self.keys = keys; self.policy = policy; self.accessTokens = accessTokens
     }
 
     public func mint(identity: Identity, grant: Grant, familyID: String, nonce: String?, now: Date, jti: String) async throws -> (accessToken: String, idToken: String) {
@@ -36,17 +37,8 @@ public struct TokenMinter: Sendable {
         let iat = Int(now.timeIntervalSince1970)
         let scopes = Set(grant.scopes)
 
-        var at = JSONObjectWriter()
-        at.add("iss", issuer)
-        at.add("sub", identity.subject)
-        at.add("aud", issuer)
-        at.add("client_id", grant.clientID)
-        at.add("exp", iat + Int(policy.accessTokenTTL))
-        at.add("iat", iat)
-        at.add("jti", jti)
-        at.add("sid", familyID)
-        at.add("scope", grant.scopes.joined(separator: " "))
-        let accessToken = try JWS.sign(payload: at.data, key: key, type: "at+jwt")
+        let accessToken = accessTokens.seal(.init(subject: identity.subject, sessionID: familyID, clientID: grant.clientID,
+                                                  scopes: grant.scopes, issuedAt: iat, expiresAt: iat + Int(policy.accessTokenTTL), jti: jti))
 
         var id = JSONObjectWriter()
         id.add("iss", issuer)

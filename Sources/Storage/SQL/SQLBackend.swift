@@ -14,30 +14,3 @@ public protocol SQLBackend: Sendable {
     func run<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R
     func close() async throws
 }
-
-/// A FIFO async mutex: one holder at a time, waiters resumed in order.
-actor AsyncMutex {
-    private var locked = false
-    private var waiters: [CheckedContinuation<Void, Never>] = []
-
-    func lock() async {
-        if !locked { locked = true; return }
-        await withCheckedContinuation { waiters.append($0) }
-    }
-
-    func unlock() {
-        if waiters.isEmpty { locked = false } else { waiters.removeFirst().resume() }
-    }
-
-    func withLock<R: Sendable>(_ body: @Sendable () async throws -> R) async throws -> R {
-        await lock()
-        do {
-            let r = try await body()
-            unlock()
-            return r
-        } catch {
-            unlock()
-            throw error
-        }
-    }
-}

@@ -1,38 +1,44 @@
+import CSQLite3
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
 import SQLKit
-import SQLiteKit
 
-/// The embedded default: one SQLite file in WAL mode, one connection, statements serialized.
-/// Other processes (the CLI) may use the same file at the same time; `busy_timeout` makes
-/// them wait for each other's write transactions instead of failing.
+/// The embedded default: one SQLite file in WAL mode and one connection, statements serialized
+/// by an async lock. Statements run on the calling thread against the system SQLite with
+/// prepared statements cached: a refresh is a handful of microsecond-long statements, and a
+/// thread-pool hop per statement (three context switches each) used to cost more than the work.
+///
+/// Other processes (the CLI) may use the same file at the same time. Instead of sleeping in
+/// SQLite's busy handler on a shared thread, a statement that finds the file locked gives up
+/// after a few milliseconds and is retried after an async sleep, for up to ten seconds.
 public final class SQLiteBackend: SQLBackend {
     public let flavor = SQLFlavor.sqlite
-    let connection: SQLiteConnection
-    let db: any SQLDatabase
-    let mutex = AsyncMutex()
+    let connection: SQLiteHandle
+    let lock = AsyncLock()
     public let path: String
 
     public static func open(path: String, logger: Logger) async throws -> SQLiteBackend {
-        let conn = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
-        let backend = SQLiteBackend(connection: conn, path: path)
-        let db = backend.db
-        _ = try await db.raw("PRAGMA journal_mode=WAL").all()
-        try await db.raw("PRAGMA busy_timeout=10000").run()
-        try await db.raw("PRAGMA synchronous=NORMAL").run()
-        try await db.raw("PRAGMA foreign_keys=ON").run()
+        let handle = try SQLiteHandle(path: path, logger: logger)
+        let backend = SQLiteBackend(connection: handle, path: path)
+        try await backend.run { db in
+            _ = try await db.raw("PRAGMA journal_mode=WAL").all()
+            try await db.raw("PRAGMA synchronous=NORMAL").run()
+            try await db.raw("PRAGMA foreign_keys=ON").run()
+        }
         return backend
     }
 
-    init(connection: SQLiteConnection, path: String) {
+    init(connection: SQLiteHandle, path: String) {
         self.connection = connection
-        self.db = connection.sql(queryLogLevel: .trace)
         self.path = path
     }
 
     public func transaction<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
-        let db = self.db
-        return try await mutex.withLock {
+        let db = connection.database
+        return try await lock.withLock {
             // IMMEDIATE takes the write lock up front, so two processes never deadlock upgrading.
             try await db.raw("BEGIN IMMEDIATE").run()
             do {
@@ -47,11 +53,335 @@ public final class SQLiteBackend: SQLBackend {
     }
 
     public func run<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
-        let db = self.db
-        return try await mutex.withLock { try await body(db) }
+        let db = connection.database
+        return try await lock.withLock { try await body(db) }
     }
 
     public func close() async throws {
-        try await mutex.withLock { try await self.connection.close() }
+        let c = connection
+        try await lock.withLock { c.close() }
+    }
+}
+
+/// An error from SQLite, with its result code and message ("UNIQUE constraint failed: …").
+public struct SQLiteError: Error, CustomStringConvertible {
+    public let code: Int32
+    public let message: String
+    public var description: String { "SQLite error \(code): \(message)" }
+}
+
+/// One sqlite3 connection and its prepared statements. Used by one task at a time (the
+/// backend's lock), possibly from different threads over time, which SQLite's multi-thread
+/// mode allows.
+final class SQLiteHandle: @unchecked Sendable {
+    private var db: OpaquePointer?
+    private var statements: [String: OpaquePointer] = [:]
+    let logger: Logger
+    /// How long one attempt waits inside SQLite for another process's lock.
+    static let busyAttemptMilliseconds: Int32 = 5
+    /// How long a statement keeps retrying a locked database before failing.
+    static let busyDeadline: TimeInterval = 10
+    static let maxCachedStatements = 256
+
+    init(path: String, logger: Logger) throws {
+        self.logger = logger
+        var handle: OpaquePointer?
+        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
+        let rc = sqlite3_open_v2(path, &handle, flags, nil)
+        guard rc == SQLITE_OK, let handle else {
+            let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
+            if let handle { sqlite3_close_v2(handle) }
+            throw SQLiteError(code: rc, message: "\(message) (\(path))")
+        }
+        sqlite3_busy_timeout(handle, Self.busyAttemptMilliseconds)
+        sqlite3_extended_result_codes(handle, 1)
+        db = handle
+    }
+
+    deinit { close() }
+
+    var database: SQLiteDatabase { SQLiteDatabase(handle: self, logger: logger, eventLoop: MultiThreadedEventLoopGroup.singleton.any()) }
+
+    func close() {
+        for (_, s) in statements { sqlite3_finalize(s) }
+        statements = [:]
+        if let db { sqlite3_close_v2(db) }
+        db = nil
+    }
+
+    private func error(_ rc: Int32, _ sql: String? = nil) -> SQLiteError {
+        let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "connection closed"
+        return SQLiteError(code: rc, message: message)
+    }
+
+    /// Runs `sql` (one statement, or several without binds) and hands each result row to `onRow`.
+    func execute(_ sql: String, binds: [any Encodable & Sendable], onRow: (SQLiteRow) -> Void) async throws {
+        guard let db else { throw SQLiteError(code: SQLITE_MISUSE, message: "connection closed") }
+        let deadline = Date().addingTimeInterval(Self.busyDeadline)
+        var remaining = Substring(sql)
+        var first = true
+        while true {
+            let (stmt, cached, tail) = try prepare(db, remaining, cacheable: first)
+            defer {
+                if cached { sqlite3_reset(stmt); sqlite3_clear_bindings(stmt) } else { sqlite3_finalize(stmt) }
+            }
+            if first {
+                try bind(stmt, binds)
+            } else if !binds.isEmpty {
+                throw SQLiteError(code: SQLITE_MISUSE, message: "binds are only allowed for a single statement")
+            }
+            var delivered = false
+            var columns: [String]?
+            while true {
+                let rc = sqlite3_step(stmt)
+                if rc == SQLITE_ROW {
+                    delivered = true
+                    let names = columns ?? (0..<sqlite3_column_count(stmt)).map { String(cString: sqlite3_column_name(stmt, $0)) }
+                    columns = names
+                    onRow(SQLiteRow(columns: names, values: (0..<Int32(names.count)).map { SQLiteValue(stmt, $0) }))
+                    continue
+                }
+                if rc == SQLITE_DONE { break }
+                let primary = rc & 0xff
+                // Locked by another process: retry later unless rows were already handed out or a
+                // transaction of ours is open (then the caller rolls back and sees the error).
+                if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED), !delivered, Date() < deadline,
+                   sqlite3_get_autocommit(db) != 0 || sql.hasPrefix("BEGIN") {
+                    sqlite3_reset(stmt)
+                    try await Task.sleep(nanoseconds: 5_000_000)
+                    continue
+                }
+                throw error(rc)
+            }
+            first = false
+            let rest = tail.drop { $0.isWhitespace || $0 == ";" }
+            if rest.isEmpty { return }
+            remaining = rest
+        }
+    }
+
+    /// A prepared statement: from the cache for a single-statement SQL text, else compiled once.
+    private func prepare(_ db: OpaquePointer, _ sql: Substring, cacheable: Bool) throws -> (OpaquePointer, cached: Bool, tail: Substring) {
+        let key = String(sql)
+        if cacheable, let s = statements[key] { return (s, true, "") }
+        var stmt: OpaquePointer?
+        var tailOffset = 0
+        let rc = key.withCString { base -> Int32 in
+            var tail: UnsafePointer<CChar>?
+            let rc = sqlite3_prepare_v3(db, base, -1, cacheable ? UInt32(SQLITE_PREPARE_PERSISTENT) : 0, &stmt, &tail)
+            if let tail { tailOffset = base.distance(to: tail) }
+            return rc
+        }
+        guard rc == SQLITE_OK, let stmt else { throw error(rc) }
+        let tail = Substring(key.utf8.dropFirst(tailOffset))
+        let single = tail.allSatisfy { $0.isWhitespace || $0 == ";" }
+        if cacheable && single {
+            if statements.count >= Self.maxCachedStatements {
+                for (_, s) in statements { sqlite3_finalize(s) }
+                statements = [:]
+            }
+            statements[key] = stmt
+            return (stmt, true, "")
+        }
+        return (stmt, false, tail)
+    }
+
+    private func bind(_ stmt: OpaquePointer, _ binds: [any Encodable & Sendable]) throws {
+        for (i, value) in binds.enumerated() {
+            let rc = try Self.bind(stmt, Int32(i + 1), value)
+            guard rc == SQLITE_OK else { throw error(rc) }
+        }
+    }
+
+    private static func bind(_ stmt: OpaquePointer, _ i: Int32, _ value: any Encodable) throws -> Int32 {
+        switch value {
+        case let v as String: return sqlite3_bind_text(stmt, i, v, -1, csqlite3_transient())
+        case let v as Int: return sqlite3_bind_int64(stmt, i, Int64(v))
+        case let v as Int64: return sqlite3_bind_int64(stmt, i, v)
+        case let v as Int32: return sqlite3_bind_int64(stmt, i, Int64(v))
+        case let v as Bool: return sqlite3_bind_int64(stmt, i, v ? 1 : 0)
+        case let v as Double: return sqlite3_bind_double(stmt, i, v)
+        case let v as Data: return v.withUnsafeBytes { sqlite3_bind_blob(stmt, i, $0.baseAddress, Int32($0.count), csqlite3_transient()) }
+        case let v as [UInt8]: return v.withUnsafeBytes { sqlite3_bind_blob(stmt, i, $0.baseAddress, Int32($0.count), csqlite3_transient()) }
+        case let v as any OptionalBind:
+            guard let wrapped = v.wrappedEncodable else { return sqlite3_bind_null(stmt, i) }
+            return try bind(stmt, i, wrapped)
+        default:
+            throw SQLiteError(code: SQLITE_MISMATCH, message: "cannot bind a value of type \(type(of: value))")
+        }
+    }
+}
+
+protocol OptionalBind { var wrappedEncodable: (any Encodable)? { get } }
+extension Optional: OptionalBind where Wrapped: Encodable {
+    var wrappedEncodable: (any Encodable)? { self.map { $0 } }
+}
+
+enum SQLiteValue: Sendable, Equatable {
+    case integer(Int64), float(Double), text(String), blob([UInt8]), null
+
+    init(_ stmt: OpaquePointer, _ i: Int32) {
+        switch sqlite3_column_type(stmt, i) {
+        case SQLITE_INTEGER: self = .integer(sqlite3_column_int64(stmt, i))
+        case SQLITE_FLOAT: self = .float(sqlite3_column_double(stmt, i))
+        case SQLITE_TEXT:
+            let n = Int(sqlite3_column_bytes(stmt, i))
+            if let p = sqlite3_column_text(stmt, i) {
+                self = .text(String(decoding: UnsafeBufferPointer(start: p, count: n), as: UTF8.self))
+            } else {
+                self = .text("")
+            }
+        case SQLITE_BLOB:
+            let n = Int(sqlite3_column_bytes(stmt, i))
+            if let p = sqlite3_column_blob(stmt, i) {
+                self = .blob(Array(UnsafeRawBufferPointer(start: p, count: n)))
+            } else {
+                self = .blob([])
+            }
+        default: self = .null
+        }
+    }
+
+    func decode<D: Decodable>(as type: D.Type, column: String) throws -> D {
+        if let optional = D.self as? any OptionalDecode.Type {
+            return try optional.decodeOptional(self, column: column) as! D
+        }
+        func mismatch() -> SQLiteError {
+            SQLiteError(code: SQLITE_MISMATCH, message: "column \(column): cannot decode \(self) as \(D.self)")
+        }
+        switch self {
+        case .integer(let v):
+            if D.self == Int.self { return Int(v) as! D }
+            if D.self == Int64.self { return v as! D }
+            if D.self == Int32.self, let n = Int32(exactly: v) { return n as! D }
+            if D.self == Bool.self { return (v != 0) as! D }
+            if D.self == Double.self { return Double(v) as! D }
+        case .float(let v):
+            if D.self == Double.self { return v as! D }
+        case .text(let s):
+            if D.self == String.self { return s as! D }
+        case .blob(let b):
+            if D.self == Data.self { return Data(b) as! D }
+            if D.self == [UInt8].self { return b as! D }
+        case .null:
+            break
+        }
+        throw mismatch()
+    }
+}
+
+protocol OptionalDecode { static func decodeOptional(_ v: SQLiteValue, column: String) throws -> Self }
+extension Optional: OptionalDecode where Wrapped: Decodable {
+    static func decodeOptional(_ v: SQLiteValue, column: String) throws -> Self {
+        if v == .null { return nil }
+        return .some(try v.decode(as: Wrapped.self, column: column))
+    }
+}
+
+struct SQLiteRow: SQLRow {
+    let columns: [String]
+    let values: [SQLiteValue]
+
+    var allColumns: [String] { columns }
+    func contains(column: String) -> Bool { columns.contains(column) }
+
+    private func value(_ column: String) throws -> SQLiteValue {
+        guard let i = columns.firstIndex(of: column) else {
+            throw SQLiteError(code: SQLITE_MISMATCH, message: "no column \(column) in the result")
+        }
+        return values[i]
+    }
+
+    func decodeNil(column: String) throws -> Bool { try value(column) == .null }
+    func decode<D: Decodable>(column: String, as type: D.Type) throws -> D { try value(column).decode(as: D.self, column: column) }
+}
+
+/// SQLKit's view of the connection.
+struct SQLiteDatabase: SQLDatabase {
+    let handle: SQLiteHandle
+    let logger: Logger
+    let eventLoop: any EventLoop
+    var dialect: any SQLDialect { SQLite3Dialect() }
+    var queryLogLevel: Logger.Level? { .trace }
+
+    func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> ()) async throws {
+        let (sql, binds) = serialize(query)
+        try await handle.execute(sql, binds: binds) { onRow($0) }
+    }
+
+    func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> ()) -> EventLoopFuture<Void> {
+        let promise = eventLoop.makePromise(of: Void.self)
+        promise.completeWithTask { try await self.execute(sql: query, onRow) }
+        return promise.futureResult
+    }
+}
+
+/// SQLite's SQL as SQLKit writes it (the system library is ≥ 3.35: RETURNING and UPSERT).
+struct SQLite3Dialect: SQLDialect {
+    var name: String { "sqlite" }
+    var identifierQuote: any SQLExpression { SQLRaw(#"""#) }
+    var literalStringQuote: any SQLExpression { SQLRaw("'") }
+    func bindPlaceholder(at position: Int) -> any SQLExpression { SQLRaw("?\(position)") }
+    func literalBoolean(_ value: Bool) -> any SQLExpression { SQLRaw(value ? "TRUE" : "FALSE") }
+    var literalDefault: any SQLExpression { SQLLiteral.null }
+    var supportsIfExists: Bool { true }
+    var supportsDropBehavior: Bool { false }
+    var supportsAutoIncrement: Bool { false }
+    var autoIncrementClause: any SQLExpression { SQLRaw("AUTOINCREMENT") }
+    var enumSyntax: SQLEnumSyntax { .unsupported }
+    var alterTableSyntax: SQLAlterTableSyntax { .init(allowsBatch: false) }
+    var upsertSyntax: SQLUpsertSyntax { .standard }
+    var supportsReturning: Bool { true }
+    var unionFeatures: SQLUnionFeatures { [.union, .unionAll, .intersect, .except] }
+    func customDataType(for dataType: SQLDataType) -> (any SQLExpression)? {
+        if case .bigint = dataType { return SQLDataType.int }
+        return nil
+    }
+}
+
+/// A FIFO lock for async code without an actor hop: an uncontended lock/unlock is two
+/// short critical sections; waiters are resumed in arrival order.
+final class AsyncLock: Sendable {
+    private struct State {
+        var locked = false
+        var waiters: [CheckedContinuation<Void, Never>] = []
+    }
+    private let state = NIOLockedValueBox(State())
+
+    func lock() async {
+        if state.withLockedValue({ s in
+            if s.locked { return false }
+            s.locked = true
+            return true
+        }) { return }
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let now = state.withLockedValue { s -> Bool in
+                if !s.locked { s.locked = true; return true }
+                s.waiters.append(c)
+                return false
+            }
+            if now { c.resume() }
+        }
+    }
+
+    /// Hands the lock to the next waiter, if any (it stays locked for them).
+    func unlock() {
+        let next = state.withLockedValue { s -> CheckedContinuation<Void, Never>? in
+            if s.waiters.isEmpty { s.locked = false; return nil }
+            return s.waiters.removeFirst()
+        }
+        next?.resume()
+    }
+
+    func withLock<R: Sendable>(_ body: () async throws -> R) async throws -> R {
+        await lock()
+        do {
+            let r = try await body()
+            unlock()
+            return r
+        } catch {
+            unlock()
+            throw error
+        }
     }
 }

@@ -1,0 +1,589 @@
+#!/usr/bin/env python3
+"""Portal benchmark suite: scenarios over keep-alive connections (wrk), reference limits measured
+in the same run, targets checked as ratios to those limits. Run it through bench/run.sh.
+
+Prints one table per backend and writes the same as Markdown and JSON (--out-dir)."""
+import argparse
+import base64
+import concurrent.futures
+import datetime
+import hashlib
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import zlib
+
+import requests
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+LUA = os.path.join(HERE, "scenario.lua")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PASSWORD = "bench password with some length 1234"
+REDIRECT = "http://localhost:8000"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- process figures
+
+class Proc:
+    """CPU time and memory of a running process from /proc."""
+
+    def __init__(self, pid):
+        self.pid = pid
+
+    def cpu_seconds(self):
+        with open(f"/proc/{self.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+
+    def status_kb(self, key):
+        with open(f"/proc/{self.pid}/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+        return 0
+
+    def rss_mb(self):
+        return self.status_kb("VmRSS") / 1024
+
+    def peak_mb(self):
+        return self.status_kb("VmHWM") / 1024
+
+    def reset_peak(self):
+        # Linux ≥ 4.0: writing 5 resets VmHWM to the current RSS.
+        try:
+            with open(f"/proc/{self.pid}/clear_refs", "w") as f:
+                f.write("5")
+            return True
+        except OSError:
+            return False
+
+
+# ---------------------------------------------------------------- load generators
+
+def wrk(url, seconds, connections, threads, env, proc=None):
+    """Runs wrk with scenario.lua; returns the RESULT dict plus rps, cpu per 1000 and peak RSS."""
+    e = dict(os.environ, THREADS=str(threads), **env)
+    if proc:
+        proc.reset_peak()
+        cpu0 = proc.cpu_seconds()
+    out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "-s", LUA, url],
+                         capture_output=True, text=True, env=e, timeout=seconds + 60)
+    m = re.search(r"^RESULT (\{.*\})$", out.stdout, re.M)
+    if not m:
+        raise RuntimeError(f"wrk printed no result:\n{out.stdout}\n{out.stderr}")
+    r = json.loads(m.group(1))
+    r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
+    if proc:
+        cpu = proc.cpu_seconds() - cpu0
+        r["cpu_per_1000"] = cpu / max(r["requests"], 1) * 1000
+        r["peak_rss_mb"] = proc.peak_mb()
+    for k in ("p50", "p90", "p99", "p999", "max"):
+        r[k] = r[k] / 1000.0  # ms
+    return r
+
+
+def percentile(sorted_values, p):
+    if not sorted_values:
+        return 0.0
+    i = min(len(sorted_values) - 1, max(0, int(round(p / 100.0 * len(sorted_values) + 0.5)) - 1))
+    return sorted_values[i]
+
+
+# ---------------------------------------------------------------- reference limits
+
+def openssl_speed(algorithm, seconds, cores):
+    """Signatures per second with `openssl speed -multi <cores>` (all cores, like the server)."""
+    cmd = ["openssl", "speed", "-seconds", str(seconds)]
+    if cores > 1:
+        cmd += ["-multi", str(cores)]
+    cmd.append(algorithm)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds * 4 + 60).stdout
+    if algorithm.startswith("rsa"):
+        rows = re.findall(r"^rsa\s+2048 bits\s+\S+s\s+\S+s\s+([\d.]+)\s+([\d.]+)", out, re.M)
+    else:
+        rows = re.findall(r"^\s*256 bits ecdsa \(nistp256\)\s+\S+s\s+\S+s\s+([\d.]+)\s+([\d.]+)", out, re.M)
+    if not rows:
+        raise RuntimeError(f"cannot parse openssl speed output:\n{out}")
+    return float(rows[-1][0])
+
+
+# ---------------------------------------------------------------- the portal under test
+
+class Portal:
+    def __init__(self, binary, workdir, name, algorithm, database_url, bcrypt_cost):
+        self.bin = binary
+        self.dir = os.path.join(workdir, name)
+        os.makedirs(self.dir)
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.webhook_token = secrets.token_hex(24)
+        with open(os.path.join(self.dir, "webhook.token"), "w") as f:
+            f.write(self.webhook_token)
+        database = f"database:\n  url: {database_url}\n" if database_url else ""
+        self.config = os.path.join(self.dir, "portal.yaml")
+        with open(self.config, "w") as f:
+            f.write(f"""issuer: {self.base}
+listen: 127.0.0.1:{self.port}
+data_dir: {self.dir}/data
+{database}log: {{level: warning}}
+signing: {{algorithm: {algorithm}}}
+passwords: {{bcrypt_cost: {bcrypt_cost}}}
+login:
+  max_failures_per_address: 100000
+webhook:
+  bearer_token_file: {self.dir}/webhook.token
+""")
+        self.cli("user", "add", "bench", "--password-stdin", "--email", "bench@example.org", "--name", "Bench User",
+                 "--group", "dev", "--group", "ops", stdin=PASSWORD + "\n")
+        self.cli("robot", "add", "bench", "--team", "bench", "--group", "deployers")
+        self.credential = self.cli("credential", "create", "--robot", "bench", "--name", "bench", "--expires", "1d").strip()
+        assert self.credential.startswith("kpc_"), self.credential
+        self.log = open(os.path.join(self.dir, "portal.log"), "w")
+        self.proc = subprocess.Popen([self.bin, "serve", "--config", self.config], stdout=subprocess.DEVNULL, stderr=self.log)
+        self.stats = Proc(self.proc.pid)
+        deadline = time.time() + 60
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError("portal exited:\n" + open(os.path.join(self.dir, "portal.log")).read())
+            try:
+                if requests.get(self.base + "/readyz", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            if time.time() > deadline:
+                raise RuntimeError("portal did not become ready")
+            time.sleep(0.1)
+
+    def cli(self, *args, stdin=None):
+        r = subprocess.run([self.bin, *args, "--config", self.config], input=stdin, capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            raise RuntimeError(f"portal {' '.join(args)} failed: {r.stderr}")
+        return r.stdout
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+    # -- the code flow, as kubectl's oidc-login plugin runs it
+
+    def authorize_url(self, verifier):
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+        q = urllib.parse.urlencode({"response_type": "code", "client_id": "kubernetes", "redirect_uri": REDIRECT,
+                                    "scope": "openid profile email groups offline_access", "state": secrets.token_urlsafe(12),
+                                    "code_challenge": challenge, "code_challenge_method": "S256"})
+        return f"{self.base}/authorize?{q}"
+
+    def redeem(self, session, location, verifier):
+        code = urllib.parse.parse_qs(urllib.parse.urlparse(location).query)["code"][0]
+        r = session.post(self.base + "/token", data={"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+                                                     "client_id": "kubernetes", "code_verifier": verifier})
+        if r.status_code != 200:
+            raise RuntimeError(f"code redemption failed: {r.status_code} {r.text}")
+        return r.json()
+
+    def password_login(self, session):
+        """A full login: /authorize → login page → password (bcrypt) → /authorize → code → /token."""
+        verifier = secrets.token_urlsafe(48)
+        r = session.get(self.authorize_url(verifier), allow_redirects=False)
+        if r.status_code != 302:
+            raise RuntimeError(f"/authorize: {r.status_code}")
+        login = urllib.parse.urljoin(self.base, r.headers["Location"])
+        page = session.get(login)
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+        req = urllib.parse.parse_qs(urllib.parse.urlparse(login).query)["req"][0]
+        r = session.post(self.base + "/login", data={"csrf": csrf, "req": req, "username": "bench", "password": PASSWORD},
+                         allow_redirects=False)
+        if r.status_code != 303:
+            raise RuntimeError(f"/login: {r.status_code} {r.text[:300]}")
+        location = r.headers["Location"]
+        if not location.startswith(REDIRECT):  # back through /authorize first
+            r = session.get(urllib.parse.urljoin(self.base, location), allow_redirects=False)
+            location = r.headers.get("Location", "")
+        if "code=" not in location:
+            raise RuntimeError(f"no code after login: {r.status_code} {location}")
+        return self.redeem(session, location, verifier)
+
+    def sso_tokens(self, session):
+        """Another token set for an already signed-in browser session (no password)."""
+        verifier = secrets.token_urlsafe(48)
+        r = session.get(self.authorize_url(verifier), allow_redirects=False)
+        if r.status_code != 302 or "code=" not in r.headers.get("Location", ""):
+            raise RuntimeError(f"/authorize with a session: {r.status_code} {r.headers.get('Location')}")
+        return self.redeem(session, r.headers["Location"], verifier)
+
+
+# ---------------------------------------------------------------- scenarios
+
+B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def credential_token(cid, secret):
+    """A well-formed application credential (valid CRC-32 checksum) for any id and secret."""
+    body = f"kpc_{cid}_{secret}"
+    n = zlib.crc32(body.encode())
+    digits = ""
+    while n:
+        n, r = divmod(n, 62)
+        digits = B62[r] + digits
+    return body + digits.rjust(6, "0")
+
+
+def refresh_form(token):
+    return {"grant_type": "refresh_token", "refresh_token": token, "client_id": "kubernetes"}
+
+
+def chains(portal, session, n, path):
+    with open(path, "w") as f:
+        for _ in range(n):
+            f.write(portal.sso_tokens(session)["refresh_token"] + "\n")
+
+
+def run_login(portal, seconds, concurrency):
+    """Full password logins through the code flow, `concurrency` browsers at a time."""
+    stop = time.time() + seconds
+    times, failures = [], []
+    lock = threading.Lock()
+
+    def worker():
+        while time.time() < stop:
+            t0 = time.perf_counter()
+            try:
+                tokens = portal.password_login(requests.Session())
+                ok = "id_token" in tokens and "refresh_token" in tokens
+            except Exception as e:  # noqa: BLE001 - counted and reported
+                ok = False
+                with lock:
+                    failures.append(str(e))
+            dt = time.perf_counter() - t0
+            with lock:
+                if ok:
+                    times.append(dt)
+
+    portal.stats.reset_peak()
+    cpu0 = portal.stats.cpu_seconds()
+    start = time.time()
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.time() - start
+    cpu = portal.stats.cpu_seconds() - cpu0
+    times.sort()
+    n = len(times)
+    return {"requests": n, "rps": n / elapsed, "p50": percentile(times, 50) * 1000, "p99": percentile(times, 99) * 1000,
+            "p999": percentile(times, 99.9) * 1000, "cpu_per_1000": cpu / max(n, 1) * 1000, "peak_rss_mb": portal.stats.peak_mb(),
+            "wrong": len(failures), "status_errors": 0, "socket_errors": 0, "broken_chains": 0,
+            "note": f"{concurrency} browsers; 6 HTTP requests per login" + (f"; first failure: {failures[0]}" if failures else "")}
+
+
+def run_parallel_refresh(portal, session, rounds):
+    """Ten refreshes of ONE token at the same instant, repeated: every answer must carry the same
+    successor (grace window), the successor must work once, and replaying the original after that
+    must revoke the family."""
+    sessions = [requests.Session() for _ in range(10)]
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=10)
+    latencies, bad = [], []
+    for i in range(rounds):
+        token = portal.sso_tokens(session)["refresh_token"]
+        barrier = threading.Barrier(10)
+
+        def one(s):
+            barrier.wait()
+            t0 = time.perf_counter()
+            r = s.post(portal.base + "/token", data=refresh_form(token))
+            return r.status_code, (r.json().get("refresh_token") if r.status_code == 200 else r.text), time.perf_counter() - t0
+
+        results = list(pool.map(one, sessions))
+        latencies += [dt for _, _, dt in results]
+        statuses = {st for st, _, _ in results}
+        successors = {body for st, body, _ in results if st == 200}
+        if statuses != {200} or len(successors) != 1:
+            bad.append(f"round {i}: statuses {sorted(statuses)}, {len(successors)} distinct successors")
+            continue
+        successor = successors.pop()
+        r = sessions[0].post(portal.base + "/token", data=refresh_form(successor))
+        if r.status_code != 200:
+            bad.append(f"round {i}: successor refused: {r.status_code} {r.text}")
+            continue
+        third = r.json()["refresh_token"]
+        # The original again, after its successor was used: a replay, the family dies.
+        r = sessions[0].post(portal.base + "/token", data=refresh_form(token))
+        if r.status_code != 400 or r.json().get("error") != "invalid_grant":
+            bad.append(f"round {i}: replay after rotation answered {r.status_code}")
+            continue
+        r = sessions[0].post(portal.base + "/token", data=refresh_form(third))
+        if r.status_code != 400:
+            bad.append(f"round {i}: family survived a replay ({r.status_code})")
+    pool.shutdown()
+    latencies.sort()
+    return {"rounds": rounds, "bad_rounds": len(bad), "p50": percentile(latencies, 50) * 1000,
+            "p99": percentile(latencies, 99) * 1000, "p999": percentile(latencies, 99.9) * 1000,
+            "first_problem": bad[0] if bad else ""}
+
+
+def scenarios(portal, label, algorithm, args, work):
+    """Runs every scenario against one portal; returns rows."""
+    rows = []
+    s = requests.Session()
+    first = portal.password_login(s)  # also warms the code paths
+    assert first["id_token"].count(".") == 2
+    conns, threads, secs = args.connections, args.threads, args.duration
+
+    def add(name, r, **extra):
+        r.update(extra)
+        r["scenario"] = name
+        r["backend"] = label
+        rows.append(r)
+        log(f"   {name:<34} {r['rps']:>9.0f} req/s  p50 {r['p50']:.2f} ms  p99 {r['p99']:.2f} ms  p99.9 {r['p999']:.2f} ms"
+            f"  cpu/1000 {r.get('cpu_per_1000', 0):.3f} s  peak {r.get('peak_rss_mb', 0):.0f} MB"
+            + (f"  WRONG {r['wrong']}" if r.get("wrong") else "") + (f"  non2xx {r['status_errors']}" if r.get("status_errors") else ""))
+
+    # Idle memory: after start, one login and a settle.
+    time.sleep(1)
+    idle = portal.stats.rss_mb()
+
+    if algorithm == "RS256" and not args.skip_static:
+        add("discovery", wrk(portal.base + "/.well-known/openid-configuration", secs, conns, threads,
+                             {"EXPECT": '"issuer"'}, portal.stats))
+        add("jwks", wrk(portal.base + "/keys", secs, conns, threads, {"EXPECT": '"keys"'}, portal.stats))
+
+    path = os.path.join(work, f"chains-{label}-{algorithm}.txt")
+    chains(portal, s, conns, path)
+    add(f"refresh {algorithm}", wrk(portal.base + "/token", secs, conns, threads, {
+        "CHAIN_FILE": path, "CHAIN_BODY": "grant_type=refresh_token&client_id=kubernetes&refresh_token=%s",
+        "CONTENT_TYPE": "application/x-www-form-urlencoded"}, portal.stats))
+
+    if algorithm == "RS256":
+        review = lambda tok: json.dumps({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": tok}})
+        hook = {"METHOD": "POST", "CONTENT_TYPE": "application/json", "AUTHORIZATION": "Bearer " + portal.webhook_token}
+        add("tokenreview valid", wrk(portal.base + "/webhook/tokenreview", secs, conns, threads,
+                                     dict(hook, BODY=review(portal.credential), EXPECT='"authenticated":true'), portal.stats))
+        cid = portal.credential[4:20]
+        for name, tok in (("wrong secret", credential_token(cid, "x" * 43)),
+                          ("unknown id", credential_token("u" * 16, "y" * 43)),
+                          ("bad checksum", portal.credential[:-6] + ("000000" if not portal.credential.endswith("000000") else "111111"))):
+            add(f"tokenreview invalid: {name}", wrk(portal.base + "/webhook/tokenreview", secs, conns, threads,
+                                                    dict(hook, BODY=review(tok), EXPECT='"authenticated":false'), portal.stats))
+        body = urllib.parse.urlencode({"grant_type": "urn:ietf:params:oauth:grant-type:token-exchange", "client_id": "kubernetes",
+                                       "subject_token": portal.credential,
+                                       "subject_token_type": "urn:portal:params:oauth:token-type:application-credential"})
+        add("credential exchange RS256", wrk(portal.base + "/token", secs, conns, threads, {
+            "METHOD": "POST", "CONTENT_TYPE": "application/x-www-form-urlencoded", "BODY": body, "EXPECT": '"id_token"'},
+            portal.stats))
+        add("password login (code flow)", run_login(portal, args.login_seconds, args.login_concurrency))
+
+        # Ten parallel refreshes of one token, while a refresh load runs beside them.
+        path2 = os.path.join(work, f"chains-{label}-bg.txt")
+        chains(portal, s, conns, path2)
+        bg = {}
+        t = threading.Thread(target=lambda: bg.update(wrk(portal.base + "/token", secs, conns, threads, {
+            "CHAIN_FILE": path2, "CHAIN_BODY": "grant_type=refresh_token&client_id=kubernetes&refresh_token=%s",
+            "CONTENT_TYPE": "application/x-www-form-urlencoded"})))
+        t.start()
+        par = run_parallel_refresh(portal, s, args.parallel_rounds)
+        t.join()
+        par.update(rps=bg.get("rps", 0), requests=bg.get("requests", 0), wrong=par["bad_rounds"] + bg.get("wrong", 0),
+                   status_errors=bg.get("status_errors", 0), socket_errors=bg.get("socket_errors", 0),
+                   note=f"{par['rounds']} rounds of 10, {par['bad_rounds']} wrong; req/s is the refresh load beside them"
+                   + (f"; {par['first_problem']}" if par["first_problem"] else ""))
+        add("10 parallel refreshes of one token", par)
+    after = portal.stats.rss_mb()
+    return rows, idle, after
+
+
+# ---------------------------------------------------------------- report
+
+def verdict(ok):
+    return "met" if ok else "MISSED"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--postgres", help="PostgreSQL admin URL; the suite creates its own databases")
+    ap.add_argument("--psql", default="psql")
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--login-seconds", type=int, default=15)
+    ap.add_argument("--login-concurrency", type=int, default=4)
+    ap.add_argument("--parallel-rounds", type=int, default=100)
+    ap.add_argument("--openssl-seconds", type=int, default=3)
+    ap.add_argument("--bcrypt-cost", type=int, default=12)
+    ap.add_argument("--skip-static", action="store_true")
+    ap.add_argument("--out-dir", default=os.path.join(HERE, "results"))
+    args = ap.parse_args()
+
+    cores = os.cpu_count()
+    work = tempfile.mkdtemp(prefix="portal-bench-")
+    report = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+              "machine": f"{cores} cores, {platform.machine()}, {platform.platform()}",
+              "git": subprocess.run(["git", "-C", HERE, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
+              "settings": {"duration_s": args.duration, "connections": args.connections, "wrk_threads": args.threads,
+                           "bcrypt_cost": args.bcrypt_cost}}
+    try:
+        log(f"==> reference limits ({cores} cores)")
+        ref = {"rsa2048_sign": openssl_speed("rsa2048", args.openssl_seconds, cores),
+               "p256_sign": openssl_speed("ecdsap256", args.openssl_seconds, cores)}
+        log(f"   openssl speed -multi {cores}: RSA-2048 {ref['rsa2048_sign']:.0f} sign/s, P-256 {ref['p256_sign']:.0f} sign/s")
+        h = subprocess.run([args.bin, "bench", "hash", "--cost", str(args.bcrypt_cost), "--seconds", "5",
+                            "--concurrency", str(args.login_concurrency)], capture_output=True, text=True, timeout=120)
+        ref["bcrypt_per_second"] = json.loads(h.stdout)["per_second"]
+        log(f"   bcrypt cost {args.bcrypt_cost}: {ref['bcrypt_per_second']:.2f} verifications/s")
+        port = free_port()
+        hello = subprocess.Popen([args.bin, "bench", "hello", "--listen", f"127.0.0.1:{port}"])
+        try:
+            for _ in range(100):
+                try:
+                    requests.get(f"http://127.0.0.1:{port}/", timeout=1)
+                    break
+                except requests.ConnectionError:
+                    time.sleep(0.1)
+            hw = wrk(f"http://127.0.0.1:{port}/", args.duration, args.connections, args.threads, {"EXPECT": "hello"}, Proc(hello.pid))
+        finally:
+            hello.terminate()
+            hello.wait()
+        ref["hello_rps"] = hw["rps"]
+        ref["hello"] = hw
+        log(f"   hello-world route: {hw['rps']:.0f} req/s p99 {hw['p99']:.2f} ms")
+        report["reference"] = ref
+
+        backends = [("sqlite", None)]
+        if args.postgres:
+            backends.append(("postgres", args.postgres))
+        report["backends"] = {}
+        for label, admin_url in backends:
+            rows, mem = [], {}
+            for algorithm in ("RS256", "ES256"):
+                url = None
+                if admin_url:
+                    db = f"bench_{algorithm.lower()}_{secrets.token_hex(3)}"
+                    subprocess.run([args.psql, admin_url, "-q", "-c", f"CREATE DATABASE {db}"], check=True)
+                    url = admin_url.rsplit("/", 1)[0] + "/" + db
+                log(f"==> {label}, {algorithm}")
+                p = Portal(args.bin, work, f"{label}-{algorithm}", algorithm, url, args.bcrypt_cost)
+                try:
+                    r, idle, after = scenarios(p, label, algorithm, args, work)
+                    rows += r
+                    mem[algorithm] = {"idle_rss_mb": idle, "rss_after_load_mb": after}
+                finally:
+                    p.stop()
+            report["backends"][label] = {"rows": rows, "memory": mem}
+        report["targets"] = targets(report)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    os.makedirs(args.out_dir, exist_ok=True)
+    with open(os.path.join(args.out_dir, "latest.json"), "w") as f:
+        json.dump(report, f, indent=1)
+    md = markdown(report)
+    with open(os.path.join(args.out_dir, "latest.md"), "w") as f:
+        f.write(md)
+    print(md)
+    return 0 if all(t["ok"] for t in report["targets"]) else 3
+
+
+def targets(report):
+    ref = report["reference"]
+    out = []
+    for label, b in report["backends"].items():
+        rows = {r["scenario"]: r for r in b["rows"]}
+
+        def t(name, ok, figure, want):
+            out.append({"backend": label, "target": name, "ok": bool(ok), "figure": figure, "want": want})
+
+        def clean(r):
+            return not (r.get("wrong") or r.get("status_errors") or r.get("socket_errors") or r.get("broken_chains"))
+
+        if "discovery" in rows:
+            for s in ("discovery", "jwks"):
+                r = rows[s]
+                t(f"{s} ≥ 70 % of hello-world", r["rps"] >= 0.7 * ref["hello_rps"] and clean(r),
+                  f"{r['rps']:.0f}/s = {100 * r['rps'] / ref['hello_rps']:.0f} %", f"≥ {0.7 * ref['hello_rps']:.0f}/s")
+        r = rows["refresh RS256"]
+        t("refresh RS256 ≥ 80 % of RSA-2048 sign/s", r["rps"] >= 0.8 * ref["rsa2048_sign"] and clean(r),
+          f"{r['rps']:.0f}/s = {100 * r['rps'] / ref['rsa2048_sign']:.0f} %", f"≥ {0.8 * ref['rsa2048_sign']:.0f}/s")
+        r = rows["refresh ES256"]
+        t("refresh ES256 ≥ 4,000/s, p99 ≤ 15 ms", r["rps"] >= 4000 and r["p99"] <= 15 and clean(r),
+          f"{r['rps']:.0f}/s, p99 {r['p99']:.1f} ms", "≥ 4,000/s, ≤ 15 ms")
+        for s in [k for k in rows if k.startswith("tokenreview")]:
+            r = rows[s]
+            t(f"{s} ≥ 10,000/s, p99 ≤ 5 ms", r["rps"] >= 10000 and r["p99"] <= 5 and clean(r),
+              f"{r['rps']:.0f}/s, p99 {r['p99']:.1f} ms", "≥ 10,000/s, ≤ 5 ms")
+        r = rows["password login (code flow)"]
+        t("password login ≥ 80 % of bcrypt verifications/s", r["rps"] >= 0.8 * ref["bcrypt_per_second"] and clean(r),
+          f"{r['rps']:.2f}/s = {100 * r['rps'] / ref['bcrypt_per_second']:.0f} %", f"≥ {0.8 * ref['bcrypt_per_second']:.2f}/s")
+        r = rows["10 parallel refreshes of one token"]
+        t("10 parallel refreshes: every round correct", r["bad_rounds"] == 0 and clean(r),
+          f"{r['rounds'] - r['bad_rounds']}/{r['rounds']} rounds", "all")
+        idle = max(m["idle_rss_mb"] for m in b["memory"].values())
+        peak = max(r.get("peak_rss_mb", 0) for r in b["rows"])
+        t("RSS ≤ 60 MB idle", idle <= 60, f"{idle:.0f} MB", "≤ 60 MB")
+        t("RSS ≤ 150 MB under load", peak <= 150, f"{peak:.0f} MB", "≤ 150 MB")
+    return out
+
+
+def markdown(report):
+    ref = report["reference"]
+    lines = [f"Run {report['date']} at {report['git']} on {report['machine']}; wrk {report['settings']['wrk_threads']} thread(s), "
+             f"{report['settings']['connections']} keep-alive connections, {report['settings']['duration_s']} s per scenario "
+             "(the load generator shares the cores with the portal).", "",
+             "Reference limits measured in the same run:", "",
+             "| limit | figure |", "|---|---|",
+             f"| `openssl speed -multi` RSA-2048 sign | {ref['rsa2048_sign']:,.0f}/s |",
+             f"| `openssl speed -multi` ECDSA P-256 sign | {ref['p256_sign']:,.0f}/s |",
+             f"| hello-world route, same HTTP stack | {ref['hello_rps']:,.0f} req/s (p99 {ref['hello']['p99']:.2f} ms) |",
+             f"| bcrypt verifications at cost {report['settings']['bcrypt_cost']} | {ref['bcrypt_per_second']:.2f}/s |", ""]
+    for label, b in report["backends"].items():
+        lines += [f"**{label}**", "",
+                  "| scenario | req/s | p50 ms | p99 ms | p99.9 ms | CPU-s / 1,000 | peak RSS MB | errors |",
+                  "|---|---:|---:|---:|---:|---:|---:|---|"]
+        for r in b["rows"]:
+            errs = []
+            for k, name in (("status_errors", "non-2xx"), ("socket_errors", "socket"), ("wrong", "wrong"), ("broken_chains", "broken chains")):
+                if r.get(k):
+                    errs.append(f"{r[k]} {name}")
+            rps = f"{r['rps']:,.2f}" if r["rps"] < 100 else f"{r['rps']:,.0f}"
+            lines.append(f"| {r['scenario']} | {rps} | {r['p50']:.2f} | {r['p99']:.2f} | {r['p999']:.2f} | "
+                         f"{r.get('cpu_per_1000', 0):.3f} | {r.get('peak_rss_mb', 0):.0f} | {', '.join(errs) or '0'} |")
+        for alg, m in b["memory"].items():
+            lines.append("")
+            lines.append(f"RSS ({alg} instance): {m['idle_rss_mb']:.0f} MB idle after start and one login, "
+                         f"{m['rss_after_load_mb']:.0f} MB after its scenarios.")
+        notes = [f"- {r['scenario']}: {r['note']}" for r in b["rows"] if r.get("note")]
+        lines += [""] + notes + [""]
+    lines += ["Targets:", "", "| backend | target | figure | wanted | |", "|---|---|---|---|---|"]
+    for t in report["targets"]:
+        lines.append(f"| {t['backend']} | {t['target']} | {t['figure']} | {t['want']} | {verdict(t['ok'])} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
