@@ -18,6 +18,8 @@ public struct Provider: Sendable {
     /// HMAC key from which a refresh token's successor is derived (shared by all replicas).
     let successorKey: SymmetricKey
     let logger: Logger
+    /// The discovery document changes only with the published algorithms: rendered once per set.
+    let discoveryCache = RenderCache<[SigningAlgorithm]>()
 
     public init(issuer: String, policy: TokenPolicy, store: any Storage, clients: ClientRegistry, keys: KeyManager,
                 authenticators: [any Authenticator], successorKey: SymmetricKey, clock: any Clock, random: any RandomSource,
@@ -36,6 +38,11 @@ public struct Provider: Sendable {
     // MARK: Discovery (OIDC Discovery §3, RFC 8414)
 
     public func discoveryJSON() async -> String {
+        let algorithms = await keys.publishedAlgorithms()
+        return discoveryCache.value(for: algorithms) { renderDiscovery(algorithms) }
+    }
+
+    func renderDiscovery(_ algorithms: [SigningAlgorithm]) -> String {
         var w = JSONObjectWriter()
         w.add("issuer", issuer)
         w.add("authorization_endpoint", issuer + "/authorize")
@@ -46,7 +53,7 @@ public struct Provider: Sendable {
         w.add("response_modes_supported", ["query"])
         w.add("grant_types_supported", ["authorization_code", "refresh_token"])
         w.add("subject_types_supported", ["public"])
-        w.add("id_token_signing_alg_values_supported", await keys.publishedAlgorithms().map(\.rawValue))
+        w.add("id_token_signing_alg_values_supported", algorithms.map(\.rawValue))
         w.add("scopes_supported", ["openid", "profile", "email", "groups", "offline_access"])
         w.add("token_endpoint_auth_methods_supported", ["client_secret_basic", "client_secret_post", "none"])
         w.add("code_challenge_methods_supported", ["S256"])
@@ -83,5 +90,23 @@ public struct Provider: Sendable {
     func successor(of token: String) -> String {
         let mac = HMAC<SHA256>.authenticationCode(for: Data(("refresh-successor\u{0}" + token).utf8), using: successorKey)
         return Base64URL.encode(Array(mac))
+    }
+}
+
+/// One rendered document per key, behind a lock (read on every discovery request).
+final class RenderCache<Key: Hashable & Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var rendered: [Key: String] = [:]
+
+    func value(for key: Key, render: () -> String) -> String {
+        lock.lock()
+        if let v = rendered[key] { lock.unlock(); return v }
+        lock.unlock()
+        let v = render()
+        lock.lock()
+        if rendered.count > 16 { rendered = [:] }
+        rendered[key] = v
+        lock.unlock()
+        return v
     }
 }

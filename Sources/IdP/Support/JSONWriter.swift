@@ -35,6 +35,12 @@ public struct JSONObjectWriter {
 
     static func appendString(_ s: String, to out: inout String) {
         out.append("\"")
+        // Fast path (tokens, ids, names): nothing to escape, append in one piece.
+        if s.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x22 && $0 != 0x5c && $0 != 0x3c && $0 != 0x3e && $0 != 0x26 && $0 != 0xe2 }) {
+            out.append(s)
+            out.append("\"")
+            return
+        }
         for u in s.unicodeScalars {
             switch u {
             case "\"": out.append("\\\"")

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HTTPTypes
 import IdP
 import Logging
 import Templates
@@ -21,7 +22,7 @@ struct PortalMiddleware: RouterMiddleware {
         } catch {
             response = errorResponse(error, request: request, context: context)
         }
-        response.headers[.init("X-Request-Id")!] = context.requestID
+        response.headers[SecurityHeaders.requestID] = context.requestID
         SecurityHeaders.apply(&response.headers, hsts: hsts)
         let ms = (ContinuousClock.now - start).components
         let elapsed = Double(ms.seconds) * 1000 + Double(ms.attoseconds) / 1e15
@@ -58,13 +59,18 @@ enum SecurityHeaders {
     /// redirected to the client, and Chromium applies form-action to that redirect too.
     static let csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'"
 
+    static let referrerPolicy = HTTPField.Name("Referrer-Policy")!
+    static let frameOptions = HTTPField.Name("X-Frame-Options")!
+    static let openerPolicy = HTTPField.Name("Cross-Origin-Opener-Policy")!
+    static let requestID = HTTPField.Name("X-Request-Id")!
+
     static func apply(_ h: inout HTTPFields, hsts: Bool) {
-        if h[.contentSecurityPolicy] == nil { h[.contentSecurityPolicy] = csp }
-        h[.xContentTypeOptions] = "nosniff"
-        h[.init("Referrer-Policy")!] = "no-referrer"
-        h[.init("X-Frame-Options")!] = "DENY"
-        h[.init("Cross-Origin-Opener-Policy")!] = "same-origin"
-        if h[.cacheControl] == nil { h[.cacheControl] = "no-store" }
-        if hsts { h[.strictTransportSecurity] = "max-age=31536000" }
+        if h[.contentSecurityPolicy] == nil { h.append(HTTPField(name: .contentSecurityPolicy, value: csp)) }
+        h.append(HTTPField(name: .xContentTypeOptions, value: "nosniff"))
+        h.append(HTTPField(name: referrerPolicy, value: "no-referrer"))
+        h.append(HTTPField(name: frameOptions, value: "DENY"))
+        h.append(HTTPField(name: openerPolicy, value: "same-origin"))
+        if h[.cacheControl] == nil { h.append(HTTPField(name: .cacheControl, value: "no-store")) }
+        if hsts { h.append(HTTPField(name: .strictTransportSecurity, value: "max-age=31536000")) }
     }
 }

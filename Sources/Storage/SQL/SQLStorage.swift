@@ -55,7 +55,34 @@ extension SQLRow {
     func b(_ c: String) throws -> Bool { try decode(column: c, as: Int.self) != 0 }
     func d(_ c: String) throws -> Date { Date(timeIntervalSince1970: TimeInterval(try i(c))) }
     func od(_ c: String) throws -> Date? { try decode(column: c, as: Int?.self).map { Date(timeIntervalSince1970: TimeInterval($0)) } }
-    func list(_ c: String) throws -> [String] { try JSONDecoder().decode([String].self, from: Data(try s(c).utf8)) }
+    func list(_ c: String) throws -> [String] {
+        let text = try s(c)
+        if let fast = simpleStringArray(text) { return fast }
+        return try JSONDecoder().decode([String].self, from: Data(text.utf8))
+    }
+}
+
+/// `["a","b"]` without escapes, as `json(_:)` writes plain names, parsed without a JSON decoder
+/// (group lists are read on every token refresh and review); nil means "use the full decoder".
+func simpleStringArray(_ text: String) -> [String]? {
+    let u = Array(text.utf8)
+    guard u.count >= 2, u.first == UInt8(ascii: "["), u.last == UInt8(ascii: "]") else { return nil }
+    if u.count == 2 { return [] }
+    var out: [String] = []
+    var i = 1
+    while i < u.count - 1 {
+        guard u[i] == UInt8(ascii: "\"") else { return nil }
+        var j = i + 1
+        while j < u.count, u[j] != UInt8(ascii: "\"") {
+            if u[j] == UInt8(ascii: "\\") || u[j] < 0x20 { return nil }
+            j += 1
+        }
+        guard j < u.count - 1 else { return nil }
+        out.append(String(decoding: u[(i + 1)..<j], as: UTF8.self))
+        i = j + 1
+        if u[i] == UInt8(ascii: ",") { i += 1; guard i < u.count - 1 else { return nil } } else if i != u.count - 1 { return nil }
+    }
+    return out
 }
 
 func json(_ list: [String]) -> String { String(data: try! JSONEncoder().encode(list), encoding: .utf8)! }
