@@ -559,7 +559,8 @@ def markdown(report):
              "| limit | figure |", "|---|---|",
              f"| `openssl speed -multi` RSA-2048 sign | {ref['rsa2048_sign']:,.0f}/s |",
              f"| `openssl speed -multi` ECDSA P-256 sign | {ref['p256_sign']:,.0f}/s |",
-             f"| hello-world route, same HTTP stack | {ref['hello_rps']:,.0f} req/s (p99 {ref['hello']['p99']:.2f} ms) |",
+             f"| hello-world route, same HTTP stack | {ref['hello_rps']:,.0f} req/s (p99 {ref['hello']['p99']:.2f} ms, "
+             f"{ref['hello'].get('cpu_per_1000', 0):.3f} CPU-s / 1,000) |",
              f"| bcrypt verifications at cost {report['settings']['bcrypt_cost']} | {ref['bcrypt_per_second']:.2f}/s |", ""]
     for label, b in report["backends"].items():
         lines += [f"**{label}**", "",
@@ -571,8 +572,10 @@ def markdown(report):
                 if r.get(k):
                     errs.append(f"{r[k]} {name}")
             rps = f"{r['rps']:,.2f}" if r["rps"] < 100 else f"{r['rps']:,.0f}"
+            cpu = f"{r['cpu_per_1000']:.3f}" if r.get("cpu_per_1000") else "–"
+            peak = f"{r['peak_rss_mb']:.0f}" if r.get("peak_rss_mb") else "–"
             lines.append(f"| {r['scenario']} | {rps} | {r['p50']:.2f} | {r['p99']:.2f} | {r['p999']:.2f} | "
-                         f"{r.get('cpu_per_1000', 0):.3f} | {r.get('peak_rss_mb', 0):.0f} | {', '.join(errs) or '0'} |")
+                         f"{cpu} | {peak} | {', '.join(errs) or '0'} |")
         for alg, m in b["memory"].items():
             lines.append("")
             lines.append(f"RSS ({alg} instance): {m['idle_rss_mb']:.0f} MB idle after start and one login, "
