@@ -32,8 +32,8 @@ struct Runtime: Sendable {
     let webhookToken: String?
 
     static func open(config: PortalConfig, clock: any Clock = SystemClock(), random: any RandomSource = SystemRandom(),
-                     hasher: (any PasswordHasher)? = nil, logger: Logger) async throws -> Runtime {
-        let storage = try await openStorage(config, now: clock.now(), logger: logger)
+                     hasher: (any PasswordHasher)? = nil, serving: Bool = false, logger: Logger) async throws -> Runtime {
+        let storage = try await openStorage(config, now: clock.now(), serving: serving, logger: logger)
         do {
             return try await wire(config: config, storage: storage, clock: clock, random: random, hasher: hasher, logger: logger)
         } catch {
@@ -122,7 +122,8 @@ struct Runtime: Sendable {
                        webhookToken: webhookToken)
     }
 
-    static func openStorage(_ config: PortalConfig, now: Date, logger: Logger) async throws -> SQLStorage {
+    /// `serving`: the long-running server (SQLite checkpoints move to a background thread).
+    static func openStorage(_ config: PortalConfig, now: Date, serving: Bool = false, logger: Logger) async throws -> SQLStorage {
         if config.usesPostgres, let url = config.databaseURL {
             let backend = try await PostgresBackend.open(.init(url: url, poolSize: config.databasePoolSize, caFile: config.databaseCAFile), logger: logger)
             do { return try await SQLStorage.open(backend, now: now) } catch {
@@ -135,7 +136,7 @@ struct Runtime: Sendable {
         if !dir.isEmpty {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         }
-        let backend = try await SQLiteBackend.open(path: path, logger: logger)
+        let backend = try await SQLiteBackend.open(path: path, logger: logger, checkpointInBackground: serving)
         // The database holds password hashes and sealed keys: owner-only.
         chmod(path, 0o600)
         do { return try await SQLStorage.open(backend, now: now) } catch {

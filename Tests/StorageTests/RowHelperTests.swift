@@ -1,4 +1,7 @@
 import Foundation
+import IdP
+import Logging
+import SQLKit
 @testable import Storage
 import Testing
 
@@ -19,5 +22,75 @@ struct RowHelperTests {
             let parsed = try simpleStringArray(text) ?? JSONDecoder().decode([String].self, from: Data(text.utf8))
             #expect(parsed == list)
         }
+    }
+}
+
+@Suite("SQLite backend")
+struct SQLiteBackendTests {
+    static func path() throws -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("portal-storage-tests", isDirectory: true)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir.appendingPathComponent(UUID().uuidString + ".sqlite").path
+    }
+
+    static func size(_ path: String) -> Int {
+        ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.intValue ?? -1
+    }
+
+    /// The server turns SQLite's own checkpoints off: pages written reach the database file only
+    /// through the background checkpointer, within a couple of seconds, and closing leaves no WAL.
+    @Test func theBackgroundCheckpointerMovesTheWALIntoTheDatabaseFile() async throws {
+        let path = try Self.path()
+        defer { for s in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + s) } }
+        let backend = try await SQLiteBackend.open(path: path, logger: Logger(label: "test"), checkpointInBackground: true)
+        let store = try await SQLStorage.open(backend, now: Fixture.t0)
+        try await Task.sleep(for: .milliseconds(1500))  // the migrations' pages are checkpointed
+        let before = Self.size(path)
+        for i in 0..<400 {
+            try await store.appendAudit(AuditEvent(time: Fixture.t0, type: "bench.event", actor: "actor-\(i)",
+                                                   details: ["padding": String(repeating: "x", count: 400)]))
+        }
+        #expect(Self.size(path + "-wal") > 0)
+        var grew = false
+        for _ in 0..<40 where !grew {
+            try await Task.sleep(for: .milliseconds(100))
+            grew = Self.size(path) > before + 100_000
+        }
+        #expect(grew, "the database file did not grow: no checkpoint ran (\(before) → \(Self.size(path)))")
+        #expect(try await store.auditEvents(AuditQuery(type: "bench.event", limit: 1000)).count == 400)
+        try await store.close()
+        #expect(Self.size(path + "-wal") <= 0, "the WAL was not checkpointed and removed at close")
+    }
+
+    /// Values of every type the storage binds come back as written; a wrong type is an error, not a crash.
+    @Test func bindsAndDecodesEveryTypeTheStorageUses() async throws {
+        let path = try Self.path()
+        defer { for s in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + s) } }
+        let backend = try await SQLiteBackend.open(path: path, logger: Logger(label: "test"))
+        let row = try await backend.run { db in
+            try await db.raw("SELECT \(bind: "tëxt ✓") AS s, \(bind: 42) AS i, \(bind: Int64.max) AS big, \(bind: true) AS b, \(bind: 1.5) AS d, \(bind: String?.none) AS n, \(bind: Data([0, 1, 2])) AS blob").first()
+        }
+        let r = try #require(row)
+        #expect(try r.decode(column: "s", as: String.self) == "tëxt ✓")
+        #expect(try r.decode(column: "i", as: Int.self) == 42)
+        #expect(try r.decode(column: "big", as: Int64.self) == Int64.max)
+        #expect(try r.decode(column: "b", as: Bool.self) == true)
+        #expect(try r.decode(column: "d", as: Double.self) == 1.5)
+        #expect(try r.decode(column: "n", as: String?.self) == nil)
+        #expect(try r.decodeNil(column: "n"))
+        #expect(try r.decode(column: "i", as: Int?.self) == 42)
+        #expect(try r.decode(column: "blob", as: Data.self) == Data([0, 1, 2]))
+        #expect(throws: (any Error).self) { try r.decode(column: "s", as: Int.self) }
+        #expect(throws: (any Error).self) { try r.decode(column: "missing", as: Int.self) }
+        // A constraint violation is an error with SQLite's message (the storage maps it to a conflict).
+        let e = await #expect(throws: SQLiteError.self) {
+            try await backend.run { db in
+                try await db.raw("CREATE TABLE t (k TEXT PRIMARY KEY)").run()
+                try await db.raw("INSERT INTO t VALUES ('a')").run()
+                try await db.raw("INSERT INTO t VALUES ('a')").run()
+            }
+        }
+        #expect(e?.message.contains("UNIQUE") == true)
+        try await backend.close()
     }
 }

@@ -47,7 +47,7 @@ struct Serve: AsyncParsableCommand {
         }
         let runtime: Runtime
         do {
-            runtime = try await Runtime.open(config: config, logger: logger)
+            runtime = try await Runtime.open(config: config, serving: true, logger: logger)
         } catch {
             logger.critical("cannot start", metadata: ["error": "\(error)"])
             throw ExitCode(1)

@@ -20,20 +20,31 @@ public final class SQLiteBackend: SQLBackend {
     let lock = AsyncLock()
     public let path: String
 
-    public static func open(path: String, logger: Logger) async throws -> SQLiteBackend {
+    let checkpointer: WALCheckpointer?
+
+    /// `checkpointInBackground`: the serving process moves WAL pages into the database file (and
+    /// fsyncs) on a thread of its own, so no request ever waits for a checkpoint; short-lived CLI
+    /// processes let SQLite checkpoint as usual.
+    public static func open(path: String, logger: Logger, checkpointInBackground: Bool = false) async throws -> SQLiteBackend {
         let handle = try SQLiteHandle(path: path, logger: logger)
-        let backend = SQLiteBackend(connection: handle, path: path)
+        let backend = SQLiteBackend(connection: handle, path: path,
+                                    checkpointer: checkpointInBackground ? WALCheckpointer(path: path, logger: logger) : nil)
         try await backend.run { db in
             _ = try await db.raw("PRAGMA journal_mode=WAL").all()
             try await db.raw("PRAGMA synchronous=NORMAL").run()
             try await db.raw("PRAGMA foreign_keys=ON").run()
+            // Keep a checkpointed WAL file from staying at its high-water mark.
+            _ = try await db.raw("PRAGMA journal_size_limit=67108864").all()
+            if checkpointInBackground { _ = try await db.raw("PRAGMA wal_autocheckpoint=0").all() }
         }
+        backend.checkpointer?.start()
         return backend
     }
 
-    init(connection: SQLiteHandle, path: String) {
+    init(connection: SQLiteHandle, path: String, checkpointer: WALCheckpointer? = nil) {
         self.connection = connection
         self.path = path
+        self.checkpointer = checkpointer
     }
 
     public func transaction<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
@@ -58,8 +69,72 @@ public final class SQLiteBackend: SQLBackend {
     }
 
     public func close() async throws {
+        checkpointer?.stop()
         let c = connection
         try await lock.withLock { c.close() }
+    }
+}
+
+/// Checkpoints the WAL from a dedicated thread and connection, once a second (PASSIVE: never
+/// blocks the serving connection's readers or writers), and once more at stop.
+final class WALCheckpointer: @unchecked Sendable {
+    private let path: String
+    private let logger: Logger
+    private let condition = NSCondition()
+    private var stopping = false
+    private var thread: Thread?
+    static let interval: TimeInterval = 1
+
+    init(path: String, logger: Logger) { self.path = path; self.logger = logger }
+
+    func start() {
+        let t = Thread { [self] in run() }
+        t.name = "portal-sqlite-checkpoint"
+        thread = t
+        t.start()
+    }
+
+    func stop() {
+        condition.lock()
+        guard !stopping, thread != nil else { condition.unlock(); return }
+        stopping = true
+        condition.broadcast()
+        while thread != nil { condition.wait() }
+        condition.unlock()
+    }
+
+    private func run() {
+        var db: OpaquePointer?
+        if sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nil) != SQLITE_OK {
+            logger.error("cannot open the database for checkpoints; the WAL file will grow", metadata: ["path": "\(path)"])
+            if let db { sqlite3_close_v2(db) }
+            db = nil
+        }
+        if let db {
+            sqlite3_busy_timeout(db, 1000)
+            // A connection learns the file is in WAL mode when it first reads it; until then a
+            // checkpoint is a no-op (it reports -1 frames).
+            sqlite3_exec(db, "PRAGMA journal_mode=WAL", nil, nil, nil)
+        }
+        condition.lock()
+        while true {
+            if !stopping { _ = condition.wait(until: Date().addingTimeInterval(Self.interval)) }
+            let last = stopping
+            condition.unlock()
+            if let db {
+                var frames: Int32 = 0, done: Int32 = 0
+                let rc = sqlite3_wal_checkpoint_v2(db, nil, SQLITE_CHECKPOINT_PASSIVE, &frames, &done)
+                if rc != SQLITE_OK && rc != SQLITE_BUSY {
+                    logger.warning("WAL checkpoint failed", metadata: ["code": "\(rc)", "message": "\(String(cString: sqlite3_errmsg(db)))"])
+                }
+            }
+            condition.lock()
+            if last { break }
+        }
+        if let db { sqlite3_close_v2(db) }
+        thread = nil
+        condition.broadcast()
+        condition.unlock()
     }
 }
 
@@ -76,6 +151,8 @@ public struct SQLiteError: Error, CustomStringConvertible {
 final class SQLiteHandle: @unchecked Sendable {
     private var db: OpaquePointer?
     private var statements: [String: OpaquePointer] = [:]
+    /// Result column names of each cached statement, looked up by name without a linear search.
+    private var columnIndexes: [OpaquePointer: ColumnIndex] = [:]
     let logger: Logger
     /// How long one attempt waits inside SQLite for another process's lock.
     static let busyAttemptMilliseconds: Int32 = 5
@@ -105,6 +182,7 @@ final class SQLiteHandle: @unchecked Sendable {
     func close() {
         for (_, s) in statements { sqlite3_finalize(s) }
         statements = [:]
+        columnIndexes = [:]
         if let db { sqlite3_close_v2(db) }
         db = nil
     }
@@ -131,14 +209,14 @@ final class SQLiteHandle: @unchecked Sendable {
                 throw SQLiteError(code: SQLITE_MISUSE, message: "binds are only allowed for a single statement")
             }
             var delivered = false
-            var columns: [String]?
+            var columns: ColumnIndex?
             while true {
                 let rc = sqlite3_step(stmt)
                 if rc == SQLITE_ROW {
                     delivered = true
-                    let names = columns ?? (0..<sqlite3_column_count(stmt)).map { String(cString: sqlite3_column_name(stmt, $0)) }
-                    columns = names
-                    onRow(SQLiteRow(columns: names, values: (0..<Int32(names.count)).map { SQLiteValue(stmt, $0) }))
+                    let index = columns ?? columnIndex(stmt, cached: cached)
+                    columns = index
+                    onRow(SQLiteRow(columns: index, values: (0..<Int32(index.names.count)).map { SQLiteValue(stmt, $0) }))
                     continue
                 }
                 if rc == SQLITE_DONE { break }
@@ -160,6 +238,14 @@ final class SQLiteHandle: @unchecked Sendable {
         }
     }
 
+    private func columnIndex(_ stmt: OpaquePointer, cached: Bool) -> ColumnIndex {
+        let count = sqlite3_column_count(stmt)
+        if cached, let known = columnIndexes[stmt], known.names.count == Int(count) { return known }
+        let index = ColumnIndex((0..<count).map { String(cString: sqlite3_column_name(stmt, $0)) })
+        if cached { columnIndexes[stmt] = index }
+        return index
+    }
+
     /// A prepared statement: from the cache for a single-statement SQL text, else compiled once.
     private func prepare(_ db: OpaquePointer, _ sql: Substring, cacheable: Bool) throws -> (OpaquePointer, cached: Bool, tail: Substring) {
         let key = String(sql)
@@ -179,6 +265,7 @@ final class SQLiteHandle: @unchecked Sendable {
             if statements.count >= Self.maxCachedStatements {
                 for (_, s) in statements { sqlite3_finalize(s) }
                 statements = [:]
+                columnIndexes = [:]
             }
             statements[key] = stmt
             return (stmt, true, "")
@@ -278,15 +365,26 @@ extension Optional: OptionalDecode where Wrapped: Decodable {
     }
 }
 
+final class ColumnIndex: Sendable {
+    let names: [String]
+    let positions: [String: Int]
+    init(_ names: [String]) {
+        self.names = names
+        var p: [String: Int] = [:]
+        for (i, n) in names.enumerated() where p[n] == nil { p[n] = i }
+        positions = p
+    }
+}
+
 struct SQLiteRow: SQLRow {
-    let columns: [String]
+    let columns: ColumnIndex
     let values: [SQLiteValue]
 
-    var allColumns: [String] { columns }
-    func contains(column: String) -> Bool { columns.contains(column) }
+    var allColumns: [String] { columns.names }
+    func contains(column: String) -> Bool { columns.positions[column] != nil }
 
     private func value(_ column: String) throws -> SQLiteValue {
-        guard let i = columns.firstIndex(of: column) else {
+        guard let i = columns.positions[column] else {
             throw SQLiteError(code: SQLITE_MISMATCH, message: "no column \(column) in the result")
         }
         return values[i]
