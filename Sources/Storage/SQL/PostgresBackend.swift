@@ -38,8 +38,9 @@ public final class PostgresBackend: SQLBackend {
         var config = PostgresClient.Configuration(host: parsed.host, port: parsed.port, username: parsed.user, password: parsed.password,
                                                   database: parsed.database, tls: tls)
         config.options.maximumConnections = max(1, options.poolSize)
-        config.options.minimumConnections = 0
+        config.options.minimumConnections = max(1, options.poolSize)
         config.options.connectTimeout = .seconds(10)
+        config.options.keepAliveBehavior = nil
         let client = PostgresClient(configuration: config, backgroundLogger: logger)
         let runner = Task { await client.run() }
         await Task.yield()  // let run() start before the first lease
