@@ -140,7 +140,7 @@ class Portal:
         self.webhook_token = secrets.token_hex(24)
         with open(os.path.join(self.dir, "webhook.token"), "w") as f:
             f.write(self.webhook_token)
-        database = f"database:\n  url: {database_url}\n" if database_url else ""
+        database = (f"database:\n  url: {database_url}\n" + (f"  pool_size: {os.environ['EXP_POOL']}\n" if os.environ.get("EXP_POOL") else "")) if database_url else ""
         self.config = os.path.join(self.dir, "portal.yaml")
         with open(self.config, "w") as f:
             f.write(f"""issuer: {self.base}
@@ -160,7 +160,7 @@ webhook:
         self.credential = self.cli("credential", "create", "--robot", "bench", "--name", "bench", "--expires", "1d").strip()
         assert self.credential.startswith("kpc_"), self.credential
         self.log = open(os.path.join(self.dir, "portal.log"), "w")
-        self.proc = subprocess.Popen([self.bin, "serve", "--config", self.config], stdout=subprocess.DEVNULL, stderr=self.log)
+        self.proc = subprocess.Popen(os.environ.get("PORTAL_WRAP", "").split() + [self.bin, "serve", "--config", self.config], stdout=subprocess.DEVNULL, stderr=self.log)
         self.stats = Proc(self.proc.pid)
         deadline = time.time() + 60
         while True:

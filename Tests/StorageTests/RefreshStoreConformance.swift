@@ -40,6 +40,25 @@ struct RefreshStoreConformance {
     }
 
     @Test(arguments: Backends.all)
+    func theAuditEventCommitsWithTheRotationAndOnlyWithIt(_ backend: Backend) async throws {
+        try await backend.withStore { store async throws in
+            let (family, first) = try await Fixture.startFamily(in: store)
+            func event(_ n: Int) -> AuditEvent {
+                AuditEvent(time: Fixture.t0 + 5, type: "token.refresh", actor: "alice", subject: "u-alice", clientID: "kubernetes",
+                           details: ["family": family.id, "n": "\(n)"])
+            }
+            let s1 = Fixture.token(familyID: family.id, at: Fixture.t0 + 5)
+            #expect(try await store.rotateRefreshToken(hash: first.hash, now: Fixture.t0 + 5, successor: s1, audit: event(1)) == .rotated)
+            let s2 = Fixture.token(familyID: family.id, at: Fixture.t0 + 6)
+            #expect(try await store.rotateRefreshToken(hash: first.hash, now: Fixture.t0 + 6, successor: s2, audit: event(2)) == .alreadyUsed(usedAt: Fixture.t0 + 5))
+            #expect(try await store.rotateRefreshToken(hash: Fixture.hash(), now: Fixture.t0 + 7, successor: s2, audit: event(3)) == .notFound)
+            let stored = try await store.auditEvents(AuditQuery(type: "token.refresh"))
+            #expect(stored.map { $0.details["n"] } == ["1"], "only the rotation that happened is audited")
+            #expect(stored.first?.actor == "alice" && stored.first?.details["family"] == family.id)
+        }
+    }
+
+    @Test(arguments: Backends.all)
     func rotatingAnUnknownTokenIsNotFound(_ backend: Backend) async throws {
         try await backend.withStore { store async throws in
             let (family, _) = try await Fixture.startFamily(in: store)

@@ -150,14 +150,16 @@ extension Provider {
 
         let next = RefreshToken(hash: Secrets.sha256Hex(successor), familyID: family.id, clientID: client.id, createdAt: t,
                                 idleExpiresAt: min(t + policy.refreshIdleTimeout, family.expiresAt))
-        switch try await store.rotateRefreshToken(hash: hash, now: t, successor: next) {
+        // The audit event commits with the rotation: one transaction, no separate write.
+        let event = AuditEvent(time: t, type: "token.refresh", actor: identity.username, subject: identity.subject, clientID: client.id,
+                               remoteAddress: remoteAddress, details: ["family": family.id])
+        switch try await store.rotateRefreshToken(hash: hash, now: t, successor: next, audit: event) {
         case .rotated:
+            PortalMetrics.count(event.type, success: true, details: event.details)
             var grant = family.grant
             grant.scopes = scopes
             let minted = try await minter.mint(identity: identity, grant: grant, familyID: family.id, nonce: nil, now: t,
                                                jti: random.token(byteCount: 12))
-            await auditor.record("token.refresh", actor: identity.username, subject: identity.subject, clientID: client.id,
-                                 remoteAddress: remoteAddress, details: ["family": family.id])
             return TokenResponse(accessToken: minted.accessToken, idToken: minted.idToken, refreshToken: successor,
                                  expiresIn: Int(policy.accessTokenTTL), scopes: scopes, familyID: family.id)
         case .alreadyUsed(let usedAt):

@@ -82,7 +82,8 @@ public protocol RefreshStore: Sendable {
     /// In one transaction: marks the token used only if unused, inserts `successor`
     /// and stamps the family's `lastUsedAt`. Exactly one concurrent caller gets `.rotated`.
     /// Never rotates a token whose family is revoked (returns `.alreadyUsed` or the family check fails first).
-    func rotateRefreshToken(hash: String, now: Date, successor: RefreshToken) async throws -> RefreshRotation
+    /// `audit`, when given, is appended in the same transaction if (and only if) the token rotated.
+    func rotateRefreshToken(hash: String, now: Date, successor: RefreshToken, audit: AuditEvent?) async throws -> RefreshRotation
     /// Inserts a new family and its first token in one transaction.
     func startFamily(_ family: RefreshFamily, firstToken: RefreshToken) async throws
     /// Whether `hash` is stored and still unused.
@@ -161,3 +162,9 @@ public protocol MaintenanceStore: Sendable {
 /// Everything the portal persists.
 public typealias Storage = UserStore & ClientStore & CodeStore & RefreshStore & SessionStore & KeyStore & SetupStore
     & ThrottleStore & AuditStore & MaintenanceStore & CredentialStore & RobotStore
+
+extension RefreshStore {
+    public func rotateRefreshToken(hash: String, now: Date, successor: RefreshToken) async throws -> RefreshRotation {
+        try await rotateRefreshToken(hash: hash, now: now, successor: successor, audit: nil)
+    }
+}

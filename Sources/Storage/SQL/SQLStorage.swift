@@ -285,7 +285,7 @@ extension SQLStorage {
         }
     }
 
-    public func rotateRefreshToken(hash: String, now: Date, successor: RefreshToken) async throws -> RefreshRotation {
+    public func rotateRefreshToken(hash: String, now: Date, successor: RefreshToken, audit: AuditEvent?) async throws -> RefreshRotation {
         try await tx { db in
             let won = try await db.raw("""
                 UPDATE refresh_tokens SET used_at = \(bind: t(now))
@@ -297,6 +297,7 @@ extension SQLStorage {
                 let fid = try won.s("family_id")
                 try await Self.insertToken(successor, db)
                 try await db.raw("UPDATE refresh_families SET last_used_at = \(bind: t(now)) WHERE id = \(bind: fid)").run()
+                if let audit { try await Self.insertAudit(audit, db) }
                 return .rotated
             }
             guard let row = try await db.raw("SELECT used_at FROM refresh_tokens WHERE hash = \(bind: hash)").first(),
@@ -562,13 +563,15 @@ extension SQLStorage {
     }
 
     public func appendAudit(_ e: AuditEvent) async throws {
-        try await run { db in
+        try await run { db in try await Self.insertAudit(e, db) }
+    }
+
+    static func insertAudit(_ e: AuditEvent, _ db: any SQLDatabase) async throws {
             try await db.raw("""
                 INSERT INTO audit_events (time, type, actor, subject, client_id, remote_address, success, details_json)
                 VALUES (\(bind: t(e.time)), \(bind: e.type), \(bind: e.actor), \(bind: e.subject), \(bind: e.clientID),
                         \(bind: e.remoteAddress), \(bind: e.success ? 1 : 0), \(bind: json(e.details)))
                 """).run()
-        }
     }
 
     public func auditEvents(_ q: AuditQuery) async throws -> [AuditEvent] {
