@@ -33,7 +33,7 @@ public struct JSONObjectWriter {
     public var string: String { out + "}" }
     public var data: Data { Data(string.utf8) }
 
-    static func appendString(_ s: String, to out: inout String) {
+    public static func appendString(_ s: String, to out: inout String) {
         out.append("\"")
         // Fast path (tokens, ids, names): nothing to escape, append in one piece.
         if s.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x22 && $0 != 0x5c && $0 != 0x3c && $0 != 0x3e && $0 != 0x26 && $0 != 0xe2 }) {

@@ -3,18 +3,34 @@ import Hummingbird
 import HTTPTypes
 import IdP
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 
 /// Per-request state: a request id (also in every log line and error page) and the peer address.
 struct PortalContext: RequestContext {
     var coreContext: CoreRequestContextStorage
-    let remoteAddress: String
+    let peer: SocketAddress?
     var requestID: String
+
+    /// The peer's IP address as text (formatted on use: most requests never need it).
+    var remoteAddress: String { peer?.ipAddress ?? "unknown" }
 
     init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
-        remoteAddress = source.channel.remoteAddress?.ipAddress ?? "unknown"
-        requestID = SystemRandom().token(byteCount: 9)
+        peer = source.channel.remoteAddress
+        requestID = RequestIDs.next()
+    }
+}
+
+/// Request ids: unique and short, not secret (they are shown on error pages and in logs). A
+/// random per-process prefix and a counter — no system call per request.
+enum RequestIDs {
+    static let prefix = SystemRandom().token(byteCount: 6)
+    static let counter = NIOLockedValueBox<UInt64>(0)
+
+    static func next() -> String {
+        let n = counter.withLockedValue { v -> UInt64 in v &+= 1; return v }
+        return prefix + "-" + String(n, radix: 36)
     }
 }
 

@@ -85,11 +85,21 @@ func simpleStringArray(_ text: String) -> [String]? {
     return out
 }
 
-func json(_ list: [String]) -> String { String(data: try! JSONEncoder().encode(list), encoding: .utf8)! }
+/// Group lists and audit details as JSON text, written without JSONEncoder (one per token
+/// rotation and audit event); keys sorted so equal maps store equal text.
+func json(_ list: [String]) -> String {
+    var out = "["
+    for (i, s) in list.enumerated() {
+        if i > 0 { out.append(",") }
+        JSONObjectWriter.appendString(s, to: &out)
+    }
+    return out + "]"
+}
+
 func json(_ map: [String: String]) -> String {
-    let enc = JSONEncoder()
-    enc.outputFormatting = .sortedKeys
-    return String(data: try! enc.encode(map), encoding: .utf8)!
+    var w = JSONObjectWriter()
+    for k in map.keys.sorted() { w.add(k, map[k]!) }
+    return w.string
 }
 
 // MARK: - Users
