@@ -181,7 +181,7 @@ struct Harness: Sendable {
 
     /// Verifies `jwt` against the published keys and returns its claims.
     func claims(_ jwt: String) async throws -> [String: Any] {
-        let verified = try JWS.verify(jwt, keys: await keys.verificationKeys())
+        let verified = try JWS.verify(jwt, keys: keys.verificationKeys())
         return try #require(try JSONSerialization.jsonObject(with: verified.payload) as? [String: Any])
     }
 
@@ -193,7 +193,7 @@ struct Harness: Sendable {
 
     /// The kids in the JWKS document.
     func publishedKids() async throws -> [String] {
-        let doc = try #require(try JSONSerialization.jsonObject(with: Data(await keys.jwks().utf8)) as? [String: Any])
+        let doc = try #require(try JSONSerialization.jsonObject(with: Data(keys.jwks().utf8)) as? [String: Any])
         let list = try #require(doc["keys"] as? [[String: Any]])
         return list.compactMap { $0["kid"] as? String }
     }

@@ -67,7 +67,7 @@ import Testing
             #expect(r.contentType == "application/json")
             let keys = try #require(try r.json()["keys"] as? [[String: Any]])
             #expect(!keys.isEmpty)
-            let signing = try await p.rt.keys.signingKey()
+            let signing = try p.rt.keys.signingKey()
             let jwk = try #require(keys.first { $0["kid"] as? String == signing.kid })
             #expect(jwk["kty"] as? String == "RSA")
             #expect(jwk["alg"] as? String == "RS256")

@@ -36,7 +36,7 @@ public actor KeyManager {
     private var records: [SigningKeyRecord] = []
     private var privateKeys: [String: SigningKey] = [:]
     private var publicKeys: [String: VerificationKey] = [:]
-    private var cachedJWKS: (json: String, validUntil: Date)?
+    nonisolated let snapshot = KeySnapshot()
 
     public init(store: any KeyStore, sealer: KeySealer, clock: any Clock, random: any RandomSource, policy: KeyPolicy, logger: Logger) {
         self.store = store; self.sealer = sealer; self.clock = clock; self.random = random; self.policy = policy
@@ -93,40 +93,47 @@ public actor KeyManager {
         records = fresh
         privateKeys = priv
         publicKeys = pub
-        cachedJWKS = nil
+        snapshot.replace(records: fresh, privateKeys: priv, publicKeys: pub)
     }
 
-    /// The key that signs at `now`.
-    public func signingKey() throws -> SigningKey {
+    /// The key that signs at `now`. Like the three readers below, it reads a snapshot that
+    /// `reload()` replaces, so request handlers never wait for the actor.
+    public nonisolated func signingKey() throws -> SigningKey {
         let now = clock.now()
-        guard let r = Self.current(records, now: now), let k = privateKeys[r.kid] else { throw KeyManagerError.noSigningKey }
-        return k
+        return try snapshot.read { s in
+            guard let r = Self.current(s.records, now: now), let k = s.privateKeys[r.kid] else { throw KeyManagerError.noSigningKey }
+            return k
+        }
     }
 
     /// Keys that verify tokens this portal signed and that may still be alive.
-    public func verificationKeys() -> [String: VerificationKey] {
+    public nonisolated func verificationKeys() -> [String: VerificationKey] {
         let now = clock.now()
-        var out: [String: VerificationKey] = [:]
-        for r in records where r.expiresAt.map({ $0 > now }) ?? true { out[r.kid] = publicKeys[r.kid] }
-        return out
+        return snapshot.read { s in
+            var out: [String: VerificationKey] = [:]
+            for r in s.records where r.expiresAt.map({ $0 > now }) ?? true { out[r.kid] = s.publicKeys[r.kid] }
+            return out
+        }
     }
 
     /// The JWKS document (RFC 7517): current, next and recently retired keys.
-    public func jwks() -> String {
+    public nonisolated func jwks() -> String {
         let now = clock.now()
-        if let c = cachedJWKS, c.validUntil > now { return c.json }
-        let live = records.filter { $0.expiresAt.map { $0 > now } ?? true }.sorted { $0.activatesAt < $1.activatesAt }
-        let json = #"{"keys":["# + live.map(\.publicJWK).joined(separator: ",") + "]}"
-        // Valid until the next change of state among the records.
-        let horizons = live.flatMap { [$0.expiresAt, $0.activatesAt > now ? $0.activatesAt : nil] }.compactMap { $0 }
-        cachedJWKS = (json, horizons.min() ?? now + 60)
-        return json
+        return snapshot.read { s in
+            if let c = s.cachedJWKS, c.validUntil > now { return c.json }
+            let live = s.records.filter { $0.expiresAt.map { $0 > now } ?? true }.sorted { $0.activatesAt < $1.activatesAt }
+            let json = #"{"keys":["# + live.map(\.publicJWK).joined(separator: ",") + "]}"
+            // Valid until the next change of state among the records.
+            let horizons = live.flatMap { [$0.expiresAt, $0.activatesAt > now ? $0.activatesAt : nil] }.compactMap { $0 }
+            s.cachedJWKS = (json, horizons.min() ?? now + 60)
+            return json
+        }
     }
 
     /// Algorithms of the keys that are published.
-    public func publishedAlgorithms() -> [SigningAlgorithm] {
+    public nonisolated func publishedAlgorithms() -> [SigningAlgorithm] {
         let now = clock.now()
-        let algs = Set(records.filter { $0.expiresAt.map { $0 > now } ?? true }.map(\.algorithm))
+        let algs = snapshot.read { s in Set(s.records.filter { $0.expiresAt.map { $0 > now } ?? true }.map(\.algorithm)) }
         return SigningAlgorithm.allCases.filter { algs.contains($0) }
     }
 
@@ -237,4 +244,28 @@ public actor KeyManager {
 public enum KeyManagerError: Error, CustomStringConvertible {
     case noSigningKey
     public var description: String { "no signing key is active" }
+}
+
+/// The key state request handlers read: replaced as a whole by `KeyManager.reload()`.
+final class KeySnapshot: @unchecked Sendable {
+    struct State {
+        var records: [SigningKeyRecord] = []
+        var privateKeys: [String: SigningKey] = [:]
+        var publicKeys: [String: VerificationKey] = [:]
+        var cachedJWKS: (json: String, validUntil: Date)?
+    }
+    private let lock = NSLock()
+    private var state = State()
+
+    func replace(records: [SigningKeyRecord], privateKeys: [String: SigningKey], publicKeys: [String: VerificationKey]) {
+        lock.lock()
+        state = State(records: records, privateKeys: privateKeys, publicKeys: publicKeys, cachedJWKS: nil)
+        lock.unlock()
+    }
+
+    func read<R>(_ body: (inout State) throws -> R) rethrows -> R {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(&state)
+    }
 }

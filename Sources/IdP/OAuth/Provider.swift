@@ -38,7 +38,7 @@ public struct Provider: Sendable {
     // MARK: Discovery (OIDC Discovery §3, RFC 8414)
 
     public func discoveryJSON() async -> String {
-        let algorithms = await keys.publishedAlgorithms()
+        let algorithms = keys.publishedAlgorithms()
         return discoveryCache.value(for: algorithms) { renderDiscovery(algorithms) }
     }
 

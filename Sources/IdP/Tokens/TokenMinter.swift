@@ -33,7 +33,7 @@ public struct TokenMinter: Sendable {
     }
 
     public func mint(identity: Identity, grant: Grant, familyID: String, nonce: String?, now: Date, jti: String) async throws -> (accessToken: String, idToken: String) {
-        let key = try await keys.signingKey()
+        let key = try keys.signingKey()
         let iat = Int(now.timeIntervalSince1970)
         let scopes = Set(grant.scopes)
 
@@ -56,7 +56,7 @@ public struct TokenMinter: Sendable {
 
     /// Only an id_token (token exchange for application credentials): no access token, no refresh.
     public func idToken(identity: Identity, clientID: String, authTime: Date, now: Date) async throws -> String {
-        let key = try await keys.signingKey()
+        let key = try keys.signingKey()
         let iat = Int(now.timeIntervalSince1970)
         var id = JSONObjectWriter()
         id.add("iss", issuer)

@@ -30,7 +30,7 @@ func buildRouter(runtime: Runtime, pages: Pages, assets: StaticAssets) -> Router
     router.get("/readyz") { _, context in
         do {
             try await runtime.storage.ping()
-            _ = try await runtime.keys.signingKey()
+            _ = try runtime.keys.signingKey()
             return Responses.json(.ok, #"{"status":"ready"}"#)
         } catch {
             context.logger.warning("not ready", metadata: ["error": .string("\(error)")])

@@ -95,7 +95,7 @@ struct KubernetesRoutes {
                                                                      requestID: context.requestID)))
         }
         let (bid, setCookie) = browser.browserID(request)
-        let setup = apiServerSetup(algorithms: await runtime.keys.publishedAlgorithms())
+        let setup = apiServerSetup(algorithms: runtime.keys.publishedAlgorithms())
         var view = APIServerView(csrf: browser.csrfToken(browserID: bid), username: identity.username, flags: setup.flags,
                                  authenticationConfiguration: setup.authenticationConfiguration,
                                  usernameClaim: setup.usernameClaim, usernamePrefix: setup.usernamePrefix, groupsPrefix: setup.groupsPrefix,

@@ -12,7 +12,7 @@ struct ProtocolRoutes {
         router.get("/.well-known/openid-configuration") { _, _ in await discovery() }
         router.get("/.well-known/oauth-authorization-server") { _, _ in await discovery() }
         router.get("/keys") { _, _ in
-            Responses.json(.ok, await runtime.keys.jwks(), noStore: false, extra: [.cacheControl: "public, max-age=60"])
+            Responses.json(.ok, runtime.keys.jwks(), noStore: false, extra: [.cacheControl: "public, max-age=60"])
         }
         router.post("/token") { request, context in try await token(request, context) }
         router.on("/token", method: .get) { _, _ in Responses.oauthError(.methodNotAllowed("the token endpoint accepts POST only")) }
