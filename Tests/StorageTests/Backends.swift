@@ -39,9 +39,9 @@ enum Backends {
         // PostgreSQL joins when PORTAL_TEST_POSTGRES_URL names a server (scripts/test.sh starts a
         // private one on loopback); every test then runs on both engines, unchanged.
         if let url = ProcessInfo.processInfo.environment["PORTAL_TEST_POSTGRES_URL"], !url.isEmpty {
-            return [sqlite, postgres(url)]
+            return [sqlite, sqliteServing, postgres(url)]
         }
-        return [sqlite]
+        return [sqlite, sqliteServing]
     }
 
     /// A real PostgreSQL: a fresh database per test, dropped afterwards.
@@ -63,16 +63,20 @@ enum Backends {
         }
     }
 
-    /// The embedded default: a fresh SQLite file (WAL) per test.
-    static let sqlite = Backend(name: "SQLite") {
+    /// The embedded default: a fresh SQLite file (WAL) per test, as the CLI opens it.
+    static let sqlite = sqlite(serving: false)
+    /// As `portal serve` opens it: reads on separate connections, checkpoints in the background.
+    static let sqliteServing = sqlite(serving: true)
+
+    static func sqlite(serving: Bool) -> Backend { Backend(name: serving ? "SQLite (serving)" : "SQLite") {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("portal-storage-tests", isDirectory: true)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let path = dir.appendingPathComponent(UUID().uuidString + ".sqlite").path
-        let backend = try await SQLiteBackend.open(path: path, logger: Logger(label: "portal.storage-tests"))
+        let backend = try await SQLiteBackend.open(path: path, logger: Logger(label: "portal.storage-tests"), checkpointInBackground: serving)
         let store = try await SQLStorage.open(backend, now: Fixture.t0)
         return Backend.Instance(store: store) {
             try? await store.close()
             for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
         }
-    }
+    } }
 }

@@ -12,5 +12,14 @@ public protocol SQLBackend: Sendable {
     func transaction<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R
     /// Runs `body` on a connection without an explicit transaction (single statements).
     func run<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R
+    /// Runs read-only statements; a backend may use a connection other than the writer's. A
+    /// read started after a write committed sees it.
+    func read<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R
     func close() async throws
+}
+
+extension SQLBackend {
+    public func read<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+        try await run(body)
+    }
 }

@@ -29,7 +29,7 @@ extension SQLStorage {
     }
 
     public func credential(id: String) async throws -> ApplicationCredential? {
-        try await run { db in try await db.raw("SELECT * FROM app_credentials WHERE id = \(bind: id)").first().map(Self.credential) }
+        try await read { db in try await db.raw("SELECT * FROM app_credentials WHERE id = \(bind: id)").first().map(Self.credential) }
     }
 
     public func listCredentials(ownerID: String?, includeRevoked: Bool) async throws -> [ApplicationCredential] {
@@ -98,11 +98,11 @@ extension SQLStorage {
     }
 
     public func robot(id: String) async throws -> Robot? {
-        try await run { db in try await db.raw("SELECT * FROM robots WHERE id = \(bind: id)").first().map(Self.robot) }
+        try await read { db in try await db.raw("SELECT * FROM robots WHERE id = \(bind: id)").first().map(Self.robot) }
     }
 
     public func robot(name: String) async throws -> Robot? {
-        try await run { db in try await db.raw("SELECT * FROM robots WHERE name = \(bind: name)").first().map(Self.robot) }
+        try await read { db in try await db.raw("SELECT * FROM robots WHERE name = \(bind: name)").first().map(Self.robot) }
     }
 
     public func listRobots() async throws -> [Robot] {

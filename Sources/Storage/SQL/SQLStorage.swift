@@ -33,6 +33,13 @@ public final class SQLStorage: Storage {
         }
     }
 
+    /// Lookups on the hot paths (token, user, client, credential, robot): read-only statements.
+    func read<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+        do { return try await backend.read(body) } catch let e as StorageError { throw e } catch {
+            throw Self.translate(error)
+        }
+    }
+
     static func translate(_ error: any Error) -> StorageError {
         Counter(label: "portal_storage_errors_total").increment()
         let text = String(reflecting: error)
@@ -124,11 +131,11 @@ extension SQLStorage {
     }
 
     public func user(id: String) async throws -> User? {
-        try await run { db in try await db.raw("SELECT * FROM users WHERE id = \(bind: id)").first().map(Self.user) }
+        try await read { db in try await db.raw("SELECT * FROM users WHERE id = \(bind: id)").first().map(Self.user) }
     }
 
     public func user(username: String) async throws -> User? {
-        try await run { db in try await db.raw("SELECT * FROM users WHERE username = \(bind: username)").first().map(Self.user) }
+        try await read { db in try await db.raw("SELECT * FROM users WHERE username = \(bind: username)").first().map(Self.user) }
     }
 
     @discardableResult
@@ -198,7 +205,7 @@ extension SQLStorage {
     }
 
     public func client(id: String) async throws -> Client? {
-        try await run { db in try await db.raw("SELECT * FROM clients WHERE id = \(bind: id)").first().map(Self.client) }
+        try await read { db in try await db.raw("SELECT * FROM clients WHERE id = \(bind: id)").first().map(Self.client) }
     }
 
     public func listClients() async throws -> [Client] {
@@ -234,7 +241,7 @@ extension SQLStorage {
     }
 
     public func code(hash: String) async throws -> AuthorizationCode? {
-        try await run { db in try await db.raw("SELECT * FROM auth_codes WHERE hash = \(bind: hash)").first().map(Self.code) }
+        try await read { db in try await db.raw("SELECT * FROM auth_codes WHERE hash = \(bind: hash)").first().map(Self.code) }
     }
 
     public func redeemCode(hash: String, now: Date, family: RefreshFamily, firstToken: RefreshToken) async throws -> CodeRedemption {
@@ -287,7 +294,7 @@ extension SQLStorage {
     }
 
     public func refreshToken(hash: String) async throws -> (RefreshToken, RefreshFamily)? {
-        try await run { db in
+        try await read { db in
             guard let tr = try await db.raw("SELECT * FROM refresh_tokens WHERE hash = \(bind: hash)").first() else { return nil }
             let token = try Self.token(tr)
             guard let fr = try await db.raw("SELECT * FROM refresh_families WHERE id = \(bind: token.familyID)").first() else { return nil }
@@ -325,13 +332,13 @@ extension SQLStorage {
     }
 
     public func refreshTokenIsUnused(hash: String) async throws -> Bool {
-        try await run { db in
+        try await read { db in
             try await db.raw("SELECT hash FROM refresh_tokens WHERE hash = \(bind: hash) AND used_at IS NULL").first() != nil
         }
     }
 
     public func family(id: String) async throws -> RefreshFamily? {
-        try await run { db in try await db.raw("SELECT * FROM refresh_families WHERE id = \(bind: id)").first().map(Self.family) }
+        try await read { db in try await db.raw("SELECT * FROM refresh_families WHERE id = \(bind: id)").first().map(Self.family) }
     }
 
     @discardableResult
@@ -382,7 +389,7 @@ extension SQLStorage {
     }
 
     public func session(hash: String) async throws -> LoginSession? {
-        try await run { db in
+        try await read { db in
             try await db.raw("SELECT * FROM login_sessions WHERE hash = \(bind: hash)").first().map { r in
                 LoginSession(hash: try r.s("hash"), userID: try r.s("user_id"), authTime: try r.d("auth_time"),
                              authMethod: try r.s("auth_method"), createdAt: try r.d("created_at"), expiresAt: try r.d("expires_at"))
@@ -535,7 +542,7 @@ extension SQLStorage {
     }
 
     public func throttleState(key: String) async throws -> ThrottleState? {
-        try await run { db in try await db.raw("SELECT * FROM login_throttle WHERE key = \(bind: key)").first().map(Self.throttle) }
+        try await read { db in try await db.raw("SELECT * FROM login_throttle WHERE key = \(bind: key)").first().map(Self.throttle) }
     }
 
     public func recordFailure(key: String, now: Date, window: TimeInterval, maxFailures: Int, lockout: TimeInterval) async throws -> ThrottleState {

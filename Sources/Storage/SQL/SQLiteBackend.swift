@@ -21,14 +21,23 @@ public final class SQLiteBackend: SQLBackend {
     public let path: String
 
     let checkpointer: WALCheckpointer?
+    /// Read-only connections beside the writer (WAL lets readers run while a write commits), so
+    /// lookups neither queue behind write transactions nor behind each other.
+    let readers: [(handle: SQLiteHandle, lock: AsyncLock)]
+    static let readerCount = 2
 
     /// `checkpointInBackground`: the serving process moves WAL pages into the database file (and
     /// fsyncs) on a thread of its own, so no request ever waits for a checkpoint; short-lived CLI
     /// processes let SQLite checkpoint as usual.
     public static func open(path: String, logger: Logger, checkpointInBackground: Bool = false) async throws -> SQLiteBackend {
         let handle = try SQLiteHandle(path: path, logger: logger)
+        var readers: [SQLiteHandle] = []
+        if checkpointInBackground {
+            for _ in 0..<readerCount { readers.append(try SQLiteHandle(path: path, logger: logger)) }
+        }
         let backend = SQLiteBackend(connection: handle, path: path,
-                                    checkpointer: checkpointInBackground ? WALCheckpointer(path: path, logger: logger) : nil)
+                                    checkpointer: checkpointInBackground ? WALCheckpointer(path: path, logger: logger) : nil,
+                                    readers: readers)
         try await backend.run { db in
             _ = try await db.raw("PRAGMA journal_mode=WAL").all()
             try await db.raw("PRAGMA synchronous=NORMAL").run()
@@ -37,14 +46,40 @@ public final class SQLiteBackend: SQLBackend {
             _ = try await db.raw("PRAGMA journal_size_limit=67108864").all()
             if checkpointInBackground { _ = try await db.raw("PRAGMA wal_autocheckpoint=0").all() }
         }
+        for r in backend.readers {
+            let db = r.handle.database
+            try await r.lock.withLock {
+                try await db.raw("PRAGMA query_only=1").run()
+                try await db.raw("PRAGMA foreign_keys=ON").run()
+            }
+        }
         backend.checkpointer?.start()
         return backend
     }
 
-    init(connection: SQLiteHandle, path: String, checkpointer: WALCheckpointer? = nil) {
+    init(connection: SQLiteHandle, path: String, checkpointer: WALCheckpointer? = nil, readers: [SQLiteHandle] = []) {
         self.connection = connection
         self.path = path
         self.checkpointer = checkpointer
+        self.readers = readers.map { ($0, AsyncLock()) }
+    }
+
+    public func read<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+        guard !readers.isEmpty else { return try await run(body) }
+        // A free reader if there is one; else wait for one picked by rotation.
+        for r in readers where r.lock.tryLock() {
+            do {
+                let v = try await body(r.handle.database)
+                r.lock.unlock()
+                return v
+            } catch {
+                r.lock.unlock()
+                throw error
+            }
+        }
+        let r = readers[Int.random(in: 0..<readers.count)]
+        let db = r.handle.database
+        return try await r.lock.withLock { try await body(db) }
     }
 
     public func transaction<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
@@ -70,6 +105,10 @@ public final class SQLiteBackend: SQLBackend {
 
     public func close() async throws {
         checkpointer?.stop()
+        for r in readers {
+            let h = r.handle
+            try await r.lock.withLock { h.close() }
+        }
         let c = connection
         try await lock.withLock { c.close() }
     }
@@ -459,6 +498,15 @@ final class AsyncLock: Sendable {
                 return false
             }
             if now { c.resume() }
+        }
+    }
+
+    /// Takes the lock if it is free, without waiting.
+    func tryLock() -> Bool {
+        state.withLockedValue { s in
+            if s.locked { return false }
+            s.locked = true
+            return true
         }
     }
 
