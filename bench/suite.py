@@ -2,7 +2,9 @@
 """Portal benchmark suite: scenarios over keep-alive connections (wrk), reference limits measured
 in the same run, targets checked as ratios to those limits. Run it through bench/run.sh.
 
-Prints one table per backend and writes the same as Markdown and JSON (--out-dir)."""
+Prints one table per backend and writes the same as Markdown and JSON (--out-dir).
+PORTAL_WRAP="heaptrack -o /tmp/h" (or any command prefix) wraps every `portal serve` it starts,
+for profiling a scenario; figures taken that way are not comparable."""
 import argparse
 import base64
 import concurrent.futures
@@ -140,7 +142,7 @@ class Portal:
         self.webhook_token = secrets.token_hex(24)
         with open(os.path.join(self.dir, "webhook.token"), "w") as f:
             f.write(self.webhook_token)
-        database = (f"database:\n  url: {database_url}\n" + (f"  pool_size: {os.environ['EXP_POOL']}\n" if os.environ.get("EXP_POOL") else "")) if database_url else ""
+        database = f"database:\n  url: {database_url}\n" if database_url else ""
         self.config = os.path.join(self.dir, "portal.yaml")
         with open(self.config, "w") as f:
             f.write(f"""issuer: {self.base}

@@ -15,6 +15,7 @@ struct BenchCommand: AsyncParsableCommand {
     struct Hello: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Serve GET / → \"hello\" on the portal's HTTP stack.")
         @Option(help: "host:port to listen on") var listen: String
+        @Option(help: "body size in bytes (default: the 5 bytes of \"hello\")") var bytes: Int?
 
         func run() async throws {
             guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]) else {
@@ -23,7 +24,8 @@ struct BenchCommand: AsyncParsableCommand {
             var logger = Logger(label: "bench-hello")
             logger.logLevel = .warning
             let router = Router()
-            router.get("/") { _, _ in "hello" }
+            let body = bytes.map { String(repeating: "x", count: max(0, $0)) } ?? "hello"
+            router.get("/") { _, _ in body }
             let app = Application(router: router, server: .http1(),
                                   configuration: .init(address: .hostname(String(listen[..<colon]), port: port), serverName: nil),
                                   logger: logger)
