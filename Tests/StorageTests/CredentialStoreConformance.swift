@@ -26,6 +26,34 @@ struct CredentialStoreConformance {
     }
 
     @Test(arguments: Backends.all)
+    func theWebhookLookupReturnsTheCredentialWithItsRobotAsItIsNow(_ backend: Backend) async throws {
+        try await backend.withStore { store async throws in
+            let robot = Robot(id: "rb", name: "deployer", team: "platform", description: "ships <things> & \"more\"",
+                              groups: ["deploy", "CN=Ops,OU=x"], createdAt: Fixture.t0, createdBy: "admin")
+            try await store.createRobot(robot)
+            var rc = Self.credential(id: "robot-cred", owner: "rb")
+            rc.ownerKind = .robot
+            rc.ownerMethod = "robot"
+            try await store.createCredential(rc)
+            let (c, r) = try #require(try await store.credentialWithRobot(id: "robot-cred"))
+            #expect(c == rc)
+            #expect(r == robot)
+            // Disabled shows at once; a person's credential has no robot; a user whose id equals a
+            // robot id does not pick up that robot; unknown ids are nil.
+            #expect(try await store.setRobotDisabled(id: "rb", disabled: true))
+            #expect(try await store.credentialWithRobot(id: "robot-cred")?.1?.disabled == true)
+            try await store.createCredential(Self.credential(id: "user-cred", owner: "rb"))
+            let (uc, ur) = try #require(try await store.credentialWithRobot(id: "user-cred"))
+            #expect(uc.ownerKind == .user && ur == nil)
+            #expect(try await store.credentialWithRobot(id: "nope") == nil)
+            // The robot deleted: the credential is still found (so the answer says why), without a robot.
+            #expect(try await store.deleteRobot(id: "rb"))
+            let after = try await store.credentialWithRobot(id: "robot-cred")
+            #expect(after?.1 == nil)
+        }
+    }
+
+    @Test(arguments: Backends.all)
     func rotationKeepsThePreviousHashAndRefusesDeadCredentials(_ backend: Backend) async throws {
         try await backend.withStore { store async throws in
             let c = Self.credential(id: "rot")

@@ -64,6 +64,9 @@ public protocol CredentialStore: Sendable {
     /// Throws `.conflict` when the id exists.
     func createCredential(_ c: ApplicationCredential) async throws
     func credential(id: String) async throws -> ApplicationCredential?
+    /// The credential and, when a robot owns it, that robot as it is now — one read (the webhook's
+    /// lookup). The robot is nil for people's credentials and when the robot no longer exists.
+    func credentialWithRobot(id: String) async throws -> (ApplicationCredential, Robot?)?
     /// Newest first; only one owner's when `ownerID` is given; revoked ones included when asked.
     func listCredentials(ownerID: String?, includeRevoked: Bool) async throws -> [ApplicationCredential]
     /// Atomically replaces the secret of a live credential: the current hash becomes the previous one,

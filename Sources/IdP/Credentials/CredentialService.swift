@@ -126,7 +126,7 @@ public struct CredentialService: Sendable {
     public func validate(_ presented: String) async -> CredentialCheck {
         guard let token = CredentialToken.parse(presented) else { return .invalid("malformed token") }
         do {
-            guard let c = try await store.credential(id: token.id) else { return .invalid("unknown credential") }
+            guard let (c, ownerRobot) = try await store.credentialWithRobot(id: token.id) else { return .invalid("unknown credential") }
             let now = clock.now()
             let hash = token.secretHash
             var matches = Secrets.constantTimeEqual(hash, c.secretHash)
@@ -154,7 +154,7 @@ public struct CredentialService: Sendable {
                 principal = CredentialPrincipal(username: policy.usernamePrefix + claim, uid: identity.subject,
                                                 groups: groups.map { policy.groupsPrefix + $0 }, credentialID: c.id, identity: scoped)
             case .robot:
-                guard let robot = try await store.robot(id: c.ownerID), !robot.disabled else { return .invalid("robot disabled or deleted") }
+                guard let robot = ownerRobot, !robot.disabled else { return .invalid("robot disabled or deleted") }
                 let groups = c.groups.map { r in robot.groups.filter { r.contains($0) } } ?? robot.groups
                 let identity = Identity(subject: robot.id, username: robot.username, displayName: robot.name, email: "", emailVerified: false,
                                         groups: groups, isAdmin: false)

@@ -4,7 +4,7 @@ import SQLKit
 
 extension SQLStorage {
     static func credential(_ r: any SQLRow) throws -> ApplicationCredential {
-        let groups: [String]? = try r.os("groups_json").map { try JSONDecoder().decode([String].self, from: Data($0.utf8)) }
+        let groups: [String]? = try r.os("groups_json").map { try simpleStringArray($0) ?? JSONDecoder().decode([String].self, from: Data($0.utf8)) }
         return ApplicationCredential(
             id: try r.s("id"), ownerKind: ApplicationCredential.OwnerKind(rawValue: try r.s("owner_kind")) ?? .user,
             ownerID: try r.s("owner_id"), ownerMethod: try r.s("owner_method"), name: try r.s("name"),
@@ -30,6 +30,24 @@ extension SQLStorage {
 
     public func credential(id: String) async throws -> ApplicationCredential? {
         try await read { db in try await db.raw("SELECT * FROM app_credentials WHERE id = \(bind: id)").first().map(Self.credential) }
+    }
+
+    public func credentialWithRobot(id: String) async throws -> (ApplicationCredential, Robot?)? {
+        try await read { db in
+            guard let r = try await db.raw("""
+                SELECT c.*, r.id AS robot_id, r.name AS robot_name, r.team AS robot_team, r.description AS robot_description,
+                       r.groups_json AS robot_groups_json, r.disabled AS robot_disabled, r.created_at AS robot_created_at,
+                       r.created_by AS robot_created_by
+                FROM app_credentials c LEFT JOIN robots r ON c.owner_kind = 'robot' AND r.id = c.owner_id
+                WHERE c.id = \(bind: id)
+                """).first() else { return nil }
+            let credential = try Self.credential(r)
+            guard let robotID = try r.os("robot_id") else { return (credential, nil) }
+            let robot = Robot(id: robotID, name: try r.s("robot_name"), team: try r.s("robot_team"), description: try r.s("robot_description"),
+                              groups: try r.list("robot_groups_json"), disabled: try r.b("robot_disabled"),
+                              createdAt: try r.d("robot_created_at"), createdBy: try r.s("robot_created_by"))
+            return (credential, robot)
+        }
     }
 
     public func listCredentials(ownerID: String?, includeRevoked: Bool) async throws -> [ApplicationCredential] {
