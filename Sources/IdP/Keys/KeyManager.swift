@@ -133,8 +133,16 @@ public actor KeyManager {
     /// Algorithms of the keys that are published.
     public nonisolated func publishedAlgorithms() -> [SigningAlgorithm] {
         let now = clock.now()
-        let algs = snapshot.read { s in Set(s.records.filter { $0.expiresAt.map { $0 > now } ?? true }.map(\.algorithm)) }
-        return SigningAlgorithm.allCases.filter { algs.contains($0) }
+        return snapshot.read { s in
+            if let c = s.cachedAlgorithms, c.validUntil > now { return c.algorithms }
+            let live = s.records.filter { $0.expiresAt.map { $0 > now } ?? true }
+            let algs = Set(live.map(\.algorithm))
+            let out = SigningAlgorithm.allCases.filter { algs.contains($0) }
+            // Valid until the next change of state among the records (as for the JWKS).
+            let horizons = live.flatMap { [$0.expiresAt, $0.activatesAt > now ? $0.activatesAt : nil] }.compactMap { $0 }
+            s.cachedAlgorithms = (out, horizons.min() ?? now + 60)
+            return out
+        }
     }
 
     public struct Status: Sendable {
@@ -253,13 +261,14 @@ final class KeySnapshot: @unchecked Sendable {
         var privateKeys: [String: SigningKey] = [:]
         var publicKeys: [String: VerificationKey] = [:]
         var cachedJWKS: (json: String, validUntil: Date)?
+        var cachedAlgorithms: (algorithms: [SigningAlgorithm], validUntil: Date)?
     }
     private let lock = NSLock()
     private var state = State()
 
     func replace(records: [SigningKeyRecord], privateKeys: [String: SigningKey], publicKeys: [String: VerificationKey]) {
         lock.lock()
-        state = State(records: records, privateKeys: privateKeys, publicKeys: publicKeys, cachedJWKS: nil)
+        state = State(records: records, privateKeys: privateKeys, publicKeys: publicKeys)
         lock.unlock()
     }
 

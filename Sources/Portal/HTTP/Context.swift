@@ -3,7 +3,6 @@ import Hummingbird
 import HTTPTypes
 import IdP
 import Logging
-import NIOConcurrencyHelpers
 import NIOCore
 
 /// Per-request state: a request id (also in every log line and error page) and the peer address.
@@ -18,19 +17,10 @@ struct PortalContext: RequestContext {
     init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         peer = source.channel.remoteAddress
-        requestID = RequestIDs.next()
-    }
-}
-
-/// Request ids: unique and short, not secret (they are shown on error pages and in logs). A
-/// random per-process prefix and a counter — no system call per request.
-enum RequestIDs {
-    static let prefix = SystemRandom().token(byteCount: 6)
-    static let counter = NIOLockedValueBox<UInt64>(0)
-
-    static func next() -> String {
-        let n = counter.withLockedValue { v -> UInt64 in v &+= 1; return v }
-        return prefix + "-" + String(n, radix: 36)
+        // Hummingbird already tags the request's logger with `hb.request.id` (a random per-process
+        // prefix and a counter): the same id goes on error pages and X-Request-Id, so a user's
+        // report finds every log line of that request.
+        requestID = source.logger[metadataKey: "hb.request.id"].map { "\($0)" } ?? UUID().uuidString
     }
 }
 

@@ -13,8 +13,6 @@ struct PortalMiddleware: RouterMiddleware {
     let hsts: Bool
 
     func handle(_ request: Request, context: PortalContext, next: (Request, PortalContext) async throws -> Response) async throws -> Response {
-        var context = context
-        context.logger[metadataKey: "request_id"] = .string(context.requestID)
         let start = ContinuousClock.now
         var response: Response
         do {
@@ -63,14 +61,21 @@ enum SecurityHeaders {
     static let frameOptions = HTTPField.Name("X-Frame-Options")!
     static let openerPolicy = HTTPField.Name("Cross-Origin-Opener-Policy")!
     static let requestID = HTTPField.Name("X-Request-Id")!
+    // Built once: every response carries them.
+    static let always = [HTTPField(name: .xContentTypeOptions, value: "nosniff"), HTTPField(name: referrerPolicy, value: "no-referrer"),
+                         HTTPField(name: frameOptions, value: "DENY"), HTTPField(name: openerPolicy, value: "same-origin")]
+    static let cspField = HTTPField(name: .contentSecurityPolicy, value: csp)
+    static let noStore = HTTPField(name: .cacheControl, value: "no-store")
+    static let hstsField = HTTPField(name: .strictTransportSecurity, value: "max-age=31536000")
 
     static func apply(_ h: inout HTTPFields, hsts: Bool) {
-        if h[.contentSecurityPolicy] == nil { h.append(HTTPField(name: .contentSecurityPolicy, value: csp)) }
-        h.append(HTTPField(name: .xContentTypeOptions, value: "nosniff"))
-        h.append(HTTPField(name: referrerPolicy, value: "no-referrer"))
-        h.append(HTTPField(name: frameOptions, value: "DENY"))
-        h.append(HTTPField(name: openerPolicy, value: "same-origin"))
-        if h[.cacheControl] == nil { h.append(HTTPField(name: .cacheControl, value: "no-store")) }
-        if hsts { h.append(HTTPField(name: .strictTransportSecurity, value: "max-age=31536000")) }
+        var hasCSP = false, hasCacheControl = false
+        for f in h {
+            if f.name == .contentSecurityPolicy { hasCSP = true } else if f.name == .cacheControl { hasCacheControl = true }
+        }
+        if !hasCSP { h.append(cspField) }
+        h.append(contentsOf: always)
+        if !hasCacheControl { h.append(noStore) }
+        if hsts { h.append(hstsField) }
     }
 }
