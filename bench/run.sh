@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The benchmark suite: one command from a clean checkout (not part of the test command).
-#   bash bench/run.sh            # full run: release build, SQLite and PostgreSQL, ≈ 6 minutes after the build
+#   bash bench/run.sh            # full run: release build, SQLite and PostgreSQL, ≈ 9 minutes after the build
 #   bash bench/run.sh --quick    # smoke mode: short scenarios, SQLite only
 # Builds in release mode (≈ 15 minutes cold on 2 cores), measures the reference limits (openssl speed,
 # a hello-world route on the same HTTP stack, bcrypt at the configured cost), runs every scenario with
