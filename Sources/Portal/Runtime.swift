@@ -136,7 +136,7 @@ struct Runtime: Sendable {
         if !dir.isEmpty {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         }
-        let backend = try await SQLiteBackend.open(path: path, logger: logger, checkpointInBackground: serving)
+        let backend = try await SQLiteBackend.open(path: path, logger: logger, serving: serving)
         // The database holds password hashes and sealed keys: owner-only.
         chmod(path, 0o600)
         do { return try await SQLStorage.open(backend, now: now) } catch {

@@ -72,7 +72,7 @@ enum Backends {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("portal-storage-tests", isDirectory: true)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let path = dir.appendingPathComponent(UUID().uuidString + ".sqlite").path
-        let backend = try await SQLiteBackend.open(path: path, logger: Logger(label: "portal.storage-tests"), checkpointInBackground: serving)
+        let backend = try await SQLiteBackend.open(path: path, logger: Logger(label: "portal.storage-tests"), serving: serving)
         let store = try await SQLStorage.open(backend, now: Fixture.t0)
         return Backend.Instance(store: store) {
             try? await store.close()

@@ -42,7 +42,7 @@ struct SQLiteBackendTests {
     @Test func theBackgroundCheckpointerMovesTheWALIntoTheDatabaseFile() async throws {
         let path = try Self.path()
         defer { for s in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + s) } }
-        let backend = try await SQLiteBackend.open(path: path, logger: Logger(label: "test"), checkpointInBackground: true)
+        let backend = try await SQLiteBackend.open(path: path, logger: Logger(label: "test"), serving: true)
         let store = try await SQLStorage.open(backend, now: Fixture.t0)
         try await Task.sleep(for: .milliseconds(1500))  // the migrations' pages are checkpointed
         let before = Self.size(path)

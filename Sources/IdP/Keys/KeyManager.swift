@@ -33,9 +33,6 @@ public actor KeyManager {
     let holder: String
     let logger: Logger
 
-    private var records: [SigningKeyRecord] = []
-    private var privateKeys: [String: SigningKey] = [:]
-    private var publicKeys: [String: VerificationKey] = [:]
     nonisolated let snapshot = KeySnapshot()
 
     public init(store: any KeyStore, sealer: KeySealer, clock: any Clock, random: any RandomSource, policy: KeyPolicy, logger: Logger) {
@@ -85,14 +82,11 @@ public actor KeyManager {
         var priv: [String: SigningKey] = [:]
         var pub: [String: VerificationKey] = [:]
         for r in fresh {
-            if let existing = privateKeys[r.kid] { priv[r.kid] = existing } else {
+            if let existing = snapshot.read({ $0.privateKeys[r.kid] }) { priv[r.kid] = existing } else {
                 priv[r.kid] = try SigningKey(kid: r.kid, algorithm: r.algorithm, privateDER: try sealer.open(r.sealedPrivateKey))
             }
             pub[r.kid] = priv[r.kid]!.publicKey
         }
-        records = fresh
-        privateKeys = priv
-        publicKeys = pub
         snapshot.replace(records: fresh, privateKeys: priv, publicKeys: pub)
     }
 
@@ -157,6 +151,7 @@ public actor KeyManager {
 
     public func status() -> [Status] {
         let now = clock.now()
+        let records = snapshot.read { $0.records }
         let cur = Self.current(records, now: now)?.kid
         return records.sorted { $0.activatesAt < $1.activatesAt }.map { r in
             let state = r.kid == cur ? "signing" : (r.activatesAt > now ? "next" : "retired")
@@ -244,7 +239,7 @@ public actor KeyManager {
         let record = SigningKeyRecord(kid: key.kid, algorithm: key.algorithm, sealedPrivateKey: try sealer.seal(key.privateDER),
                                       publicJWK: key.publicKey.jwkJSON, createdAt: now, activatesAt: activatesAt)
         try await store.insertSigningKey(record)
-        privateKeys[key.kid] = key
+        snapshot.read { $0.privateKeys[key.kid] = key }  // reload() need not unseal it again
         return record
     }
 }
@@ -254,7 +249,8 @@ public enum KeyManagerError: Error, CustomStringConvertible {
     public var description: String { "no signing key is active" }
 }
 
-/// The key state request handlers read: replaced as a whole by `KeyManager.reload()`.
+/// The key manager's only copy of the key state: replaced as a whole by `KeyManager.reload()`
+/// (a key it just created is added at once), read by request handlers without an actor hop.
 final class KeySnapshot: @unchecked Sendable {
     struct State {
         var records: [SigningKeyRecord] = []

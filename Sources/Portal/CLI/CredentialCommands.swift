@@ -38,9 +38,8 @@ struct RobotCommand: AsyncParsableCommand {
         @OptionGroup var options: ConfigOption
         @Argument var name: String
         func run() async throws {
-            try await withCLIRuntime(options) { rt in
-                guard let r = try await rt.storage.robot(name: name) else { throw UserAdminError("no robot '\(name)'") }
-                try await RobotAdmin(runtime: rt).setDisabled(r.id, disabled: true, actor: "cli")
+            try await withRobot(named: name, options) { admin, r in
+                try await admin.setDisabled(r.id, disabled: true, actor: "cli")
                 print("disabled \(r.username)")
             }
         }
@@ -50,9 +49,8 @@ struct RobotCommand: AsyncParsableCommand {
         @OptionGroup var options: ConfigOption
         @Argument var name: String
         func run() async throws {
-            try await withCLIRuntime(options) { rt in
-                guard let r = try await rt.storage.robot(name: name) else { throw UserAdminError("no robot '\(name)'") }
-                try await RobotAdmin(runtime: rt).setDisabled(r.id, disabled: false, actor: "cli")
+            try await withRobot(named: name, options) { admin, r in
+                try await admin.setDisabled(r.id, disabled: false, actor: "cli")
                 print("enabled \(r.username)")
             }
         }
@@ -62,12 +60,19 @@ struct RobotCommand: AsyncParsableCommand {
         @OptionGroup var options: ConfigOption
         @Argument var name: String
         func run() async throws {
-            try await withCLIRuntime(options) { rt in
-                guard let r = try await rt.storage.robot(name: name) else { throw UserAdminError("no robot '\(name)'") }
-                try await RobotAdmin(runtime: rt).delete(r.id, actor: "cli")
+            try await withRobot(named: name, options) { admin, r in
+                try await admin.delete(r.id, actor: "cli")
                 print("deleted \(r.username) and revoked its credentials")
             }
         }
+    }
+}
+
+/// The robot called `name` and the admin actions on it, for one CLI action; a clear error when there is none.
+func withRobot(named name: String, _ options: ConfigOption, _ body: (RobotAdmin, Robot) async throws -> Void) async throws {
+    try await withCLIRuntime(options) { rt in
+        guard let r = try await rt.storage.robot(name: name) else { throw UserAdminError("no robot '\(name)'") }
+        try await body(RobotAdmin(runtime: rt), r)
     }
 }
 

@@ -4,7 +4,7 @@ import SQLKit
 
 extension SQLStorage {
     static func credential(_ r: any SQLRow) throws -> ApplicationCredential {
-        let groups: [String]? = try r.os("groups_json").map { try simpleStringArray($0) ?? JSONDecoder().decode([String].self, from: Data($0.utf8)) }
+        let groups: [String]? = try r.os("groups_json").map(stringList)
         return ApplicationCredential(
             id: try r.s("id"), ownerKind: ApplicationCredential.OwnerKind(rawValue: try r.s("owner_kind")) ?? .user,
             ownerID: try r.s("owner_id"), ownerMethod: try r.s("owner_method"), name: try r.s("name"),

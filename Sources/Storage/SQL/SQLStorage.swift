@@ -62,11 +62,13 @@ extension SQLRow {
     func b(_ c: String) throws -> Bool { try decode(column: c, as: Int.self) != 0 }
     func d(_ c: String) throws -> Date { Date(timeIntervalSince1970: TimeInterval(try i(c))) }
     func od(_ c: String) throws -> Date? { try decode(column: c, as: Int?.self).map { Date(timeIntervalSince1970: TimeInterval($0)) } }
-    func list(_ c: String) throws -> [String] {
-        let text = try s(c)
-        if let fast = simpleStringArray(text) { return fast }
-        return try JSONDecoder().decode([String].self, from: Data(text.utf8))
-    }
+    func list(_ c: String) throws -> [String] { try stringList(try s(c)) }
+}
+
+/// A stored JSON list of strings: the fast path for what `json(_:)` writes, the decoder otherwise.
+func stringList(_ text: String) throws -> [String] {
+    if let fast = simpleStringArray(text) { return fast }
+    return try JSONDecoder().decode([String].self, from: Data(text.utf8))
 }
 
 /// `["a","b"]` without escapes, as `json(_:)` writes plain names, parsed without a JSON decoder

@@ -26,17 +26,14 @@ public final class SQLiteBackend: SQLBackend {
     let readers: [(handle: SQLiteHandle, lock: AsyncLock)]
     static let readerCount = 2
 
-    /// `checkpointInBackground`: the serving process moves WAL pages into the database file (and
-    /// fsyncs) on a thread of its own, so no request ever waits for a checkpoint; short-lived CLI
-    /// processes let SQLite checkpoint as usual.
-    public static func open(path: String, logger: Logger, checkpointInBackground: Bool = false) async throws -> SQLiteBackend {
+    /// `serving`: the long-running server. It moves WAL pages into the database file (and fsyncs)
+    /// on a thread of its own, so no request ever waits for a checkpoint, and reads on separate
+    /// connections. Short-lived CLI processes use one connection and let SQLite checkpoint as usual.
+    public static func open(path: String, logger: Logger, serving: Bool = false) async throws -> SQLiteBackend {
         let handle = try SQLiteHandle(path: path, logger: logger)
-        var readers: [SQLiteHandle] = []
-        if checkpointInBackground {
-            for _ in 0..<readerCount { readers.append(try SQLiteHandle(path: path, logger: logger)) }
-        }
+        let readers = serving ? try (0..<readerCount).map { _ in try SQLiteHandle(path: path, logger: logger) } : []
         let backend = SQLiteBackend(connection: handle, path: path,
-                                    checkpointer: checkpointInBackground ? WALCheckpointer(path: path, logger: logger) : nil,
+                                    checkpointer: serving ? WALCheckpointer(path: path, logger: logger) : nil,
                                     readers: readers)
         try await backend.run { db in
             _ = try await db.raw("PRAGMA journal_mode=WAL").all()
@@ -44,7 +41,7 @@ public final class SQLiteBackend: SQLBackend {
             try await db.raw("PRAGMA foreign_keys=ON").run()
             // Keep a checkpointed WAL file from staying at its high-water mark.
             _ = try await db.raw("PRAGMA journal_size_limit=67108864").all()
-            if checkpointInBackground { _ = try await db.raw("PRAGMA wal_autocheckpoint=0").all() }
+            if serving { _ = try await db.raw("PRAGMA wal_autocheckpoint=0").all() }
         }
         for r in backend.readers {
             let db = r.handle.database
@@ -66,16 +63,10 @@ public final class SQLiteBackend: SQLBackend {
 
     public func read<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
         guard !readers.isEmpty else { return try await run(body) }
-        // A free reader if there is one; else wait for one picked by rotation.
-        for r in readers where r.lock.tryLock() {
-            do {
-                let v = try await body(r.handle.database)
-                r.lock.unlock()
-                return v
-            } catch {
-                r.lock.unlock()
-                throw error
-            }
+        // A free reader if there is one; else wait for one picked at random.
+        if let free = readers.first(where: { $0.lock.tryLock() }) {
+            let db = free.handle.database
+            return try await free.lock.whileHeld { try await body(db) }
         }
         let r = readers[Int.random(in: 0..<readers.count)]
         let db = r.handle.database
@@ -263,7 +254,7 @@ final class SQLiteHandle: @unchecked Sendable {
                 // Locked by another process: retry later unless rows were already handed out or a
                 // transaction of ours is open (then the caller rolls back and sees the error).
                 if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED), !delivered, Date() < deadline,
-                   sqlite3_get_autocommit(db) != 0 || sql.hasPrefix("BEGIN") {
+                   sqlite3_get_autocommit(db) != 0 {
                     sqlite3_reset(stmt)
                     try await Task.sleep(nanoseconds: 5_000_000)
                     continue
@@ -486,11 +477,7 @@ final class AsyncLock: Sendable {
     private let state = NIOLockedValueBox(State())
 
     func lock() async {
-        if state.withLockedValue({ s in
-            if s.locked { return false }
-            s.locked = true
-            return true
-        }) { return }
+        if tryLock() { return }
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             let now = state.withLockedValue { s -> Bool in
                 if !s.locked { s.locked = true; return true }
@@ -521,6 +508,11 @@ final class AsyncLock: Sendable {
 
     func withLock<R: Sendable>(_ body: () async throws -> R) async throws -> R {
         await lock()
+        return try await whileHeld(body)
+    }
+
+    /// Runs `body` with the lock already taken by the caller, and releases it afterwards.
+    func whileHeld<R: Sendable>(_ body: () async throws -> R) async throws -> R {
         do {
             let r = try await body()
             unlock()
