@@ -304,3 +304,30 @@ def test_last_used_is_recorded_without_a_write_per_call(env):
     line = next(l for l in listing.splitlines() if l.startswith(token.split("_")[1]))
     # Not written yet: uses are batched (every 30 s, and at shutdown).
     assert "never-used" in line
+
+
+def test_robot_cli_disable_enable_delete_bite_at_once_and_unknown_names_are_refused(env):
+    p, _ = env
+    assert p.cli("robot", "add", "cli-bot", "--team", "platform", "--group", "dev").returncode == 0
+    token = p.cli("credential", "create", "--robot", "cli-bot", "--name", "job", "--expires", "1d").stdout.strip()
+    st = review(p, token).json()["status"]
+    assert st["authenticated"] is True and st["user"]["username"] == "robot:cli-bot"
+
+    r = p.cli("robot", "disable", "cli-bot")
+    assert r.returncode == 0 and "disabled robot:cli-bot" in r.stdout
+    st = review(p, token).json()["status"]
+    assert st["authenticated"] is False and "robot" in st["error"]
+    assert "disabled" in p.cli("robot", "list").stdout.split("robot:cli-bot", 1)[1].split("\n", 1)[0]
+
+    r = p.cli("robot", "enable", "cli-bot")
+    assert r.returncode == 0 and "enabled robot:cli-bot" in r.stdout
+    assert review(p, token).json()["status"]["authenticated"] is True
+
+    for verb in ("disable", "enable", "delete"):
+        r = p.cli("robot", verb, "no-such-bot")
+        assert r.returncode != 0 and "no robot 'no-such-bot'" in r.stderr, (verb, r.stdout, r.stderr)
+
+    r = p.cli("robot", "delete", "cli-bot")
+    assert r.returncode == 0 and "deleted robot:cli-bot and revoked its credentials" in r.stdout
+    assert review(p, token).json()["status"]["authenticated"] is False
+    assert "robot:cli-bot" not in p.cli("robot", "list").stdout
