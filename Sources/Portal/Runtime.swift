@@ -45,7 +45,9 @@ struct Runtime: Sendable {
 
     private static func wire(config: PortalConfig, storage: SQLStorage, clock: any Clock, random: any RandomSource,
                              hasher: (any PasswordHasher)?, logger: Logger) async throws -> Runtime {
-        let sealer = KeySealer(secret: try keyEncryptionKey(config))
+        // The KDF salt is per installation and not secret; the first process to start chooses it.
+        let salt = try await storage.namedSecret("kek-salt-v2", proposed: Base64URL.encode(random.bytes(16)))
+        let sealer = try KeySealer(secret: try keyEncryptionKey(config), salt: Data(Base64URL.decode(salt) ?? []))
         let hasher = hasher ?? BcryptHasher(cost: UInt8(config.bcryptCost))
 
         var policy = config.signing
@@ -68,6 +70,9 @@ struct Runtime: Sendable {
                 if let e = c.secretEnv { secret = ProcessInfo.processInfo.environment[e] ?? "" }
                 secret = secret.trimmingCharacters(in: .whitespacesAndNewlines)
                 guard !secret.isEmpty else { throw RuntimeError("client '\(c.id)': its secret is empty") }
+                guard secret.count >= Secrets.minClientSecretLength else {
+                    throw RuntimeError("client '\(c.id)': its secret must be at least \(Secrets.minClientSecretLength) characters (use a generated one, e.g. openssl rand -base64 32)")
+                }
                 secretHash = Secrets.hashClientSecret(secret, random: random)
             }
             configured.append(Client(id: c.id, name: c.name, redirectURIs: c.redirectURIs, isPublic: c.isPublic,
@@ -80,14 +85,16 @@ struct Runtime: Sendable {
         var authenticators: [any Authenticator] = [local]
         if let ldap = config.ldap {
             // The first authenticator in the chain that accepts the password wins (README: "Directory logins").
-            let directory = LDAPAuthenticator(config: ldap, maxCacheLifetime: config.tokens.idTokenTTL, clock: clock, logger: logger)
+            let directory = LDAPAuthenticator(config: ldap, maxCacheLifetime: config.tokens.idTokenTTL, clock: clock, logger: logger,
+                                              localAccountExists: { name in try await storage.user(username: name) != nil })
             authenticators = ldap.precedence == .ldapFirst ? [directory, local] : [local, directory]
         }
         let kerberos = try makeKerberos(config, directories: authenticators, storage: storage, clock: clock, logger: logger)
         if let kerberos { authenticators.append(kerberos) }
 
         let provider = Provider(issuer: config.issuer, policy: config.tokens, store: storage, clients: clients, keys: keys,
-                                authenticators: authenticators, successorKey: successorKey, clock: clock, random: random, logger: logger)
+                                authenticators: authenticators, successorKey: successorKey, clock: clock, random: random, logger: logger,
+                                kubernetes: config.apiserver.mapping, kubernetesClients: config.kubernetesClientIDs, loginPolicy: config.login)
         let login = LoginService(store: storage, authenticators: authenticators, policy: config.login, tokens: config.tokens,
                                  clock: clock, random: random, logger: logger)
         let setup = SetupService(store: storage, hasher: hasher, passwords: config.passwords, linkLifetime: config.setupLinkLifetime,
@@ -108,9 +115,7 @@ struct Runtime: Sendable {
             issuerCA = pem
         }
         var credentialPolicy = config.credentials
-        credentialPolicy.usernamePrefix = config.apiserver.usernamePrefix
-        credentialPolicy.usernameClaim = config.apiserver.usernameClaim
-        credentialPolicy.groupsPrefix = config.apiserver.groupsPrefix
+        credentialPolicy.kubernetes = config.apiserver.mapping
         let usage = CredentialUsage()
         let credentials = CredentialService(store: storage, provider: provider, policy: credentialPolicy, usage: usage, clock: clock,
                                             random: random, logger: logger)
@@ -146,11 +151,19 @@ struct Runtime: Sendable {
     }
 
     static func keyEncryptionKey(_ config: PortalConfig) throws -> Data? {
-        if let v = ProcessInfo.processInfo.environment["PORTAL_KEY_ENCRYPTION_KEY"], !v.isEmpty { return Data(v.utf8) }
+        if let v = ProcessInfo.processInfo.environment["PORTAL_KEY_ENCRYPTION_KEY"], !v.isEmpty {
+            let trimmed = v.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard trimmed.utf8.count >= KeySealer.minimumSecretLength else {
+                throw RuntimeError("PORTAL_KEY_ENCRYPTION_KEY must be at least \(KeySealer.minimumSecretLength) characters (e.g. openssl rand -base64 32)")
+            }
+            return Data(trimmed.utf8)
+        }
         if let f = config.keyEncryptionKeyFile {
             guard let d = FileManager.default.contents(atPath: f) else { throw RuntimeError("cannot read signing.encryption_key_file '\(f)'") }
             let trimmed = String(decoding: d, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            guard trimmed.utf8.count >= 32 else { throw RuntimeError("the key-encryption key must be at least 32 characters") }
+            guard trimmed.utf8.count >= KeySealer.minimumSecretLength else {
+                throw RuntimeError("signing.encryption_key_file: the key-encryption key must be at least \(KeySealer.minimumSecretLength) characters")
+            }
             return Data(trimmed.utf8)
         }
         return nil
@@ -159,7 +172,11 @@ struct Runtime: Sendable {
     static func sharedSecret(_ name: String, storage: SQLStorage, sealer: KeySealer, random: any RandomSource) async throws -> SymmetricKey {
         let proposed = try sealer.seal(Data(random.bytes(32)))
         let stored = try await storage.namedSecret(name, proposed: proposed)
-        return SymmetricKey(data: try sealer.open(stored))
+        let value = try sealer.open(stored)
+        // Stored before a key-encryption key existed (or under the older derivation): seal it now.
+        // A concurrent replica doing the same wins or loses the swap; either way it is sealed.
+        if sealer.needsReseal(stored) { _ = try await storage.replaceNamedSecret(name, old: stored, new: try sealer.seal(value)) }
+        return SymmetricKey(data: value)
     }
 
     func close() async {

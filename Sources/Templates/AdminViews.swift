@@ -105,7 +105,7 @@ public struct AdminView: PageView {
 
     public static let sections: [(String, String)] = [("/admin/users", "Users"), ("/admin/robots", "Robots"), ("/admin/credentials", "Credentials"),
                                                       ("/admin/sessions", "Sessions"), ("/admin/keys", "Signing keys"), ("/admin/clients", "Clients"),
-                                                      ("/admin/audit", "Audit log"), ("/admin/apiserver", "API server setup")]
+                                                      ("/admin/throttles", "Throttles"), ("/admin/audit", "Audit log"), ("/admin/apiserver", "API server setup")]
 
     public init(csrf: String, username: String, current: String, heading: String, intro: String? = nil, forms: [Form] = [],
                 columns: [String], rows: [Row], nextPage: String? = nil, error: String? = nil, notice: String? = nil, secret: String? = nil) {

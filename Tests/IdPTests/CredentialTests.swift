@@ -71,7 +71,8 @@ struct CredentialTests {
             try await h.store.createRobot(robot)
             let (_, token) = try await svc.create(owner: .robot(robot), name: "pipe", description: "", lifetime: 200 * 86400, groups: nil, actor: "t")
             guard case .valid(let p) = await svc.validate(token) else { Issue.record("robot credential refused"); return }
-            #expect(p.username == "robot:ci" && p.groups == ["oidc:deployers"])
+            // The same name kube-apiserver gives an exchanged id_token (prefix + preferred_username): one RBAC binding.
+            #expect(p.username == "oidc:robot:ci" && p.groups == ["oidc:deployers"])
             _ = try await h.store.setRobotDisabled(id: "r1", disabled: true)
             #expect(await svc.validate(token) == .invalid("robot disabled or deleted"))
         }

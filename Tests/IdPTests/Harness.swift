@@ -88,7 +88,7 @@ struct Harness: Sendable {
                              keyPolicy: KeyPolicy?, kek: Data?) async throws -> Harness {
         let random = SystemRandom()
         let hasher = FakeHasher()
-        let keys = KeyManager(store: store, sealer: KeySealer(secret: kek), clock: clock, random: random,
+        let keys = KeyManager(store: store, sealer: try KeySealer(secret: kek), clock: clock, random: random,
                               policy: keyPolicy ?? KeyPolicy(algorithm: algorithm), logger: logger)
         try await keys.maintain()
 

@@ -76,7 +76,7 @@ struct KeyRotationTests {
 
     @Test func aSecondReplicaUsesTheSameKeysInsteadOfCreatingItsOwn() async throws {
         try await Harness.with(keyPolicy: Self.policy) { h async throws in
-            let replica = KeyManager(store: h.store, sealer: KeySealer(secret: nil), clock: h.clock, random: SystemRandom(),
+            let replica = KeyManager(store: h.store, sealer: try KeySealer(secret: nil), clock: h.clock, random: SystemRandom(),
                                      policy: Self.policy, logger: Harness.logger)
             try await replica.maintain()
             #expect(try await h.store.signingKeys().count == 2)
@@ -90,12 +90,12 @@ struct KeyRotationTests {
             let records = try await h.store.signingKeys()
             #expect(records.count == 2)
             for r in records {
-                #expect(r.sealedPrivateKey.hasPrefix("aesgcm:v1:"))
+                #expect(r.sealedPrivateKey.hasPrefix("aesgcm:v2:"))
                 #expect(KeySealer.isPlain(r.sealedPrivateKey) == false)
             }
             #expect(await h.keys.status().allSatisfy(\.encrypted))
             // Without the key another process cannot load them.
-            let blind = KeyManager(store: h.store, sealer: KeySealer(secret: nil), clock: h.clock, random: SystemRandom(),
+            let blind = KeyManager(store: h.store, sealer: try KeySealer(secret: nil), clock: h.clock, random: SystemRandom(),
                                    policy: Self.policy, logger: Harness.logger)
             await #expect(throws: KeySealError.self) { try await blind.reload() }
         }

@@ -181,7 +181,13 @@ import Testing
             #expect(reuse.status == .gone)
             #expect(reuse.contentType == "text/html; charset=utf-8")
             #expect(reuse.text.contains("This setup link cannot be used"))
-            let repost = try await client.postForm("/setup", [("csrf", csrf), ("token", token), ("username", "root2"),
+            // The browser id (and with it the CSRF token) was replaced at sign-in: the old token is dead.
+            let stale = try await client.postForm("/setup", [("csrf", csrf), ("token", token), ("username", "root2"),
+                                                             ("password", "a long password 1"), ("confirm", "a long password 1")], agent)
+            #expect(stale.status == .forbidden)
+            let fresh = try #require(try await client.get("/login", agent).hiddenInput("csrf"))
+            #expect(fresh != csrf)
+            let repost = try await client.postForm("/setup", [("csrf", fresh), ("token", token), ("username", "root2"),
                                                               ("password", "a long password 1"), ("confirm", "a long password 1")], agent)
             #expect(repost.status == .gone)
             #expect(try await p.rt.storage.user(username: "root2") == nil)

@@ -81,4 +81,44 @@ struct ThrottleStoreConformance {
             #expect(try await store.throttleState(key: "user:alice")?.failures == 25)
         }
     }
+
+    @Test(arguments: Backends.all)
+    func familiarAddressesAreRememberedAndForgottenByAge(_ backend: Backend) async throws {
+        try await backend.withStore { store async throws in
+            let t = Fixture.t0
+            #expect(try await store.isFamiliar(account: "alice", address: "192.0.2.1", since: t - 86400) == false)
+            try await store.rememberFamiliar(account: "alice", address: "192.0.2.1", now: t)
+            #expect(try await store.isFamiliar(account: "alice", address: "192.0.2.1", since: t - 86400))
+            #expect(try await store.isFamiliar(account: "alice", address: "192.0.2.2", since: t - 86400) == false, "per address")
+            #expect(try await store.isFamiliar(account: "bob", address: "192.0.2.1", since: t - 86400) == false, "per account")
+            #expect(try await store.isFamiliar(account: "alice", address: "192.0.2.1", since: t + 1) == false, "too old for the window")
+            // A later sign-in refreshes it (an upsert, not a second row).
+            try await store.rememberFamiliar(account: "alice", address: "192.0.2.1", now: t + 100)
+            #expect(try await store.isFamiliar(account: "alice", address: "192.0.2.1", since: t + 50))
+        }
+    }
+
+    @Test(arguments: Backends.all)
+    func throttlesListsEveryKeyWithFailures(_ backend: Backend) async throws {
+        try await backend.withStore { store async throws in
+            _ = try await store.recordFailure(key: "pair:alice|192.0.2.1", now: Fixture.t0, window: Self.window, maxFailures: 3, lockout: Self.lockout)
+            _ = try await store.recordFailure(key: "addr:192.0.2.1", now: Fixture.t0, window: Self.window, maxFailures: 3, lockout: Self.lockout)
+            let all = try await store.throttles(now: Fixture.t0)
+            #expect(all.map(\.key) == ["addr:192.0.2.1", "pair:alice|192.0.2.1"])
+            try await store.clearThrottle(key: "addr:192.0.2.1")
+            #expect(try await store.throttles(now: Fixture.t0).map(\.key) == ["pair:alice|192.0.2.1"])
+        }
+    }
+
+    @Test(arguments: Backends.all)
+    func textWithANulIsStoredWhole(_ backend: Backend) async throws {
+        try await backend.withStore { store async throws in
+            // SQLite binds text up to the first NUL unless the length is given: "a\0b" must not read back as "a".
+            // (PostgreSQL refuses NUL in text outright; the HTTP edge refuses it before it gets here.)
+            guard backend.name.lowercased().contains("sqlite") else { return }
+            _ = try await store.recordFailure(key: "pair:a\u{0}evil|x", now: Fixture.t0, window: Self.window, maxFailures: 3, lockout: Self.lockout)
+            #expect(try await store.throttleState(key: "pair:a") == nil)
+            #expect(try await store.throttleState(key: "pair:a\u{0}evil|x")?.failures == 1)
+        }
+    }
 }

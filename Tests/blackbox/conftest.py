@@ -25,7 +25,8 @@ class Portal:
     """A `portal serve` process. With `database_url` several of them can share one PostgreSQL;
     `issuer` lets replicas share one issuer (as behind a load balancer)."""
 
-    def __init__(self, extra_yaml="", issuer=None, database_url=None, expect_setup_link=True, env=None, issuer_host="127.0.0.1"):
+    def __init__(self, extra_yaml="", issuer=None, database_url=None, expect_setup_link=True, env=None, issuer_host="127.0.0.1",
+                 listen_host="127.0.0.1"):
         self.dir = tempfile.mkdtemp(prefix="portal-bb-")
         self.port = free_port()
         # issuer_host="localhost" for Kerberos: browsers ask for a ticket for HTTP/<host in the URL>.
@@ -36,7 +37,7 @@ class Portal:
         with open(self.config, "w") as f:
             f.write(f"""
 issuer: {self.issuer}
-listen: 127.0.0.1:{self.port}
+listen: {listen_host}:{self.port}
 data_dir: {self.dir}/data
 {database}log:
   format: json

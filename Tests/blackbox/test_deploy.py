@@ -52,6 +52,12 @@ def test_configmap_config_uses_only_known_keys(tmp_path):
     for c in cfg["kubernetes"]["clusters"]:
         c["certificate_authority_file"] = str(ca)
     cfg["data_dir"] = str(tmp_path / "data")
+    token = tmp_path / "metrics-token"
+    token.write_text("m" * 40)
+    assert cfg["metrics"]["bearer_token_file"] == "/etc/portal-metrics/token"
+    cfg["metrics"]["bearer_token_file"] = str(token)
+    # Behind an ingress, client addresses come from X-Forwarded-For only via trusted proxies.
+    assert cfg["server"]["trusted_proxies"]
     f = tmp_path / "portal.yaml"
     f.write_text(yaml.safe_dump(cfg))
     portal = os.environ.get("PORTAL_BIN") or os.path.join(ROOT, ".build/debug/portal")
@@ -87,3 +93,28 @@ def test_kerberos_example_mounts_keytab_krb5_conf_and_a_kinit_sidecar(tmp_path):
     r = subprocess.run([portal_bin, "check-config", "--config", str(f)], capture_output=True, text=True)
     problems = [line for line in r.stdout.splitlines() if line.strip()]
     assert all("kerberos.keytab" in line for line in problems), r.stdout + r.stderr
+
+
+def test_kerberos_example_gives_the_replay_cache_a_writable_directory():
+    docs = kustomize("deploy/kubernetes/examples/kerberos")
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    portal = next(c for c in pod["containers"] if c["name"] == "portal")
+    assert portal["securityContext"]["readOnlyRootFilesystem"] is True
+    env = {e["name"]: e.get("value") for e in portal["env"]}
+    mounts = {m["name"]: m["mountPath"] for m in portal["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert env["KRB5RCACHEDIR"] == mounts["krb5-rcache"] == "/var/run/krb5rcache"
+    assert "emptyDir" in volumes["krb5-rcache"]
+
+
+def test_metrics_token_is_mounted_from_a_secret():
+    docs = kustomize("deploy/kubernetes/base")
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    portal = next(c for c in pod["containers"] if c["name"] == "portal")
+    mounts = {m["name"]: m["mountPath"] for m in portal["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert mounts["metrics-token"] == "/etc/portal-metrics"
+    assert volumes["metrics-token"]["secret"]["secretName"] == "portal-metrics"
+    assert any(d["kind"] == "Secret" and d["metadata"]["name"] == "portal-metrics" for d in docs)

@@ -25,6 +25,8 @@ public enum AuthenticationResult: Sendable, Equatable {
     /// Unknown user or wrong password: callers must not tell them apart.
     case invalidCredentials
     case disabled
+    /// The credentials are right but the account may not sign in here; the reason is shown and audited.
+    case refused(String)
 }
 
 public struct AuthenticatorUnavailable: Error, CustomStringConvertible {

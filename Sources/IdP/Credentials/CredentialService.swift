@@ -8,11 +8,9 @@ public struct CredentialPolicy: Sendable {
     public var maxRobotLifetime: TimeInterval = 365 * 86400
     /// Longest overlap during which a rotated-out secret keeps working.
     public var maxRotationOverlap: TimeInterval = 7 * 86400
-    /// How Kubernetes names people: the same prefix and claim as the OIDC flags, so RBAC
-    /// bindings work for both paths.
-    public var usernamePrefix = "oidc:"
-    public var usernameClaim = "preferred_username"
-    public var groupsPrefix = "oidc:"
+    /// How Kubernetes names people and robots: the same rule as the OIDC flags, so one RBAC
+    /// binding covers the webhook and the id_token paths.
+    public var kubernetes = KubernetesMapping()
     public init() {}
 }
 
@@ -29,9 +27,11 @@ public struct CredentialPrincipal: Sendable, Equatable {
     public var credentialID: String
     /// The owner's identity as the OIDC side names it (for minting id_tokens).
     public var identity: Identity
+    public var isRobot: Bool
 
-    public init(username: String, uid: String, groups: [String], credentialID: String, identity: Identity) {
+    public init(username: String, uid: String, groups: [String], credentialID: String, identity: Identity, isRobot: Bool = false) {
         self.username = username; self.uid = uid; self.groups = groups; self.credentialID = credentialID; self.identity = identity
+        self.isRobot = isRobot
     }
 }
 
@@ -137,35 +137,53 @@ public struct CredentialService: Sendable {
             if c.revokedAt != nil { return .invalid("credential revoked") }
             if c.expiresAt <= now { return .invalid("credential expired") }
             let principal: CredentialPrincipal
+            let k = policy.kubernetes
             switch c.ownerKind {
             case .user:
                 guard let identity = try await provider.currentIdentity(userID: c.ownerID, method: c.ownerMethod) else {
                     return .invalid("owner disabled or deleted")
                 }
-                let groups = c.groups.map { r in identity.groups.filter { r.contains($0) } } ?? identity.groups
-                let claim: String
-                switch policy.usernameClaim {
-                case "sub": claim = identity.subject
-                case "email": claim = identity.email
-                default: claim = identity.username
-                }
                 var scoped = identity
-                scoped.groups = groups
-                principal = CredentialPrincipal(username: policy.usernamePrefix + claim, uid: identity.subject,
-                                                groups: groups.map { policy.groupsPrefix + $0 }, credentialID: c.id, identity: scoped)
+                scoped.groups = c.groups.map { r in identity.groups.filter { r.contains($0) } } ?? identity.groups
+                let (safe, dropped) = k.safe(scoped)
+                if !dropped.isEmpty { await groupsDropped(dropped, identity: identity, credentialID: c.id) }
+                let username: String
+                switch k.username(safe) {
+                case .success(let n): username = n
+                case .failure(let why): return .invalid("owner has no usable Kubernetes name: \(why.reason)")
+                }
+                principal = CredentialPrincipal(username: username, uid: identity.subject, groups: safe.groups.map { k.groupsPrefix + $0 },
+                                                credentialID: c.id, identity: safe)
             case .robot:
                 guard let robot = ownerRobot, !robot.disabled else { return .invalid("robot disabled or deleted") }
                 let groups = c.groups.map { r in robot.groups.filter { r.contains($0) } } ?? robot.groups
+                let (kept, dropped) = k.groups(groups)
                 let identity = Identity(subject: robot.id, username: robot.username, displayName: robot.name, email: "", emailVerified: false,
-                                        groups: groups, isAdmin: false)
-                principal = CredentialPrincipal(username: robot.username, uid: robot.id, groups: groups.map { policy.groupsPrefix + $0 },
-                                                credentialID: c.id, identity: identity)
+                                        groups: kept, isAdmin: false)
+                if !dropped.isEmpty { await groupsDropped(dropped, identity: identity, credentialID: c.id) }
+                // With username_claim email, robots (no email) are named `prefix + robot:NAME` here, and
+                // the token exchange refuses them: one path, one name.
+                let username: String
+                switch k.username(identity, robot: true) {
+                case .success(let n): username = n
+                case .failure: username = k.usernamePrefix + robot.username
+                }
+                guard !KubernetesMapping.isReserved(username) else { return .invalid("robot name in the reserved system: namespace") }
+                principal = CredentialPrincipal(username: username, uid: robot.id, groups: kept.map { k.groupsPrefix + $0 },
+                                                credentialID: c.id, identity: identity, isRobot: true)
             }
             await usage.record(c.id, at: now)
             return .valid(principal)
         } catch {
             return .invalid("storage unavailable")
         }
+    }
+}
+
+extension CredentialService {
+    func groupsDropped(_ dropped: [String], identity: Identity, credentialID: String) async {
+        await auditor.record("identity.group_dropped", actor: identity.username, subject: identity.subject, success: false,
+                             details: ["groups": dropped.joined(separator: ","), "reason": "reserved system: group", "credential": credentialID])
     }
 }
 

@@ -10,7 +10,7 @@ extension CredentialService {
     /// at the token endpoint; the id_token's audience is that client.
     public func exchange(_ p: FormParameters, authorizationHeader: String?, remoteAddress: String) async throws(OAuthError) -> String {
         let credentials = try ClientCredentials(authorizationHeader: authorizationHeader, body: p)
-        let client = try await provider.authenticateClient(credentials)
+        let client = try await provider.authenticateClient(credentials, remoteAddress: remoteAddress)
         guard let subject = try p.single("subject_token") else { throw OAuthError.invalidRequest("missing parameter 'subject_token'") }
         guard let type = try p.single("subject_token_type") else { throw OAuthError.invalidRequest("missing parameter 'subject_token_type'") }
         guard type == Self.credentialTokenType else {
@@ -27,6 +27,11 @@ extension CredentialService {
             await auditor.record("token.exchange", clientID: client.id, remoteAddress: remoteAddress, success: false, details: ["reason": why])
             throw OAuthError.invalidGrant("the application credential is not valid: \(why)")
         case .valid(let principal):
+            if case .failure(let why) = provider.kubernetes.username(principal.identity, robot: principal.isRobot) {
+                await auditor.record("token.exchange", actor: principal.identity.username, subject: principal.credentialID, clientID: client.id,
+                                     remoteAddress: remoteAddress, success: false, details: ["reason": why.reason])
+                throw OAuthError.invalidGrant(why.description)
+            }
             let now = clock.now()
             let idToken: String
             do { idToken = try await provider.minter.idToken(identity: principal.identity, clientID: client.id, authTime: now, now: now) } catch {

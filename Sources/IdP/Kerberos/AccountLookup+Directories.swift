@@ -18,6 +18,13 @@ extension LDAPAuthenticator: AccountLookup {
     public func lookup(username: String) async throws -> AuthenticationResult {
         let name = username.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !name.isEmpty, name.utf8.count <= 256, !name.contains("\u{0}") else { return .invalidCredentials }
+        let found = try await lookupInDirectory(name)
+        // A local account of the same name wins (see `isShadowed`): the directory does not know this name here.
+        if case .success(let identity) = found, try await isShadowed(identity) { return .invalidCredentials }
+        return found
+    }
+
+    func lookupInDirectory(_ name: String) async throws -> AuthenticationResult {
         let servers = self.servers
         let config = self.config
         let logger = self.logger

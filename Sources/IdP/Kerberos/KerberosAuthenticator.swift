@@ -106,7 +106,7 @@ public final class KerberosAuthenticator: Authenticator, @unchecked Sendable {
         case .success(let t): token = t
         }
         let now = clock.now()
-        let addrKey = "addr:" + remoteAddress
+        let addrKey = "addr:" + LoginThrottle.addressUnit(remoteAddress)
         if let s = try await store.throttleState(key: addrKey), let until = s.lockedUntil, until > now {
             await auditor.record("login.failure", remoteAddress: remoteAddress, success: false,
                                  details: ["reason": "locked out", "throttle": "address", "method": method])
@@ -164,7 +164,7 @@ public final class KerberosAuthenticator: Authenticator, @unchecked Sendable {
                 switch try await d.lookup(username: username) {
                 case .success(let identity): found = identity
                 case .disabled: disabled = true
-                case .invalidCredentials: continue
+                case .invalidCredentials, .refused: continue
                 }
                 break
             } catch let e as AuthenticatorUnavailable {

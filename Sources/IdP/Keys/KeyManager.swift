@@ -177,9 +177,9 @@ public actor KeyManager {
         }
         recs.removeAll { $0.expiresAt.map { $0 <= now } ?? false }
 
-        // Reseal keys stored in clear once a key-encryption key is configured.
+        // Reseal keys stored in clear (or under the older KEK derivation) once a key-encryption key is configured.
         if sealer.encrypts {
-            for i in recs.indices where KeySealer.isPlain(recs[i].sealedPrivateKey) {
+            for i in recs.indices where sealer.needsReseal(recs[i].sealedPrivateKey) {
                 recs[i].sealedPrivateKey = try sealer.seal(try sealer.open(recs[i].sealedPrivateKey))
                 try await store.updateSigningKey(recs[i])
                 logger.notice("signing key encrypted at rest", metadata: ["kid": "\(recs[i].kid)"])

@@ -171,18 +171,39 @@ public enum Kubeconfig {
         return parts.joined(separator: sep)
     }
 
-    /// POSIX single quotes: everything literal; a ' becomes '\''.
+    /// POSIX single quotes: everything literal; a ' becomes '\''. Works on Unicode scalars, never
+    /// on characters: an apostrophe followed by a combining mark is one Character but still a
+    /// byte ' to bash. Text with control characters (a newline would end a pasted line) uses
+    /// ANSI-C quoting, $'…', with every control character escaped.
     public static func bashQuote(_ s: String) -> String {
-        "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'"
+        var out = ""
+        if s.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) {
+            out = "$'"
+            for u in s.unicodeScalars {
+                switch u {
+                case "\\": out += "\\\\"
+                case "'": out += "\\'"
+                default:
+                    if u.value < 0x20 || u.value == 0x7f { out += String(format: "\\x%02x", u.value) } else { out.unicodeScalars.append(u) }
+                }
+            }
+            return out + "'"
+        }
+        out = "'"
+        for u in s.unicodeScalars {
+            if u == "'" { out += "'\\''" } else { out.unicodeScalars.append(u) }
+        }
+        return out + "'"
     }
 
     /// PowerShell single quotes: everything literal; any of the quote characters PowerShell
-    /// treats as ' (U+0027, U+2018, U+2019, U+201A, U+201B) is doubled.
+    /// treats as ' (U+0027, U+2018, U+2019, U+201A, U+201B) is doubled — scalar by scalar, so a
+    /// combining mark cannot hide one.
     public static func powershellQuote(_ s: String) -> String {
         var out = "'"
-        for c in s {
-            out.append(c)
-            if ["'", "\u{2018}", "\u{2019}", "\u{201A}", "\u{201B}"].contains(c) { out.append(c) }
+        for u in s.unicodeScalars {
+            out.unicodeScalars.append(u)
+            if [0x27, 0x2018, 0x2019, 0x201A, 0x201B].contains(u.value) { out.unicodeScalars.append(u) }
         }
         return out + "'"
     }

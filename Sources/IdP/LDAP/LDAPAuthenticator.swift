@@ -13,11 +13,19 @@ public final class LDAPAuthenticator: Authenticator, @unchecked Sendable {
     let clock: any Clock
     let logger: Logger
 
+    /// True when a local account has this (canonical) name. A directory account never signs in
+    /// under a name a local account holds: both would map to one Kubernetes user (README:
+    /// "Local and directory users together").
+    let localAccountExists: (@Sendable (String) async throws -> Bool)?
+    static let shadowedReason = "This directory account has the same name as a local account of the portal, so it cannot sign in here. Ask an administrator to rename one of them."
+
     private let cacheLock = NSLock()
     private var cache: [String: (identity: Identity?, expires: Date)] = [:]
 
     /// `cacheLifetime` is clamped to `maxCacheLifetime` (pass the id_token lifetime).
-    public init(config: LDAPConfiguration, maxCacheLifetime: TimeInterval, clock: any Clock, logger: Logger) {
+    public init(config: LDAPConfiguration, maxCacheLifetime: TimeInterval, clock: any Clock, logger: Logger,
+                localAccountExists: (@Sendable (String) async throws -> Bool)? = nil) {
+        self.localAccountExists = localAccountExists
         var config = config
         config.cacheLifetime = max(0, min(config.cacheLifetime, maxCacheLifetime))
         self.config = config
@@ -72,11 +80,32 @@ public final class LDAPAuthenticator: Authenticator, @unchecked Sendable {
             }
             return (.success(identity), nil)
         }
-        if case .success(let identity) = result.0 { remember(identity.subject, identity) }
+        if case .success(let identity) = result.0 {
+            if try await isShadowed(identity) {
+                logger.warning("directory login refused: a local account has the same name", metadata: ["username": "\(identity.username)"])
+                return .refused(Self.shadowedReason)
+            }
+            remember(identity.subject, identity)
+        }
         return result.0
     }
 
+    /// Whether a local account holds this directory identity's name (checked on every use, so a
+    /// local account created later stops the directory one at its next refresh).
+    func isShadowed(_ identity: Identity) async throws -> Bool {
+        guard let localAccountExists else { return false }
+        do { return try await localAccountExists(Usernames.canonical(identity.username)) } catch {
+            throw AuthenticatorUnavailable("cannot check local account names: \(error)")
+        }
+    }
+
     public func revalidate(subject: String) async throws -> Identity? {
+        let found = try await revalidateInDirectory(subject: subject)
+        if let found, try await isShadowed(found) { return nil }
+        return found
+    }
+
+    func revalidateInDirectory(subject: String) async throws -> Identity? {
         if let hit = cached(subject) { return hit.identity }
         let identity = try await onDirectory { [config, logger] session -> Identity? in
             guard let value = Self.subjectFilterValue(subject) else { return nil }

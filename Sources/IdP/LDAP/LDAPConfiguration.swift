@@ -158,3 +158,17 @@ public struct LDAPConfiguration: Sendable, Equatable {
         return s.unicodeScalars.allSatisfy { ("0"..."9").contains($0) || $0 == "." }
     }
 }
+
+/// Never prints the service account's password, whatever prints it (string interpolation,
+/// `String(reflecting:)`, `dump`, a logger's metadata, service-lifecycle's service list).
+extension LDAPConfiguration: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+    public var description: String {
+        "LDAPConfiguration(urls: \(urls), bindDN: \(bindDN ?? "none"), bindPassword: \(bindPassword == nil ? "none" : "<redacted>"), "
+            + "userSearch: \(userSearch.baseDN), precedence: \(precedence))"
+    }
+    public var debugDescription: String { description }
+    public var customMirror: Mirror {
+        Mirror(self, children: ["urls": urls, "bindDN": bindDN as Any, "bindPassword": bindPassword == nil ? "none" : "<redacted>"],
+               displayStyle: .struct)
+    }
+}

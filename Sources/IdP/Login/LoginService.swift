@@ -1,20 +1,13 @@
 import Foundation
 import Logging
 
-public struct LoginPolicy: Sendable {
-    /// Failures per username (and, separately, per client address) before a lockout.
-    public var maxFailuresPerUser: Int = 5
-    public var maxFailuresPerAddress: Int = 20
-    public var failureWindow: TimeInterval = 15 * 60
-    public var lockout: TimeInterval = 15 * 60
-    public init() {}
-}
-
 public enum LoginOutcome: Sendable, Equatable {
     case success(Identity, method: String)
     /// Unknown user, wrong password, or an empty one: one answer for all.
     case invalidCredentials
     case lockedOut(until: Date)
+    /// The password was right but this account may not sign in here (shown as is).
+    case refused(String)
     /// Every authenticator that could answer was unreachable.
     case unavailable(String)
 }
@@ -37,43 +30,46 @@ public struct LoginService: Sendable {
         self.clock = clock; self.random = random; self.logger = logger
     }
 
+    public var throttle: LoginThrottle { LoginThrottle(store: store, policy: policy) }
+
     public func login(username rawUsername: String, password: String, remoteAddress: String) async throws -> LoginOutcome {
         let username = Usernames.canonical(rawUsername)
         let now = clock.now()
-        let userKey = "user:" + username
-        let addrKey = "addr:" + remoteAddress
-
-        for key in [userKey, addrKey] {
-            if let s = try await store.throttleState(key: key), let until = s.lockedUntil, until > now {
-                await auditor.record("login.failure", actor: username, remoteAddress: remoteAddress, success: false,
-                                     details: ["reason": "locked out", "throttle": key.hasPrefix("user:") ? "user" : "address"])
-                return .lockedOut(until: until)
-            }
+        let throttle = self.throttle
+        let keys = try await throttle.keys(account: username, remoteAddress: remoteAddress, now: now)
+        if let wait = try await throttle.waiting(keys, now: now) {
+            await auditor.record("login.failure", actor: username, remoteAddress: remoteAddress, success: false,
+                                 details: ["reason": "throttled", "throttle": wait.key, "familiar": keys.familiar ? "true" : "false"])
+            return .lockedOut(until: wait.until)
         }
 
         // An empty password would be an unauthenticated bind to a directory (RFC 4513 §5.1.2): refuse before anything.
         let blank = password.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
         var outcome: LoginOutcome = .invalidCredentials
         var failureReason = blank ? "empty password" : "invalid credentials"
-        if !username.isEmpty && !blank && password.utf8.count <= 1024 && username.utf8.count <= 256 && !username.contains("\u{0}") {
+        if !username.isEmpty && !blank && password.utf8.count <= 1024 && username.utf8.count <= 256
+            && !Identifiers.hasControlCharacters(username) && !password.contains("\u{0}") {
             var unavailable: String?
-            for a in authenticators {
+            chain: for a in authenticators {
                 do {
                     switch try await a.authenticate(username: username, password: password) {
                     case .success(let identity):
                         outcome = .success(identity, method: a.method)
+                        break chain
                     case .disabled:
                         failureReason = "account disabled"
+                        break chain
+                    case .refused(let why):
+                        failureReason = "refused: " + why
+                        outcome = .refused(why)
+                        break chain
                     case .invalidCredentials:
                         continue
                     }
-                    break
                 } catch let e as AuthenticatorUnavailable {
                     unavailable = e.description
                     logger.error("authenticator unavailable", metadata: ["method": "\(a.method)", "error": "\(e)"])
                 }
-                if case .success = outcome { break }
-                if failureReason == "account disabled" { break }
             }
             if case .invalidCredentials = outcome, let unavailable, failureReason == "invalid credentials" {
                 await auditor.record("login.failure", actor: username, remoteAddress: remoteAddress, success: false,
@@ -84,22 +80,27 @@ public struct LoginService: Sendable {
 
         switch outcome {
         case .success(let identity, let method):
-            try await store.clearThrottle(key: userKey)
+            try await throttle.succeeded(keys, account: username, now: now)
             await auditor.record("login.success", actor: identity.username, subject: identity.subject, remoteAddress: remoteAddress,
                                  details: ["method": method])
             return outcome
-        default:
-            let u = try await store.recordFailure(key: userKey, now: now, window: policy.failureWindow,
-                                                  maxFailures: policy.maxFailuresPerUser, lockout: policy.lockout)
-            let a = try await store.recordFailure(key: addrKey, now: now, window: policy.failureWindow,
-                                                  maxFailures: policy.maxFailuresPerAddress, lockout: policy.lockout)
+        case .refused:
+            // The password was right: nothing to throttle, but it is worth an audit event.
             await auditor.record("login.failure", actor: username, remoteAddress: remoteAddress, success: false,
                                  details: ["reason": failureReason, "method": "password"])
-            if let until = [u.lockedUntil, a.lockedUntil].compactMap({ $0 }).filter({ $0 > now }).max() {
-                return .lockedOut(until: until)
-            }
+            return outcome
+        default:
+            let until = try await throttle.failed(keys, now: now)
+            await auditor.record("login.failure", actor: username, remoteAddress: remoteAddress, success: false,
+                                 details: ["reason": failureReason, "method": "password"])
+            if let until { return .lockedOut(until: until) }
             return .invalidCredentials
         }
+    }
+
+    /// A sign-in that did not go through `login` (setup, Kerberos) makes the address familiar too.
+    public func remember(account: String, remoteAddress: String) async {
+        try? await store.rememberFamiliar(account: Usernames.canonical(account), address: LoginThrottle.addressUnit(remoteAddress), now: clock.now())
     }
 
     // MARK: Browser sessions

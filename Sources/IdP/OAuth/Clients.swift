@@ -62,6 +62,9 @@ public struct ClientCredentials: Sendable {
                   let id = FormParameters.decode(decoded[..<colon]),
                   let secret = FormParameters.decode(decoded[decoded.index(after: colon)...])
             else { throw OAuthError.invalidClient("malformed Basic authorization header") }
+            guard !Identifiers.hasControlCharacters(id), !Identifiers.hasControlCharacters(secret) else {
+                throw OAuthError.invalidClient("malformed Basic authorization header")
+            }
             basicID = id
             basicSecret = secret
         }

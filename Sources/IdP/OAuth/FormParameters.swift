@@ -7,7 +7,8 @@ public struct FormParameters: Sendable, Equatable {
 
     public init(_ pairs: [(String, String)] = []) { self.pairs = pairs }
 
-    /// Parses `a=1&b=two+words&c=%2F`. Returns nil for malformed percent-encoding or invalid UTF-8.
+    /// Parses `a=1&b=two+words&c=%2F`. Returns nil for malformed percent-encoding, invalid UTF-8,
+    /// or control characters other than tab, CR and LF (a NUL never gets past here).
     public static func parse(_ raw: String) -> FormParameters? {
         var out: [(String, String)] = []
         for part in raw.split(separator: "&", omittingEmptySubsequences: true) {
@@ -15,6 +16,7 @@ public struct FormParameters: Sendable, Equatable {
             guard let k = decode(kv[0]) else { return nil }
             let v = kv.count > 1 ? decode(kv[1]) : ""
             guard let v else { return nil }
+            if Identifiers.hasControlCharacters(k) || Identifiers.hasForbiddenControls(v) { return nil }
             if k.isEmpty { continue }
             out.append((k, v))
         }
@@ -61,6 +63,8 @@ public struct FormParameters: Sendable, Equatable {
         }
         if count > 1 { throw OAuthError.invalidRequest("parameter '\(name)' is repeated") }
         guard let found, !found.isEmpty else { return nil }
+        // Protocol parameters are identifiers, URIs and tokens: no control character is ever valid.
+        if Identifiers.hasControlCharacters(found) { throw OAuthError.invalidRequest("parameter '\(name)' contains control characters") }
         return found
     }
 

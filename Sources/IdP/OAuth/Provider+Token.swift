@@ -5,7 +5,7 @@ extension Provider {
     /// refused for it consumes nothing, so kubectl's retry with body credentials still works.
     public func token(_ p: FormParameters, authorizationHeader: String?, remoteAddress: String) async throws(OAuthError) -> TokenResponse {
         let credentials = try ClientCredentials(authorizationHeader: authorizationHeader, body: p)
-        let client = try await authenticateClient(credentials)
+        let client = try await authenticateClient(credentials, remoteAddress: remoteAddress)
         guard let grantType = try p.single("grant_type") else { throw OAuthError.invalidRequest("missing parameter 'grant_type'") }
         do {
             switch grantType {
@@ -25,7 +25,10 @@ extension Provider {
     }
 
     /// client_secret_basic, client_secret_post or none (RFC 6749 §2.3.1; OIDC Core §9).
-    func authenticateClient(_ c: ClientCredentials) async throws(OAuthError) -> Client {
+    /// Failed secrets are throttled like passwords (`LoginThrottle`, account `client:ID`): per
+    /// client and address, and per client and per address for addresses it never authenticated
+    /// from — so nobody elsewhere can lock a client out at its own address.
+    func authenticateClient(_ c: ClientCredentials, remoteAddress: String) async throws(OAuthError) -> Client {
         if c.usedBasic && (c.bodySecret != nil) {
             throw OAuthError.invalidRequest("use one client authentication method, not several")
         }
@@ -44,11 +47,25 @@ extension Provider {
         if client.isPublic {
             // Stock kubectl sends Basic base64("kubernetes:"): an empty secret means none.
             guard secret.isEmpty else { throw OAuthError.invalidClient("client authentication failed") }
-        } else {
-            guard let hash = client.secretHash, !secret.isEmpty, Secrets.verifyClientSecret(secret, hash: hash) else {
-                throw OAuthError.invalidClient("client authentication failed")
-            }
+            return client
         }
+        let throttle = LoginThrottle(store: store, policy: loginPolicy)
+        let t = now
+        let keys: LoginThrottle.Keys
+        do {
+            keys = try await throttle.keys(account: "client:" + client.id, remoteAddress: remoteAddress, now: t)
+            if let wait = try await throttle.waiting(keys, now: t) {
+                let seconds = max(1, Int(wait.until.timeIntervalSince(t).rounded(.up)))
+                throw OAuthError("invalid_client", "too many failed client authentications; try again in \(seconds) s", status: 429)
+            }
+        } catch let e as OAuthError { throw e } catch { throw OAuthError.temporarilyUnavailable("storage unavailable") }
+        guard let hash = client.secretHash, !secret.isEmpty, Secrets.verifyClientSecret(secret, hash: hash) else {
+            _ = try? await throttle.failed(keys, now: t)
+            await auditor.record("client.auth_failure", clientID: client.id, remoteAddress: remoteAddress, success: false,
+                                 details: ["reason": "wrong secret"])
+            throw OAuthError.invalidClient("client authentication failed")
+        }
+        if !keys.familiar { try? await throttle.succeeded(keys, account: "client:" + client.id, now: t) }
         return client
     }
 
@@ -62,7 +79,7 @@ extension Provider {
         let hash = Secrets.sha256Hex(code)
         let t = now
         guard let record = try await store.code(hash: hash) else { throw OAuthError.invalidGrant("the code is invalid or expired") }
-        guard record.grant.clientID == client.id else { throw OAuthError.invalidGrant("the code was issued to another client") }
+        guard record.grant.clientID == client.id else { throw OAuthError.invalidGrant("the code is invalid or expired") }
         if record.usedAt != nil {
             try await codeReplayed(record, remoteAddress: remoteAddress)
         }
@@ -75,9 +92,10 @@ extension Provider {
         } else if verifier != nil {
             throw OAuthError.invalidGrant("code_verifier sent, but the authorization request had no code_challenge")
         }
-        guard let identity = try await currentIdentity(userID: record.grant.userID, method: record.grant.authMethod) else {
+        guard let current = try await currentIdentity(userID: record.grant.userID, method: record.grant.authMethod) else {
             throw OAuthError.invalidGrant("the account is disabled or no longer exists")
         }
+        let identity = try await releasable(current, clientID: client.id, remoteAddress: remoteAddress)
 
         let refresh = newToken()
         let family = RefreshFamily(id: random.token(byteCount: 16), grant: record.grant, createdAt: t,
@@ -121,7 +139,8 @@ extension Provider {
         guard let (record, family) = try await store.refreshToken(hash: hash) else {
             throw OAuthError.invalidGrant("the refresh token is invalid or expired")
         }
-        guard record.clientID == client.id else { throw OAuthError.invalidGrant("the refresh token was issued to another client") }
+        // Another client's token answers exactly as an unknown one: nobody learns whether it is live.
+        guard record.clientID == client.id else { throw OAuthError.invalidGrant("the refresh token is invalid or expired") }
         guard family.revokedAt == nil else { throw OAuthError.invalidGrant("the refresh token has been revoked") }
         guard family.expiresAt > t else { throw OAuthError.invalidGrant("the session has reached its maximum lifetime; log in again") }
 
@@ -141,12 +160,13 @@ extension Provider {
         }
         guard record.idleExpiresAt > t else { throw OAuthError.invalidGrant("the refresh token expired after inactivity; log in again") }
 
-        guard let identity = try await currentIdentity(userID: family.grant.userID, method: family.grant.authMethod) else {
+        guard let current = try await currentIdentity(userID: family.grant.userID, method: family.grant.authMethod) else {
             try await store.revokeFamily(id: family.id, now: t, reason: "account disabled or deleted")
             await auditor.record("token.refresh", subject: family.grant.userID, clientID: client.id, remoteAddress: remoteAddress,
                                  success: false, details: ["family": family.id, "reason": "account disabled or deleted"])
             throw OAuthError.invalidGrant("the account is disabled or no longer exists")
         }
+        let identity = try await releasable(current, clientID: client.id, remoteAddress: remoteAddress)
 
         let next = RefreshToken(hash: Secrets.sha256Hex(successor), familyID: family.id, clientID: client.id, createdAt: t,
                                 idleExpiresAt: min(t + policy.refreshIdleTimeout, family.expiresAt))
@@ -178,7 +198,8 @@ extension Provider {
         let t = now
         if t.timeIntervalSince(usedAt) <= policy.refreshGraceWindow,
            try await store.refreshTokenIsUnused(hash: Secrets.sha256Hex(successor)),
-           let identity = try await currentIdentity(userID: family.grant.userID, method: family.grant.authMethod) {
+           let current = try await currentIdentity(userID: family.grant.userID, method: family.grant.authMethod) {
+            let identity = try await releasable(current, clientID: client.id, remoteAddress: remoteAddress)
             var grant = family.grant
             grant.scopes = scopes
             let minted = try await minter.mint(identity: identity, grant: grant, familyID: family.id, nonce: nil, now: t,
@@ -206,7 +227,7 @@ extension Provider {
             guard let family = try await store.family(id: sid), family.revokedAt == nil, family.grant.userID == sub,
                   let identity = try await currentIdentity(userID: sub, method: family.grant.authMethod)
             else { throw OAuthError.invalidToken("the access token has been revoked") }
-            return TokenMinter.userinfoJSON(identity, scopes: scopes)
+            return TokenMinter.userinfoJSON(kubernetes.safe(identity).identity, scopes: scopes)
         } catch let e as OAuthError {
             throw e
         } catch {
@@ -222,6 +243,7 @@ extension Provider {
     public func issueForDevice(identity: Identity, clientID: String, authTime: Date, authMethod: String,
                                remoteAddress: String, purpose: String) async throws -> TokenResponse {
         guard try await clients.client(id: clientID) != nil else { throw OAuthError.invalidRequest("unknown client '\(clientID)'") }
+        let identity = try await releasable(identity, clientID: clientID, remoteAddress: remoteAddress)
         let t = now
         let grant = Grant(userID: identity.subject, clientID: clientID, scopes: ["openid", "profile", "email", "groups", "offline_access"],
                           authTime: authTime, authMethod: authMethod)

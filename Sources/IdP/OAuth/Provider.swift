@@ -18,12 +18,18 @@ public struct Provider: Sendable {
     /// HMAC key from which a refresh token's successor is derived (shared by all replicas).
     let successorKey: SymmetricKey
     let logger: Logger
+    /// How Kubernetes names people; `kubernetesClients` are the audiences kube-apiserver trusts.
+    public let kubernetes: KubernetesMapping
+    public let kubernetesClients: Set<String>
+    /// Thresholds for throttling failed client authentication (the same rule as passwords).
+    let loginPolicy: LoginPolicy
     /// The discovery document changes only with the published algorithms: rendered once per set.
     let discoveryCache = RenderCache<[SigningAlgorithm]>()
 
     public init(issuer: String, policy: TokenPolicy, store: any Storage, clients: ClientRegistry, keys: KeyManager,
                 authenticators: [any Authenticator], successorKey: SymmetricKey, clock: any Clock, random: any RandomSource,
-                logger: Logger) {
+                logger: Logger, kubernetes: KubernetesMapping = .init(), kubernetesClients: Set<String> = ["kubernetes"], loginPolicy: LoginPolicy = .init()) {
+        self.kubernetes = kubernetes; self.kubernetesClients = kubernetesClients; self.loginPolicy = loginPolicy
         self.issuer = issuer; self.policy = policy; self.store = store; self.clients = clients; self.keys = keys
         self.minter = TokenMinter(issuer: issuer, keys: keys, policy: policy, accessTokens: AccessTokenCodec(secret: successorKey))
         self.auditor = Auditor(store: store, clock: clock, logger: logger)

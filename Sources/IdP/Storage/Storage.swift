@@ -125,6 +125,8 @@ public protocol KeyStore: Sendable {
     /// stores `proposed` under `name` if nothing is stored yet, and returns what is stored.
     /// Concurrent callers all get the same value.
     func namedSecret(_ name: String, proposed: String) async throws -> String
+    /// Compare-and-swap: replaces the value only while it is still `old` (resealing). False when it changed.
+    func replaceNamedSecret(_ name: String, old: String, new: String) async throws -> Bool
 }
 
 public enum SetupCompletion: Sendable, Equatable { case created, invalidToken, adminExists }
@@ -143,6 +145,12 @@ public protocol ThrottleStore: Sendable {
     /// has passed; reaching `maxFailures` sets `lockedUntil = now + lockout`.
     func recordFailure(key: String, now: Date, window: TimeInterval, maxFailures: Int, lockout: TimeInterval) async throws -> ThrottleState
     func clearThrottle(key: String) async throws
+    /// Every key with failures counted (at most 1,000, by key), for the admin view and the CLI.
+    func throttles(now: Date) async throws -> [ThrottleState]
+    /// Records a successful sign-in of `account` from `address` (insert or refresh).
+    func rememberFamiliar(account: String, address: String, now: Date) async throws
+    /// Whether `account` signed in from `address` at or after `since`.
+    func isFamiliar(account: String, address: String, since: Date) async throws -> Bool
 }
 
 public protocol AuditStore: Sendable {

@@ -40,6 +40,10 @@ public enum Secrets {
         Base64URL.encode(HMAC<SHA256>.authenticationCode(for: Data(message.utf8), using: key))
     }
 
+    /// Client secrets must be generated, not chosen: at least this many characters everywhere
+    /// (configuration, environment, CLI).
+    public static let minClientSecretLength = 32
+
     /// Salted SHA-256 for machine-generated client secrets ("sha256$salt$hex").
     public static func hashClientSecret(_ secret: String, random: any RandomSource) -> String {
         let salt = Base64URL.encode(random.bytes(16))

@@ -28,7 +28,7 @@ struct ClientCommand: AsyncParsableCommand {
             var secretHash: String?
             if secretStdin {
                 let secret = try readSecretFromStdin()
-                guard secret.count >= 32 else { throw ValidationError("the client secret must be at least 32 characters (use a generated one, e.g. openssl rand -base64 32)") }
+                guard secret.count >= Secrets.minClientSecretLength else { throw ValidationError("the client secret must be at least 32 characters (use a generated one, e.g. openssl rand -base64 32)") }
                 secretHash = Secrets.hashClientSecret(secret, random: SystemRandom())
             }
             try await withCLIRuntime(options) { rt in

@@ -10,7 +10,7 @@ struct PortalCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "portal",
         abstract: "Identity portal for Kubernetes: an OpenID Connect provider with kubectl onboarding.",
-        subcommands: [Serve.self, CheckConfig.self, UserCommand.self, ClientCommand.self, KeysCommand.self, AuditCommand.self, RobotCommand.self, CredentialCommand.self, SessionCommand.self, BenchCommand.self]
+        subcommands: [Serve.self, CheckConfig.self, UserCommand.self, ClientCommand.self, KeysCommand.self, AuditCommand.self, RobotCommand.self, CredentialCommand.self, SessionCommand.self, ThrottleCommand.self, BenchCommand.self]
     )
 }
 
@@ -62,6 +62,7 @@ struct Serve: AsyncParsableCommand {
         if !runtime.sealer.encrypts {
             logger.warning("SIGNING KEYS ARE STORED UNENCRYPTED: set PORTAL_KEY_ENCRYPTION_KEY or signing.encryption_key_file (at least 32 random characters) to encrypt them at rest")
         }
+        for w in config.warnings { logger.warning("\(w)") }
         if config.tls == nil && config.issuer.hasPrefix("http://") {
             logger.notice("serving plain HTTP on a loopback issuer; kube-apiserver needs an https issuer in production")
         }
@@ -98,6 +99,7 @@ struct CheckConfig: AsyncParsableCommand {
     func run() async throws {
         var loader = ConfigLoader(file: options.config)
         let c = loader.load()
+        for w in c.warnings { print("WARNING: \(w)") }
         if loader.problems.isEmpty {
             print("configuration OK: issuer \(c.issuer), listen \(c.listenHost):\(c.listenPort), database \(c.databaseDescription), \(c.clients.count) client(s)")
             return

@@ -125,7 +125,8 @@ struct ConfigLoader {
 
     private mutating func read(_ root: Node, into c: inout PortalConfig) {
         guard let top = mapping(root, "", known: ["issuer", "listen", "data_dir", "database", "tls", "log", "tokens", "signing",
-                                                  "passwords", "login", "setup", "clients", "ui", "kubernetes", "credentials", "webhook", "admin_groups", "ldap", "kerberos"]) else { return }
+                                                  "passwords", "login", "setup", "clients", "ui", "kubernetes", "credentials", "webhook", "admin_groups", "ldap", "kerberos",
+                                                  "server", "metrics"]) else { return }
         if let v = string(top["issuer"], "issuer") { c.issuer = v }
         if let n = top["listen"], let v = string(n, "listen") { setListen(v, &c, node: n) }
         if let v = string(top["data_dir"], "data_dir") { c.dataDir = v }
@@ -177,7 +178,27 @@ struct ConfigLoader {
             if let v = int(m["bcrypt_cost"], "passwords.bcrypt_cost", min: 10, max: 16) { c.bcryptCost = v }
             if let v = int(m["min_length"], "passwords.min_length", min: 8, max: 128) { c.passwords.minLength = v }
         }
-        if let n = top["login"], let m = mapping(n, "login", known: ["max_failures_per_user", "max_failures_per_address", "failure_window", "lockout"]) {
+        if let n = top["server"], let m = mapping(n, "server", known: ["trusted_proxies", "header_timeout", "body_timeout", "idle_timeout"]) {
+            if let v = strings(m["trusted_proxies"], "server.trusted_proxies") {
+                let (set, invalid) = CIDRSet.parse(v)
+                if invalid.isEmpty { c.trustedProxies = set } else {
+                    problem(m["trusted_proxies"], "server.trusted_proxies", "not an address or CIDR range: \(invalid.joined(separator: ", "))")
+                }
+            }
+            if let v = duration(m["header_timeout"], "server.header_timeout", min: 1, max: 600) { c.headerTimeout = v }
+            if let v = duration(m["body_timeout"], "server.body_timeout", min: 1, max: 600) { c.bodyTimeout = v }
+            if let v = duration(m["idle_timeout"], "server.idle_timeout", min: 1, max: 3600) { c.idleTimeout = v }
+        }
+        if let n = top["metrics"], let m = mapping(n, "metrics", known: ["bearer_token_file", "public"]) {
+            if let v = string(m["bearer_token_file"], "metrics.bearer_token_file") { c.metricsBearerTokenFile = v }
+            if let n = m["public"] {
+                if let b = n.scalar.flatMap({ Bool($0.string) }) { c.metricsPublic = b } else { problem(n, "metrics.public", "expected true or false") }
+            }
+        }
+        if let n = top["login"], let m = mapping(n, "login", known: ["max_failures_per_user", "max_failures_per_address", "max_failures_unfamiliar",
+                                                                     "failure_window", "lockout", "familiar_for"]) {
+            if let v = int(m["max_failures_unfamiliar"], "login.max_failures_unfamiliar", min: 1, max: 100_000) { c.login.maxFailuresUnfamiliar = v }
+            if let v = duration(m["familiar_for"], "login.familiar_for", min: 0, max: 365 * 86400) { c.login.familiarFor = v }
             if let v = int(m["max_failures_per_user"], "login.max_failures_per_user", min: 1, max: 1000) { c.login.maxFailuresPerUser = v }
             if let v = int(m["max_failures_per_address"], "login.max_failures_per_address", min: 1, max: 100_000) { c.login.maxFailuresPerAddress = v }
             if let v = duration(m["failure_window"], "login.failure_window", min: 1, max: 86400) { c.login.failureWindow = v }
@@ -338,8 +359,26 @@ struct ConfigLoader {
                 problems.append(.init(location: "\(file ?? "config"): kubernetes.clusters[\(cl.name)].client_id", message: "no client '\(cl.clientID)' is declared in clients"))
             }
         }
-        if let f = c.keyEncryptionKeyFile, !FileManager.default.isReadableFile(atPath: f) {
-            problems.append(.init(location: "\(file ?? "config"): signing.encryption_key_file", message: "cannot read '\(f)'"))
+        if let f = c.keyEncryptionKeyFile {
+            if let d = FileManager.default.contents(atPath: f) {
+                if String(decoding: d, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines).utf8.count < KeySealer.minimumSecretLength {
+                    problems.append(.init(location: "\(file ?? "config"): signing.encryption_key_file", message: "the key-encryption key must be at least \(KeySealer.minimumSecretLength) characters"))
+                }
+            } else {
+                problems.append(.init(location: "\(file ?? "config"): signing.encryption_key_file", message: "cannot read '\(f)'"))
+            }
+        }
+        if let v = env["PORTAL_KEY_ENCRYPTION_KEY"], !v.isEmpty,
+           v.trimmingCharacters(in: .whitespacesAndNewlines).utf8.count < KeySealer.minimumSecretLength {
+            problems.append(.init(location: "environment: PORTAL_KEY_ENCRYPTION_KEY", message: "the key-encryption key must be at least \(KeySealer.minimumSecretLength) characters"))
+        }
+        if let f = c.metricsBearerTokenFile {
+            let token = (try? String(contentsOfFile: f, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+            if token == nil {
+                problems.append(.init(location: "\(file ?? "config"): metrics.bearer_token_file", message: "cannot read '\(f)'"))
+            } else if (token ?? "").count < 32 {
+                problems.append(.init(location: "\(file ?? "config"): metrics.bearer_token_file", message: "the token must be at least 32 characters"))
+            }
         }
         if let url = c.databaseURL, !url.hasPrefix("sqlite://") && !c.usesPostgres {
             problems.append(.init(location: "\(file ?? "config"): database.url",
@@ -354,6 +393,11 @@ struct ConfigLoader {
             }
             if let e = client.secretEnv, (env[e] ?? "").isEmpty {
                 problems.append(.init(location: "\(file ?? "config"): clients[\(client.id)].secret_env", message: "environment variable \(e) is empty or unset"))
+            }
+            let secret = client.secretEnv.flatMap { env[$0] } ?? client.secretFile.flatMap { try? String(contentsOfFile: $0, encoding: .utf8) }
+            if let secret, !secret.isEmpty, secret.trimmingCharacters(in: .whitespacesAndNewlines).count < Secrets.minClientSecretLength {
+                problems.append(.init(location: "\(file ?? "config"): clients[\(client.id)]",
+                                      message: "the client secret must be at least \(Secrets.minClientSecretLength) characters (generate one: openssl rand -base64 32)"))
             }
             if client.redirectURIs.isEmpty {
                 problems.append(.init(location: "\(file ?? "config"): clients[\(client.id)].redirect_uris", message: "at least one redirect URI is required"))

@@ -24,6 +24,9 @@ struct PortalConfig: Sendable {
         var usernamePrefix = "oidc:"
         var groupsClaim = "groups"
         var groupsPrefix = "oidc:"
+        var mapping: KubernetesMapping {
+            KubernetesMapping(usernameClaim: usernameClaim, usernamePrefix: usernamePrefix, groupsPrefix: groupsPrefix)
+        }
     }
     struct ClientConfig: Sendable {
         var id: String
@@ -72,10 +75,33 @@ struct PortalConfig: Sendable {
     var publicDir: String?
     /// Set when the issuer or the listener is not loopback-only and TLS is off.
     var maxBodyBytes = 64 * 1024
+    /// Reverse proxies whose X-Forwarded-For / Forwarded headers name the client (`server.trusted_proxies`).
+    var trustedProxies = CIDRSet(ranges: [])
+    /// From connection open: the request headers must be complete within this (slow clients are dropped).
+    var headerTimeout: TimeInterval = 10
+    /// Once the headers are in: the rest of the request must arrive within this.
+    var bodyTimeout: TimeInterval = 30
+    /// Between requests on a kept-alive connection: the next request's headers must be complete within this.
+    var idleTimeout: TimeInterval = 60
+    /// `/metrics` needs `Authorization: Bearer <content of this file>`.
+    var metricsBearerTokenFile: String?
+    /// `/metrics` open to anyone (without a token file it answers loopback peers only).
+    var metricsPublic = false
 
     var sqlitePath: String {
         if let url = databaseURL, url.hasPrefix("sqlite://") { return String(url.dropFirst("sqlite://".count)) }
         return (dataDir as NSString).appendingPathComponent("portal.sqlite")
+    }
+
+    /// The audiences kube-apiserver trusts: the clusters' clients (`kubernetes` when none is declared).
+    var kubernetesClientIDs: Set<String> {
+        let ids = Set(clusters.map(\.clientID))
+        return ids.isEmpty ? ["kubernetes"] : ids.union(["kubernetes"])
+    }
+
+    /// Settings that work but weaken a guarantee: `check-config` prints them, `serve` logs them.
+    var warnings: [String] {
+        apiserver.mapping.emptyPrefixWarnings
     }
 
     var secureCookies: Bool { issuer.hasPrefix("https://") }

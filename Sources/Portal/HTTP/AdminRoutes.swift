@@ -31,6 +31,9 @@ struct AdminRoutes {
             return Page(notice: "Created user \(u.username).")
         }
         post("/admin/users/disable", "/admin/users") { form, admin, _ in
+            guard Usernames.canonical(form["username"] ?? "") != Usernames.canonical(admin.username) else {
+                throw UserAdminError("You cannot disable yourself.")
+            }
             try await runtime.users.setDisabled(form["username"] ?? "", disabled: true, actor: admin.username)
             return Page(notice: "Disabled \(form["username"] ?? ""): sessions and refresh tokens ended; credentials refused while disabled.")
         }
@@ -43,7 +46,10 @@ struct AdminRoutes {
             return Page(notice: "Password reset for \(form["username"] ?? ""); their sessions and refresh tokens were revoked.")
         }
         post("/admin/users/delete", "/admin/users") { form, admin, _ in
-            guard form["username"] != admin.username else { throw UserAdminError("You cannot delete yourself.") }
+            // Compare the account the name resolves to, not the text: ROOT-ADMIN and root-admin are one account.
+            guard Usernames.canonical(form["username"] ?? "") != Usernames.canonical(admin.username) else {
+                throw UserAdminError("You cannot delete yourself.")
+            }
             try await runtime.users.delete(form["username"] ?? "", actor: admin.username)
             return Page(notice: "Deleted \(form["username"] ?? "").")
         }
@@ -81,6 +87,12 @@ struct AdminRoutes {
             let done = try await runtime.storage.revokeFamily(id: id, now: runtime.clock.now(), reason: "revoked by \(admin.username)")
             await runtime.provider.auditor.record("admin.session.revoke", actor: admin.username, subject: id)
             return Page(notice: done ? "Session revoked: its refresh token is dead and its access tokens stop working at /userinfo." : "It was already revoked.")
+        }
+        post("/admin/throttles/clear", "/admin/throttles") { form, admin, ctx in
+            let key = form["key"] ?? ""
+            let cleared = try await runtime.login.throttle.clear(key: key, now: runtime.clock.now())
+            await runtime.provider.auditor.record("admin.throttle.clear", actor: admin.username, subject: key, remoteAddress: ctx.remoteAddress)
+            return Page(notice: cleared.isEmpty ? "Nothing to clear: it had already expired." : "Cleared: the next attempt is not delayed.")
         }
         post("/admin/keys/rotate", "/admin/keys") { _, admin, _ in
             try await runtime.keys.rotateNow()
@@ -224,6 +236,16 @@ struct AdminRoutes {
                              rows: status.map { s in
                                  AdminView.Row(cells: [s.kid, s.algorithm.rawValue, s.state, d(s.activatesAt), s.expiresAt.map { d($0) } ?? "—",
                                                        s.encrypted ? "encrypted" : "NOT encrypted"])
+                             })
+        case "/admin/throttles":
+            let now = runtime.clock.now()
+            view = AdminView(csrf: csrf, username: admin.username, current: path, heading: "Sign-in throttles",
+                             intro: "Failed sign-ins and client authentications, counted per account and address. An address an account has signed in from before is never delayed by failures elsewhere. Clearing a row lets the next attempt through at once.",
+                             columns: ["Counts", "Account", "Address", "Failures", "Delayed until"],
+                             rows: try await runtime.login.throttle.list(now: now).map { s in
+                                 let (kind, account, address) = ThrottleKey.describe(s.key)
+                                 return AdminView.Row(cells: [kind, account, address, "\(s.failures)", s.lockedUntil.map { $0 > now ? d($0) : "—" } ?? "—"],
+                                                      actions: [A("Clear", action: "/admin/throttles/clear", csrf: csrf, hidden: [H("key", s.key)])])
                              })
         case "/admin/clients":
             let clients = try await runtime.provider.clients.all()

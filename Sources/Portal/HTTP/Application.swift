@@ -4,6 +4,7 @@ import HummingbirdTLS
 import HummingbirdCore
 import IdP
 import Logging
+import NIOCore
 import NIOSSL
 import Prometheus
 import CoreMetrics
@@ -13,7 +14,8 @@ import Templates
 /// The one way to build the HTTP application: `portal serve` and the tests both call it.
 func buildRouter(runtime: Runtime, pages: Pages, assets: StaticAssets) -> Router<PortalContext> {
     let router = Router(context: PortalContext.self)
-    router.add(middleware: PortalMiddleware(pages: pages, hsts: runtime.config.tls != nil || runtime.config.issuer.hasPrefix("https://")))
+    router.add(middleware: PortalMiddleware(pages: pages, hsts: runtime.config.tls != nil || runtime.config.issuer.hasPrefix("https://"),
+                                            trustedProxies: runtime.config.trustedProxies))
     // Request counts and latency histograms per route (hb_requests, hb_request_duration_seconds).
     router.add(middleware: MetricsMiddleware())
     let browser = Browser(secure: runtime.config.secureCookies, key: runtime.browserKey, sessionTTL: runtime.config.tokens.sessionTTL)
@@ -37,9 +39,22 @@ func buildRouter(runtime: Runtime, pages: Pages, assets: StaticAssets) -> Router
             return Responses.json(.serviceUnavailable, #"{"status":"unavailable"}"#)
         }
     }
-    router.get("/metrics") { _, _ in
-        Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8", .cacheControl: "no-store"],
-                 body: .init(byteBuffer: ByteBuffer(bytes: PortalMetricsRegistry.shared.emitToBuffer())))
+    let metricsToken = runtime.config.metricsBearerTokenFile.flatMap { try? String(contentsOfFile: $0, encoding: .utf8) }?
+        .trimmingCharacters(in: .whitespacesAndNewlines)
+    let metricsPublic = runtime.config.metricsPublic
+    router.get("/metrics") { request, context in
+        // With a token file: the bearer token, from anywhere. Without: loopback peers only, unless metrics.public.
+        if let metricsToken {
+            let sent = request.headers[.authorization].flatMap { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : nil } ?? ""
+            guard Secrets.constantTimeEqual(sent, metricsToken) else {
+                return Responses.json(.unauthorized, #"{"error":"unauthorized","error_description":"send the metrics bearer token (metrics.bearer_token_file)"}"#,
+                                      extra: [.wwwAuthenticate: #"Bearer realm="metrics""#])
+            }
+        } else if !metricsPublic && !(context.peer.map { isLoopback($0) } ?? false) {
+            return Responses.json(.forbidden, #"{"error":"forbidden","error_description":"metrics are served to loopback only; set metrics.bearer_token_file (or metrics.public: true)"}"#)
+        }
+        return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8", .cacheControl: "no-store"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: PortalMetricsRegistry.shared.emitToBuffer())))
     }
     router.get("/static/{file}") { _, context in
         guard let name = context.parameters.get("file"), let asset = assets.files[name] else { throw HTTPError(.notFound) }
@@ -57,15 +72,23 @@ func buildApplication(runtime: Runtime) throws -> Application<Router<PortalConte
     let services: [any Service] = [KeyMaintenanceService(runtime: runtime, interval: .seconds(Int(c.keyCheckInterval))), GarbageCollectionService(runtime: runtime),
                                    CredentialUsageFlushService(runtime: runtime)]
     let configuration = ApplicationConfiguration(address: .hostname(c.listenHost, port: c.listenPort), serverName: nil)
-    var server: HTTPServerBuilder = .http1()
+    let limits = SlowClientGuard.Limits(header: .milliseconds(Int64(c.headerTimeout * 1000)), body: .milliseconds(Int64(c.bodyTimeout * 1000)),
+                                        idle: .milliseconds(Int64(c.idleTimeout * 1000)))
+    var server: HTTPServerBuilder = .http1(configuration: .init(additionalChannelHandlers: [SlowClientGuard(limits: limits)],
+                                                                 idleTimeout: .milliseconds(Int64(max(c.headerTimeout, c.idleTimeout, c.bodyTimeout) * 1000))))
     if let tls = c.tls {
         let chain = try NIOSSLCertificate.fromPEMFile(tls.certificateFile).map { NIOSSLCertificateSource.certificate($0) }
         let key = try NIOSSLPrivateKey(file: tls.keyFile, format: .pem)
         var tlsConfig = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
         tlsConfig.minimumTLSVersion = .tlsv12
-        server = try .tls(.http1(), tlsConfiguration: tlsConfig)
+        server = try .tls(server, tlsConfiguration: tlsConfig)
     }
     return Application(router: router, server: server, configuration: configuration, services: services, logger: runtime.logger)
+}
+
+func isLoopback(_ address: SocketAddress) -> Bool {
+    guard let ip = address.ipAddress else { return false }
+    return ip.hasPrefix("127.") || ip == "::1" || ip.hasPrefix("::ffff:127.")
 }
 
 /// The Prometheus registry behind `/metrics`; `portal serve` bootstraps swift-metrics with it.

@@ -31,6 +31,9 @@ struct Browser: Sendable {
         return (v, cookie(browserCookieName, v, maxAge: 400 * 86400))
     }
 
+    /// A Set-Cookie for a brand-new browser id (rotates the CSRF token; sent at every sign-in).
+    func freshBrowserCookie() -> String { cookie(browserCookieName, SystemRandom().token(), maxAge: 400 * 86400) }
+
     func csrfToken(browserID: String) -> String { Secrets.hmac(key, "csrf\u{0}" + browserID) }
 
     /// Constant-time check of the form's CSRF token against the browser cookie.

@@ -145,13 +145,16 @@ struct BrowserRoutes {
         case .lockedOut(let until):
             let minutes = max(1, Int((until.timeIntervalSince(runtime.clock.now()) / 60).rounded(.up)))
             return try await again(.tooManyRequests, "Too many failed attempts. Try again in \(minutes) minute\(minutes == 1 ? "" : "s").")
+        case .refused(let why):
+            return try await again(.forbidden, why)
         case .unavailable:
             return errorPage(.serviceUnavailable, context, heading: "Sign-in is unavailable",
                              message: "The account directory cannot be reached right now. Nothing was changed.",
                              hint: "Try again in a minute. If it persists, tell your administrator.", backLink: "/login", backLabel: "Back to sign in")
         case .success(let identity, let method):
             let (cookie, session) = try await runtime.login.startSession(identity: identity, method: method)
-            let setCookie = [browser.sessionCookie(cookie)]
+            // A new browser id at sign-in: CSRF tokens seen before it (by anyone) are worthless after it.
+            let setCookie = [browser.sessionCookie(cookie), browser.freshBrowserCookie()]
             if let old = request.cookie(browser.sessionCookieName) { try? await runtime.login.endSession(cookie: old) }
             if let p = pendingResult {
                 try await runtime.storage.deletePendingAuthorization(id: p.id)
@@ -232,7 +235,8 @@ struct BrowserRoutes {
             return setupLinkDead(context)
         case .created(let admin):
             let (cookie, _) = try await runtime.login.startSession(identity: Identity(user: admin), method: "password")
-            return Responses.redirect("/", status: .seeOther, cookies: [browser.sessionCookie(cookie)])
+            await runtime.login.remember(account: admin.username, remoteAddress: context.remoteAddress)
+            return Responses.redirect("/", status: .seeOther, cookies: [browser.sessionCookie(cookie), browser.freshBrowserCookie()])
         }
     }
 }

@@ -10,9 +10,13 @@ struct PortalContext: RequestContext {
     var coreContext: CoreRequestContextStorage
     let peer: SocketAddress?
     var requestID: String
+    /// The client's address as reported by a trusted proxy (set by `PortalMiddleware`).
+    var forwardedFor: String?
 
-    /// The peer's IP address as text (formatted on use: most requests never need it).
-    var remoteAddress: String { peer?.ipAddress ?? "unknown" }
+    /// The client's IP address: from a trusted proxy's `X-Forwarded-For`, else the peer's
+    /// (formatted on use: most requests never need it).
+    var remoteAddress: String { forwardedFor ?? peerAddress }
+    var peerAddress: String { peer?.ipAddress ?? "unknown" }
 
     init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)

@@ -63,6 +63,8 @@ extension BrowserRoutes {
             let (cookie, session) = try await runtime.login.startSession(identity: identity, method: kerberos.method)
             var sessionCookies = cookies
             sessionCookies.append(browser.sessionCookie(cookie))
+            sessionCookies.append(browser.freshBrowserCookie())
+            await runtime.login.remember(account: identity.username, remoteAddress: context.remoteAddress)
             if let old = request.cookie(browser.sessionCookieName) { try? await runtime.login.endSession(cookie: old) }
             var response: Response
             if let p = pendingResult {

@@ -49,6 +49,7 @@ struct KubernetesRoutes {
 
     func page(_ request: Request, _ context: PortalContext) async throws -> Response {
         guard let (s, identity) = try await session(request) else { return Responses.redirect("/login?next=%2Fkubernetes") }
+        if let refusal = unnameable(identity, context) { return refusal }
         let exec = request.queryParameters?["variant"] == "exec"
         let (bid, setCookie) = browser.browserID(request)
         let csrf = browser.csrfToken(browserID: bid)
@@ -72,6 +73,7 @@ struct KubernetesRoutes {
                                                                      requestID: context.requestID, backLink: "/kubernetes", backLabel: "Back to Kubernetes")))
         }
         guard let (s, identity) = try await session(request) else { return Responses.redirect("/login?next=%2Fkubernetes", status: .seeOther) }
+        if let refusal = unnameable(identity, context) { return refusal }
         let which = form["cluster"] ?? "*"
         let clusters = which == "*" ? runtime.clusters : runtime.clusters.filter { $0.name == which }
         guard !clusters.isEmpty else {
@@ -86,6 +88,13 @@ struct KubernetesRoutes {
         return Response(status: .ok, headers: [.contentType: "application/yaml; charset=utf-8", .cacheControl: "no-store",
                                                .contentDisposition: "attachment; filename=\"\(filename).yaml\""],
                         body: .init(byteBuffer: ByteBuffer(string: Kubeconfig.yaml(es))))
+    }
+
+    /// A friendly page when Kubernetes could not name this person (see `KubernetesMapping`).
+    func unnameable(_ identity: Identity, _ context: PortalContext) -> Response? {
+        guard case .failure(let why) = runtime.provider.kubernetes.username(identity) else { return nil }
+        return Responses.html(.forbidden, pages.render(ErrorView(heading: "kubectl cannot be set up for your account", message: why.description,
+                                                                 requestID: context.requestID)))
     }
 
     func apiserverPage(_ request: Request, _ context: PortalContext) async throws -> Response {

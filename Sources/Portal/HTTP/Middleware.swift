@@ -11,12 +11,26 @@ struct PortalMiddleware: RouterMiddleware {
     typealias Context = PortalContext
     let pages: Pages
     let hsts: Bool
+    /// Proxies whose `X-Forwarded-For` / `Forwarded` is believed (`server.trusted_proxies`).
+    let trustedProxies: CIDRSet
 
     func handle(_ request: Request, context: PortalContext, next: (Request, PortalContext) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
+        var context = context
+        if !trustedProxies.isEmpty {
+            let peer = context.peerAddress
+            let client = ClientAddress.resolve(peer: peer, headers: request.headers, trusted: trustedProxies)
+            if client != peer { context.forwardedFor = client }
+        }
         var response: Response
         do {
-            response = try await next(request, context)
+            // A query string that is not clean form encoding (bad escapes, invalid UTF-8, control
+            // characters such as %00) is refused here, before any route reads it.
+            if let q = request.uri.query, !q.isEmpty, FormParameters.parse(q) == nil {
+                response = malformedQuery(request, context)
+            } else {
+                response = try await next(request, context)
+            }
         } catch {
             response = errorResponse(error, request: request, context: context)
         }
@@ -32,6 +46,19 @@ struct PortalMiddleware: RouterMiddleware {
         return response
     }
 
+    func malformedQuery(_ request: Request, _ context: PortalContext) -> Response {
+        if Self.isProtocolPath(request.uri.path) {
+            return Responses.oauthError(.invalidRequest("the query string is malformed (bad percent-encoding, invalid UTF-8 or a control character)"))
+        }
+        return Responses.html(.badRequest, pages.render(ErrorView(heading: "This link is malformed",
+                                                                  message: "Part of the address is not valid: it holds a character no link may hold. Go back to where the link came from and start again.",
+                                                                  requestID: context.requestID)))
+    }
+
+    static func isProtocolPath(_ path: String) -> Bool {
+        path == "/token" || path == "/userinfo" || path.hasPrefix("/.well-known") || path == "/keys" || path.hasPrefix("/webhook/")
+    }
+
     func errorResponse(_ error: any Error, request: Request, context: PortalContext) -> Response {
         let status: HTTPResponse.Status
         if let e = error as? any HTTPResponseError { status = e.status } else { status = .internalServerError }
@@ -39,7 +66,7 @@ struct PortalMiddleware: RouterMiddleware {
             context.logger.error("unhandled error", metadata: ["error": .string(String(describing: error))])
         }
         let path = request.uri.path
-        if path == "/token" || path == "/userinfo" || path.hasPrefix("/.well-known") || path == "/keys" {
+        if Self.isProtocolPath(path) {
             let e: OAuthError = status == .contentTooLarge ? .tooLarge("request body too large")
                 : status.code < 500 ? OAuthError("invalid_request", status.reasonPhrase, status: status.code)
                 : .serverError("internal error")

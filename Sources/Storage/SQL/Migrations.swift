@@ -87,6 +87,12 @@ enum Migrations {
                 """,
                 "CREATE INDEX app_credentials_owner ON app_credentials (owner_id)",
             ]),
+            (3, [
+                """
+                CREATE TABLE login_familiar (
+                  account TEXT NOT NULL, address TEXT NOT NULL, last_success BIGINT NOT NULL, PRIMARY KEY (account, address))
+                """,
+            ]),
         ]
     }
 

@@ -497,6 +497,13 @@ extension SQLStorage {
             return try r.s("value")
         }
     }
+
+    public func replaceNamedSecret(_ name: String, old: String, new: String) async throws -> Bool {
+        try await run { db in
+            try await db.raw("UPDATE named_secrets SET value = \(bind: new) WHERE name = \(bind: name) AND value = \(bind: old) RETURNING name")
+                .first() != nil
+        }
+    }
 }
 
 // MARK: - Setup, throttling, audit, maintenance
@@ -539,48 +546,6 @@ extension SQLStorage {
         }
     }
 
-    static func throttle(_ r: any SQLRow) throws -> ThrottleState {
-        ThrottleState(key: try r.s("key"), failures: try r.i("failures"), windowStart: try r.d("window_start"), lockedUntil: try r.od("locked_until"))
-    }
-
-    public func throttleState(key: String) async throws -> ThrottleState? {
-        try await read { db in try await db.raw("SELECT * FROM login_throttle WHERE key = \(bind: key)").first().map(Self.throttle) }
-    }
-
-    public func recordFailure(key: String, now: Date, window: TimeInterval, maxFailures: Int, lockout: TimeInterval) async throws -> ThrottleState {
-        let lock = forUpdate
-        return try await tx { db in
-            // Make sure the row exists, so that SELECT … FOR UPDATE has something to lock: concurrent
-            // first failures would otherwise all read "no row" and overwrite each other's count.
-            try await db.raw("""
-                INSERT INTO login_throttle (key, failures, window_start, locked_until) VALUES (\(bind: key), 0, \(bind: t(now)), NULL)
-                ON CONFLICT (key) DO NOTHING
-                """).run()
-            var state = try await db.raw("SELECT * FROM login_throttle WHERE key = \(bind: key)\(unsafeRaw: lock)").first().map(Self.throttle)
-                ?? ThrottleState(key: key, failures: 0, windowStart: now)
-            if now.timeIntervalSince(state.windowStart) >= window && (state.lockedUntil.map { $0 <= now } ?? true) {
-                state = ThrottleState(key: key, failures: 0, windowStart: now)
-            }
-            state.failures += 1
-            if state.failures >= maxFailures {
-                // Each failure past the limit doubles the lockout, up to 16×.
-                let extra = min(state.failures - maxFailures, 4)
-                state.lockedUntil = now + lockout * Double(1 << extra)
-            }
-            try await db.raw("""
-                INSERT INTO login_throttle (key, failures, window_start, locked_until)
-                VALUES (\(bind: key), \(bind: state.failures), \(bind: t(state.windowStart)), \(bind: t(state.lockedUntil)))
-                ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, window_start = excluded.window_start,
-                  locked_until = excluded.locked_until
-                """).run()
-            return state
-        }
-    }
-
-    public func clearThrottle(key: String) async throws {
-        try await run { db in try await db.raw("DELETE FROM login_throttle WHERE key = \(bind: key)").run() }
-    }
-
     public func appendAudit(_ e: AuditEvent) async throws {
         try await run { db in try await Self.insertAudit(e, db) }
     }
@@ -620,6 +585,7 @@ extension SQLStorage {
                 "DELETE FROM login_sessions WHERE expires_at < \(bind: n) RETURNING hash",
                 "DELETE FROM setup_tokens WHERE expires_at < \(bind: n) RETURNING hash",
                 "DELETE FROM login_throttle WHERE window_start < \(bind: n - 86400) AND (locked_until IS NULL OR locked_until < \(bind: n)) RETURNING key",
+                "DELETE FROM login_familiar WHERE last_success < \(bind: n - Self.familiarRetention) RETURNING account",
                 // A family is kept a day past its end so replays of its tokens are still recognised and audited.
                 "DELETE FROM refresh_tokens WHERE family_id IN (SELECT id FROM refresh_families WHERE expires_at < \(bind: n - 86400) OR revoked_at < \(bind: n - 86400)) RETURNING hash",
                 "DELETE FROM refresh_families WHERE expires_at < \(bind: n - 86400) OR revoked_at < \(bind: n - 86400) RETURNING id",

@@ -312,7 +312,8 @@ final class SQLiteHandle: @unchecked Sendable {
 
     private static func bind(_ stmt: OpaquePointer, _ i: Int32, _ value: any Encodable) throws -> Int32 {
         switch value {
-        case let v as String: return sqlite3_bind_text(stmt, i, v, -1, csqlite3_transient())
+        // The explicit byte length binds the whole string: with -1 SQLite would stop at an embedded NUL.
+        case let v as String: return sqlite3_bind_text(stmt, i, v, Int32(v.utf8.count), csqlite3_transient())
         case let v as Int: return sqlite3_bind_int64(stmt, i, Int64(v))
         case let v as Int64: return sqlite3_bind_int64(stmt, i, v)
         case let v as Int32: return sqlite3_bind_int64(stmt, i, Int64(v))
