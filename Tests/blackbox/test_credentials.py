@@ -58,7 +58,10 @@ def login(p, user):
     csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
     r = s.post(p.base + "/login", data={"csrf": csrf, "username": user, "password": PASSWORD}, allow_redirects=False)
     assert r.status_code == 303
-    return s, csrf
+    # The CSRF token is replaced at sign-in: take the new one from a page.
+    fresh = re.search(r'name="csrf" value="([^"]+)"', s.get(p.base + "/credentials").text).group(1)
+    assert fresh != csrf
+    return s, fresh
 
 
 def review(p, token, version="authentication.k8s.io/v1", audiences=None, bearer=WEBHOOK_TOKEN, raw=None):
@@ -237,7 +240,7 @@ current-context: c
 """)
     r = k.run("get", "pods")
     assert r.returncode == 0, r.stderr
-    assert standin.seen[-1][0] == "robot:ci-bot" and sorted(standin.seen[-1][1]) == ["oidc:deployers", "oidc:dev"]
+    assert standin.seen[-1][0] == "oidc:robot:ci-bot" and sorted(standin.seen[-1][1]) == ["oidc:deployers", "oidc:dev"]
 
     # The admin disables the robot: kubectl is refused (no cache in the stand-in).
     r = s.post(p.base + "/admin/robots/disable", data={"csrf": csrf, "id": rid})
@@ -311,7 +314,7 @@ def test_robot_cli_disable_enable_delete_bite_at_once_and_unknown_names_are_refu
     assert p.cli("robot", "add", "cli-bot", "--team", "platform", "--group", "dev").returncode == 0
     token = p.cli("credential", "create", "--robot", "cli-bot", "--name", "job", "--expires", "1d").stdout.strip()
     st = review(p, token).json()["status"]
-    assert st["authenticated"] is True and st["user"]["username"] == "robot:cli-bot"
+    assert st["authenticated"] is True and st["user"]["username"] == "oidc:robot:cli-bot"
 
     r = p.cli("robot", "disable", "cli-bot")
     assert r.returncode == 0 and "disabled robot:cli-bot" in r.stdout

@@ -38,6 +38,7 @@ def test_directory_owner_disabled_or_removed_from_a_group(setup):
     csrf = re.search(r'name="csrf" value="([^"]+)"', s.get(p.base + "/login").text).group(1)
     r = s.post(p.base + "/login", data={"csrf": csrf, "username": "erin", "password": L.PASSWORDS["erin"]}, allow_redirects=False)
     assert r.status_code == 303
+    csrf = re.search(r'name="csrf" value="([^"]+)"', s.get(p.base + "/credentials").text).group(1)   # replaced at sign-in
     r = s.post(p.base + "/credentials", data={"csrf": csrf, "name": "erin's pipeline", "expires": "86400"})
     assert r.status_code == 200, r.text
     token = re.search(r'<pre id="new-token">([^<]+)</pre>', r.text).group(1)

@@ -24,7 +24,7 @@ def test_keys_survive_restart_and_are_encrypted_at_rest(tmp_path):
         data = p.dir + "/data/portal.sqlite"
         assert p.stop() == 0
         rows = sqlite3.connect(data).execute("SELECT sealed_private_key FROM signing_keys").fetchall()
-        assert rows and all(r[0].startswith("aesgcm:v1:") for r in rows)
+        assert rows and all(r[0].startswith("aesgcm:v2:") for r in rows)
         # Restart on the same database: the same keys, not new ones.
         shutil.copy(p.config, tmp_path / "portal.yaml")
         p2 = Portal.__new__(Portal)
