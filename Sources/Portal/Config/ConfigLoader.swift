@@ -334,12 +334,13 @@ struct ConfigLoader {
                 problems.append(.init(location: "\(file ?? "config"): \(k)", message: "cannot read '\(f)'"))
             }
         }
-        if let f = c.webhookBearerTokenFile {
+        for (key, f) in [("webhook.bearer_token_file", c.webhookBearerTokenFile), ("metrics.bearer_token_file", c.metricsBearerTokenFile)] {
+            guard let f else { continue }
             let token = (try? String(contentsOfFile: f, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
             if token == nil {
-                problems.append(.init(location: "\(file ?? "config"): webhook.bearer_token_file", message: "cannot read '\(f)'"))
+                problems.append(.init(location: "\(file ?? "config"): \(key)", message: "cannot read '\(f)'"))
             } else if (token ?? "").count < 32 {
-                problems.append(.init(location: "\(file ?? "config"): webhook.bearer_token_file", message: "the token must be at least 32 characters"))
+                problems.append(.init(location: "\(file ?? "config"): \(key)", message: "the token must be at least 32 characters"))
             }
         }
         if let f = c.tls?.caFile, !FileManager.default.isReadableFile(atPath: f) {
@@ -371,14 +372,6 @@ struct ConfigLoader {
         if let v = env["PORTAL_KEY_ENCRYPTION_KEY"], !v.isEmpty,
            v.trimmingCharacters(in: .whitespacesAndNewlines).utf8.count < KeySealer.minimumSecretLength {
             problems.append(.init(location: "environment: PORTAL_KEY_ENCRYPTION_KEY", message: "the key-encryption key must be at least \(KeySealer.minimumSecretLength) characters"))
-        }
-        if let f = c.metricsBearerTokenFile {
-            let token = (try? String(contentsOfFile: f, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
-            if token == nil {
-                problems.append(.init(location: "\(file ?? "config"): metrics.bearer_token_file", message: "cannot read '\(f)'"))
-            } else if (token ?? "").count < 32 {
-                problems.append(.init(location: "\(file ?? "config"): metrics.bearer_token_file", message: "the token must be at least 32 characters"))
-            }
         }
         if let url = c.databaseURL, !url.hasPrefix("sqlite://") && !c.usesPostgres {
             problems.append(.init(location: "\(file ?? "config"): database.url",

@@ -26,10 +26,14 @@ struct JSONLogHandler: LogHandler {
         w.add("logger", label)
         var merged = metadata
         if let explicit { merged.merge(explicit) { $1 } }
-        for (k, v) in merged.sorted(by: { $0.key < $1.key }) { w.add(k, "\(v)") }
+        for (k, v) in merged.sorted(by: { $0.key < $1.key }) { w.add(Self.documentedName(k), "\(v)") }
         let line = w.string + "\n"
         Self.lock.withLock { FileHandle.standardError.write(Data(line.utf8)) }
     }
+
+    /// Hummingbird tags each request's logger with `hb.request.id`; the documented field (and the
+    /// `X-Request-Id` header, and the id on error pages) is `request_id`.
+    static func documentedName(_ key: String) -> String { key == "hb.request.id" ? "request_id" : key }
 
     static func timestamp() -> String {
         let f = ISO8601DateFormatter()
