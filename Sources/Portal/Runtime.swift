@@ -30,6 +30,8 @@ struct Runtime: Sendable {
     let credentialUsage: CredentialUsage
     /// The bearer token kube-apiserver must present to the TokenReview webhook (nil: webhook off).
     let webhookToken: String?
+    /// The directory, when `ldap:` is configured (its reachability is part of /readyz).
+    var directory: LDAPAuthenticator? { provider.directory }
 
     static func open(config: PortalConfig, clock: any Clock = SystemClock(), random: any RandomSource = SystemRandom(),
                      hasher: (any PasswordHasher)? = nil, serving: Bool = false, logger: Logger) async throws -> Runtime {
@@ -52,6 +54,8 @@ struct Runtime: Sendable {
 
         var policy = config.signing
         policy.retainAfterRetire = max(config.tokens.idTokenTTL, config.tokens.accessTokenTTL) + 300
+        // No key signs before every verifier can have it: JWKS max-age plus every replica's re-read interval.
+        policy.minimumPublished = max(config.signing.publishAhead, KeyPolicy.jwksMaxAge + config.keyCheckInterval)
         let keys = KeyManager(store: storage, sealer: sealer, clock: clock, random: random, policy: policy, logger: logger)
 
         let successorKey = try await sharedSecret("refresh-successor-v1", storage: storage, sealer: sealer, random: random)
@@ -130,7 +134,9 @@ struct Runtime: Sendable {
     /// `serving`: the long-running server (SQLite checkpoints move to a background thread).
     static func openStorage(_ config: PortalConfig, now: Date, serving: Bool = false, logger: Logger) async throws -> SQLStorage {
         if config.usesPostgres, let url = config.databaseURL {
-            let backend = try await PostgresBackend.open(.init(url: url, poolSize: config.databasePoolSize, caFile: config.databaseCAFile), logger: logger)
+            let backend = try await PostgresBackend.open(.init(url: url, poolSize: config.databasePoolSize, caFile: config.databaseCAFile,
+                                                               acquireTimeout: .milliseconds(Int64(config.databaseAcquireTimeout * 1000))),
+                                                         logger: logger)
             do { return try await SQLStorage.open(backend, now: now) } catch {
                 try? await backend.close()
                 throw error

@@ -60,7 +60,7 @@ struct KeyRotationTests {
             let status = await h.keys.status()
             let old = status[0].kid, next = status[1].kid
             h.clock.advance(10)
-            try await h.keys.rotateNow()
+            try await h.keys.rotate(.routine)
             #expect(try h.keys.signingKey().kid == next)
             let after = await h.keys.status()
             #expect(after.first { $0.kid == old }?.state == "retired")
@@ -117,6 +117,45 @@ struct KeyRotationTests {
             let json = String(data: try JSONSerialization.data(withJSONObject: jwk), encoding: .utf8)!
             let key = try VerificationKey(jwkJSON: json)
             _ = try JWS.verify(tokens.idToken, keys: [kid: key])
+        }
+    }
+
+    @Test func aRoutineRotationNeverSignsWithAKeyPublishedTooRecently() async throws {
+        var policy = Self.policy
+        policy.minimumPublished = 120
+        try await Harness.with(keyPolicy: policy) { h async throws in
+            let old = try h.keys.signingKey().kid
+            let next = await h.keys.status()[1].kid
+            h.clock.advance(10)
+            let r = try await h.keys.rotate(.routine)
+            #expect(r.kid == next && r.signsAt == h.clock.now() + 110, "published 10 s ago: it waits the other 110 s")
+            #expect(try h.keys.signingKey().kid == old, "the current key signs until then")
+            // Rotating again changes nothing: still the same key, still the same time.
+            let again = try await h.keys.rotate(.routine)
+            #expect(again.kid == next && again.signsAt == r.signsAt)
+            h.clock.advance(110)
+            try await h.keys.maintain()
+            #expect(try h.keys.signingKey().kid == next)
+            let status = await h.keys.status()
+            let newNext = try #require(status.first { $0.state == "next" })
+            // The next rotation right away: the new next key was only just published.
+            let third = try await h.keys.rotate(.routine)
+            #expect(third.kid == newNext.kid && third.signsAt > h.clock.now())
+            #expect(try h.keys.signingKey().kid == next)
+        }
+    }
+
+    @Test func anEmergencyRotationSignsWithANewKeyAndWithdrawsTheOthers() async throws {
+        try await Harness.with(keyPolicy: Self.policy) { h async throws in
+            let before = Set(await h.keys.status().map(\.kid))
+            h.clock.advance(5)
+            let r = try await h.keys.rotate(.emergency)
+            #expect(!before.contains(r.kid) && r.signsAt == h.clock.now())
+            #expect(Set(r.withdrawn) == before)
+            #expect(try h.keys.signingKey().kid == r.kid)
+            let published = Set(try await h.publishedKids())
+            #expect(published.isDisjoint(with: before), "withdrawn keys leave JWKS at once")
+            #expect(published.contains(r.kid) && published.count == 2, "the new key and a new next key")
         }
     }
 }

@@ -26,14 +26,14 @@ class Portal:
     `issuer` lets replicas share one issuer (as behind a load balancer)."""
 
     def __init__(self, extra_yaml="", issuer=None, database_url=None, expect_setup_link=True, env=None, issuer_host="127.0.0.1",
-                 listen_host="127.0.0.1"):
+                 listen_host="127.0.0.1", database_options=""):
         self.dir = tempfile.mkdtemp(prefix="portal-bb-")
         self.port = free_port()
         # issuer_host="localhost" for Kerberos: browsers ask for a ticket for HTTP/<host in the URL>.
         self.issuer = issuer or f"http://{issuer_host}:{self.port}"
         self.base = f"http://127.0.0.1:{self.port}"
         self.config = os.path.join(self.dir, "portal.yaml")
-        database = f"database:\n  url: {database_url}\n" if database_url else ""
+        database = f"database:\n  url: {database_url}\n{database_options}" if database_url else ""
         with open(self.config, "w") as f:
             f.write(f"""
 issuer: {self.issuer}

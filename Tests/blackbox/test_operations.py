@@ -3,6 +3,7 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import time
 
 import requests
 
@@ -50,7 +51,7 @@ def test_keys_survive_restart_and_are_encrypted_at_rest(tmp_path):
 
 
 def test_es256_by_configuration_and_forced_rotation():
-    p = Portal(extra_yaml="signing:\n  algorithm: ES256\n")
+    p = Portal(extra_yaml="signing:\n  algorithm: ES256\n  check_interval: 1s\n")
     try:
         keys = requests.get(p.issuer + "/keys").json()["keys"]
         assert {k["kty"] for k in keys} == {"EC"} and {k["alg"] for k in keys} == {"ES256"}
@@ -60,15 +61,24 @@ def test_es256_by_configuration_and_forced_rotation():
         signing_before = [l.split("\t")[0] for l in before if "\tsigning\t" in l]
         nxt = [l.split("\t")[0] for l in before if "\tnext\t" in l]
         assert len(signing_before) == 1 and len(nxt) == 1
+        # A routine rotation: the next key was published seconds ago, so it waits (publish_ahead, 1 h).
         r = p.cli("keys", "rotate")
         assert r.returncode == 0, r.stderr
+        assert f"key {nxt[0]} will sign at" in r.stdout, r.stdout
         after = p.cli("keys", "list").stdout.splitlines()
-        # The key that was published ahead now signs; the old one is retired but still published.
-        assert [l.split("\t")[0] for l in after if "\tsigning\t" in l] == nxt
-        assert [l.split("\t")[0] for l in after if "\tretired\t" in l] == signing_before
+        assert [l.split("\t")[0] for l in after if "\tsigning\t" in l] == signing_before
+        # An emergency rotation: a brand-new key signs now, every earlier key leaves JWKS at once.
+        r = p.cli("keys", "rotate", "--emergency")
+        assert r.returncode == 0 and "EMERGENCY rotation" in r.stdout and "left JWKS" in r.stdout, r.stdout
+        after = p.cli("keys", "list").stdout.splitlines()
+        signing_after = [l.split("\t")[0] for l in after if "\tsigning\t" in l]
+        assert len(signing_after) == 1 and signing_after[0] not in signing_before + nxt
+        time.sleep(2.5)   # the running server re-reads keys every check_interval
+        published = [k["kid"] for k in requests.get(p.issuer + "/keys").json()["keys"]]
+        assert signing_after[0] in published and not set(published) & set(signing_before + nxt)
         assert "UNENCRYPTED" in after[0]
         audit = p.cli("audit", "--type", "admin.keys.rotate").stdout
-        assert "admin.keys.rotate" in audit
+        assert "admin.keys.rotate" in audit and "emergency" in audit
     finally:
         assert p.stop() == 0
 
@@ -135,3 +145,14 @@ def test_metrics_endpoint_counts_logins_tokens_and_requests():
         assert 'portal_audit_events_total{' in text
     finally:
         assert p.stop() == 0
+
+
+def test_json_log_lines_carry_the_documented_request_id(portal):
+    r = requests.get(portal.base + "/no-such-page")
+    rid = r.headers["X-Request-Id"]
+    assert r.status_code == 404 and rid in r.text
+    import json as _json
+    lines = [_json.loads(l) for l in portal.logs().splitlines() if l.startswith("{")]
+    mine = [l for l in lines if l.get("request_id") == rid]
+    assert mine and mine[-1]["path"] == "/no-such-page", lines[-3:]
+    assert not any("hb.request.id" in l for l in lines), "the internal key name leaked into the log"

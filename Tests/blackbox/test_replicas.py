@@ -37,7 +37,7 @@ def database():
 
 @pytest.fixture(scope="module")
 def replicas(database):
-    extra = "signing:\n  check_interval: 1s\ntokens:\n  refresh_grace_window: 10s\n"
+    extra = "signing:\n  check_interval: 1s\n  publish_ahead: 0s\ntokens:\n  refresh_grace_window: 10s\n"
     a = Portal(extra_yaml=extra, database_url=database)
     b = Portal(extra_yaml=extra, issuer=a.issuer, database_url=database, expect_setup_link=False)
     r = a.cli("user", "add", "alice", "--password-stdin", "--group", "dev", stdin=PASSWORD + "\n")
@@ -116,19 +116,58 @@ def test_admin_revocation_on_a_bites_on_b_at_once(replicas):
         assert a.cli("user", "enable", "alice").returncode == 0
 
 
-def test_a_key_rotated_through_a_is_published_by_b_before_it_signs(replicas):
+class CachingVerifier:
+    """A verifier that honours the JWKS Cache-Control max-age strictly: it refetches only when
+    its copy has expired, never on an unknown kid — the worst case any relying party may be in."""
+
+    def __init__(self, base):
+        self.base, self.keys, self.expires = base, {}, 0.0
+
+    def verify(self, jwt):
+        if time.time() >= self.expires:
+            r = requests.get(self.base + "/keys")
+            max_age = int(re.search(r"max-age=(\d+)", r.headers["Cache-Control"]).group(1))
+            self.keys = {k["kid"]: k for k in r.json()["keys"]}
+            self.expires = time.time() + max_age
+        from joserfc import jwt as jose_jwt
+        from joserfc.jwk import KeySet
+        kid = kid_of(jwt)
+        assert kid in self.keys, f"token signed with {kid}, which the verifier's cached JWKS does not hold"
+        jose_jwt.decode(jwt, KeySet.import_key_set({"keys": [self.keys[kid]]}))
+
+
+def test_a_key_never_signs_before_verifiers_holding_a_cached_jwks_can_have_it(replicas):
+    """Routine rotations right after start (twice in a row): the next key was published seconds
+    earlier, so it must not sign before the JWKS max-age plus the replicas' check interval has
+    passed — verifiers holding a cached JWKS verify every token minted meanwhile, on both replicas."""
     a, b = replicas
-    listing = a.cli("keys", "list").stdout.splitlines()
-    nxt = [l.split("\t")[0] for l in listing if "\tnext\t" in l]
-    assert len(nxt) == 1
-    assert nxt[0] in [k["kid"] for k in requests.get(b.base + "/keys").json()["keys"]]
-    assert a.cli("keys", "rotate").returncode == 0
-    time.sleep(2.5)  # each replica re-reads keys every second in this test (signing.check_interval)
+    verifiers = {p: CachingVerifier(p.base) for p in (a, b)}
+    sessions = {p: login_session(p) for p in (a, b)}
     for p in (a, b):
-        tokens = code_flow(p, login_session(p))
-        assert kid_of(tokens["id_token"]) == nxt[0]
-        keys = [k["kid"] for k in requests.get(p.base + "/keys").json()["keys"]]
-        assert nxt[0] in keys and len(keys) == 3  # new signing key, the retired one, a new next one
+        verifiers[p].verify(code_flow(p, sessions[p])["id_token"])
+    first = a.cli("keys", "rotate")
+    assert first.returncode == 0, first.stderr
+    second = a.cli("keys", "rotate")
+    assert second.returncode == 0, second.stderr
+    m = re.search(r"key (\S+) will sign at \S+ \((\d+) s from now\)", second.stdout)
+    assert m, second.stdout       # just published: it waits
+    newest, wait = m.group(1), int(m.group(2))
+    # At most JWKS max-age 60 s + check_interval 1 s after it was published (minus what already passed).
+    assert 0 < wait <= 61, second.stdout
+    # Mint and verify on both replicas until the newest key has taken over: every token verifies
+    # against each verifier's cached JWKS.
+    deadline = time.time() + wait + 4
+    kids = set()
+    while time.time() < deadline:
+        for p in (a, b):
+            t = code_flow(p, sessions[p])["id_token"]
+            verifiers[p].verify(t)
+            kids.add(kid_of(t))
+        time.sleep(2)
+    assert newest in kids, f"the rotated key never signed: {kids}"
+    for p in (a, b):
+        assert kid_of(code_flow(p, sessions[p])["id_token"]) == newest
+    assert "routine" in a.cli("audit", "--type", "admin.keys.rotate").stdout
 
 
 def test_kill_9_during_refresh_traffic_leaves_every_family_consistent(replicas, database):

@@ -10,6 +10,12 @@ public struct KeyPolicy: Sendable {
     /// The longest lifetime of anything signed (id_token, access token), plus clock skew:
     /// a retired key stays in JWKS this long after it stopped signing.
     public var retainAfterRetire: TimeInterval
+    /// The least time any key is in JWKS before it signs, routine rotations included: at least
+    /// `publishAhead`, and at least the JWKS max-age plus every replica's check interval (set by
+    /// the server), so that no verifier holding a cached JWKS can meet an unknown key.
+    public var minimumPublished: TimeInterval = 0
+    /// How long verifiers may cache JWKS (`Cache-Control: max-age` on /keys).
+    public static let jwksMaxAge: TimeInterval = 60
 
     public init(algorithm: SigningAlgorithm = .rs256, rotationPeriod: TimeInterval = 30 * 86400,
                 publishAhead: TimeInterval = 3600, retainAfterRetire: TimeInterval = 60 + 300) {
@@ -44,9 +50,10 @@ public actor KeyManager {
     /// Loads keys from storage, creating or rotating them when due. Call at start and periodically.
     public func maintain() async throws {
         let now = clock.now()
-        if try await store.acquireLease(name: "signing-keys", holder: holder, now: now, until: now + 60) {
+        let held = try await store.acquireLease(name: "signing-keys", holder: holder, now: now, until: now + 60)
+        if held {
             do {
-                try await reconcile(now: now, forceRotate: false)
+                try await reconcile(now: now)
                 try await store.releaseLease(name: "signing-keys", holder: holder)
             } catch {
                 try? await store.releaseLease(name: "signing-keys", holder: holder)
@@ -54,10 +61,36 @@ public actor KeyManager {
             }
         }
         try await reload()
+        // Another replica holds the lease and is creating the first key (replicas started
+        // together on an empty database): look again at once instead of at the next check.
+        var waited = 0
+        while !held, !hasSigningKey, waited < 100 {
+            try await Task.sleep(nanoseconds: 100_000_000)
+            waited += 1
+            try await reload()
+        }
     }
 
-    /// Makes the pre-published next key sign from now on and publishes a new next key.
-    public func rotateNow() async throws {
+    nonisolated var hasSigningKey: Bool { (try? signingKey()) != nil }
+
+    public enum Rotation: Sendable { case routine, emergency }
+
+    public struct RotationResult: Sendable {
+        /// The key that signs from `signsAt`.
+        public var kid: String
+        public var signsAt: Date
+        /// Keys removed from JWKS at once (emergency rotations).
+        public var withdrawn: [String]
+    }
+
+    /// Routine: the published next key signs as soon as it has been in JWKS for
+    /// `minimumPublished` — at once when it has (the usual case), else at the time returned; the
+    /// current key signs until then. Emergency (a suspected compromise): a brand-new key signs
+    /// at once and every other key leaves JWKS at once, so nothing signed with them verifies any
+    /// more; verifiers holding a JWKS fetched earlier refuse new tokens until they fetch again
+    /// (at most `jwksMaxAge`, sooner for those that refetch on an unknown kid).
+    @discardableResult
+    public func rotate(_ kind: Rotation) async throws -> RotationResult {
         // Another replica may be in the middle of maintenance: wait for it (briefly).
         var acquired = false
         for attempt in 0..<50 {
@@ -66,14 +99,53 @@ public actor KeyManager {
             if attempt < 49 { try await Task.sleep(nanoseconds: 200_000_000) }
         }
         guard acquired else { throw StorageError.conflict("another process is changing signing keys; try again in a minute") }
+        let result: RotationResult
         do {
-            try await reconcile(now: clock.now(), forceRotate: true)
+            result = try await rotateHoldingLease(kind, now: clock.now())
             try await store.releaseLease(name: "signing-keys", holder: holder)
         } catch {
             try? await store.releaseLease(name: "signing-keys", holder: holder)
             throw error
         }
         try await reload()
+        return result
+    }
+
+    private func rotateHoldingLease(_ kind: Rotation, now: Date) async throws -> RotationResult {
+        var recs = try await store.signingKeys().filter { $0.expiresAt.map { $0 > now } ?? true }
+        switch kind {
+        case .emergency:
+            var withdrawn: [String] = []
+            for i in recs.indices {
+                if recs[i].retiresAt == nil || recs[i].retiresAt! > now { recs[i].retiresAt = now }
+                recs[i].expiresAt = now
+                try await store.updateSigningKey(recs[i])
+                withdrawn.append(recs[i].kid)
+            }
+            let fresh = try await createKey(activatesAt: now, now: now)
+            logger.warning("EMERGENCY signing key rotation: every earlier key left JWKS", metadata: ["kid": "\(fresh.kid)", "withdrawn": "\(withdrawn)"])
+            try await reconcile(now: now)
+            return RotationResult(kid: fresh.kid, signsAt: now, withdrawn: withdrawn)
+        case .routine:
+            guard let i = recs.indices.filter({ recs[$0].activatesAt > now }).min(by: { recs[$0].activatesAt < recs[$1].activatesAt }) else {
+                let next = try await createKey(activatesAt: now + policy.minimumPublished, now: now)
+                return RotationResult(kid: next.kid, signsAt: next.activatesAt, withdrawn: [])
+            }
+            let signsAt = max(now, recs[i].createdAt + policy.minimumPublished)
+            recs[i].activatesAt = signsAt
+            try await store.updateSigningKey(recs[i])
+            if signsAt <= now {
+                // Retire the current key explicitly (the promoted key may share its activation second).
+                if let cur = Self.current(recs.filter { $0.kid != recs[i].kid }, now: now), let ci = recs.firstIndex(where: { $0.kid == cur.kid }) {
+                    recs[ci].retiresAt = now
+                    recs[ci].expiresAt = now + policy.retainAfterRetire
+                    try await store.updateSigningKey(recs[ci])
+                }
+                try await reconcile(now: now)
+            }
+            logger.notice("signing key rotation by operator", metadata: ["kid": "\(recs[i].kid)", "signs_at": "\(signsAt)"])
+            return RotationResult(kid: recs[i].kid, signsAt: signsAt, withdrawn: [])
+        }
     }
 
     /// Re-reads the records from storage (other replicas may have changed them).
@@ -167,7 +239,7 @@ public actor KeyManager {
             .max { ($0.activatesAt, $0.createdAt) < ($1.activatesAt, $1.createdAt) }
     }
 
-    private func reconcile(now: Date, forceRotate: Bool) async throws {
+    private func reconcile(now: Date) async throws {
         var recs = try await store.signingKeys()
 
         // Expired keys leave storage.
@@ -200,23 +272,6 @@ public actor KeyManager {
             logger.notice("replaced unpublished next key with one of the configured algorithm", metadata: ["alg": "\(policy.algorithm.rawValue)"])
         }
 
-        if forceRotate {
-            // Retire the current key explicitly (a promoted key may share its activation second),
-            // then promote the published next key (or, with none, make one that signs now).
-            if let cur = Self.current(recs, now: now), let ci = recs.firstIndex(where: { $0.kid == cur.kid }) {
-                recs[ci].retiresAt = now
-                recs[ci].expiresAt = now + policy.retainAfterRetire
-                try await store.updateSigningKey(recs[ci])
-            }
-            if let i = recs.indices.filter({ recs[$0].activatesAt > now }).min(by: { recs[$0].activatesAt < recs[$1].activatesAt }) {
-                recs[i].activatesAt = now
-                try await store.updateSigningKey(recs[i])
-                logger.notice("signing key rotated by operator", metadata: ["kid": "\(recs[i].kid)"])
-            } else {
-                recs.append(try await createKey(activatesAt: now, now: now))
-            }
-        }
-
         // Everything that activated before the current key retires when the current one took over.
         if let cur = Self.current(recs, now: now) {
             for i in recs.indices where recs[i].kid != cur.kid && recs[i].activatesAt <= now && recs[i].retiresAt == nil {
@@ -227,7 +282,7 @@ public actor KeyManager {
             }
             // Always keep a next key published well before it signs.
             if !recs.contains(where: { $0.activatesAt > now }) {
-                let at = max(cur.activatesAt + policy.rotationPeriod, now + policy.publishAhead)
+                let at = max(cur.activatesAt + policy.rotationPeriod, now + max(policy.publishAhead, policy.minimumPublished))
                 let next = try await createKey(activatesAt: at, now: now)
                 logger.info("published next signing key", metadata: ["kid": "\(next.kid)", "activates": "\(at)"])
             }

@@ -90,6 +90,9 @@ public final class LDAPAuthenticator: Authenticator, @unchecked Sendable {
         return result.0
     }
 
+    /// False while no directory server answered the last attempt (readiness report).
+    public var directoryReachable: Bool { !servers.allFailed }
+
     /// Whether a local account holds this directory identity's name (checked on every use, so a
     /// local account created later stops the directory one at its next refresh).
     func isShadowed(_ identity: Identity) async throws -> Bool {

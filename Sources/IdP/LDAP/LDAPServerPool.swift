@@ -107,6 +107,12 @@ final class LDAPServerPool: @unchecked Sendable {
         throw AuthenticatorUnavailable("no directory server answered: " + failures.joined(separator: "; "))
     }
 
+    /// True while every server failed its last attempt (for /readyz; never blocks).
+    var allFailed: Bool {
+        lock.lock(); defer { lock.unlock() }
+        return !servers.isEmpty && servers.allSatisfy { $0.failedUntil != nil }
+    }
+
     private func candidates() -> [Int] {
         let now = Date()
         lock.lock(); defer { lock.unlock() }

@@ -18,6 +18,11 @@ extension Provider {
             }
         } catch let e as OAuthError {
             throw e
+        } catch let e as StorageError where e.isUnavailable {
+            // Nothing was consumed (a rotation commits whole or not at all): the client retries
+            // the same token, and a rotation that did commit is found again in the grace window.
+            logger.error("token endpoint: database unavailable", metadata: ["error": "\(e.message)"])
+            throw OAuthError.temporarilyUnavailable("the database cannot be reached; try again")
         } catch {
             logger.error("token endpoint failed", metadata: ["error": "\(error)"])
             throw OAuthError.serverError("the request could not be completed; try again")

@@ -41,6 +41,9 @@ public struct Provider: Sendable {
 
     public var now: Date { clock.now() }
 
+    /// The LDAP authenticator, when one is configured.
+    public var directory: LDAPAuthenticator? { authenticators["ldap"] as? LDAPAuthenticator }
+
     // MARK: Discovery (OIDC Discovery §3, RFC 8414)
 
     public func discoveryJSON() async -> String {

@@ -13,6 +13,8 @@ public struct StorageError: Error, CustomStringConvertible, Equatable {
 
     public var isConflict: Bool { kind == .conflict }
     public var isNotFound: Bool { kind == .notFound }
+    /// The database cannot be reached (or answered with a server error): a 503, never a 500.
+    public var isUnavailable: Bool { kind == .unavailable }
     public var description: String { "storage: \(kind): \(message)" }
 }
 

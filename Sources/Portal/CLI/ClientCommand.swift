@@ -74,16 +74,36 @@ struct KeysCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "keys", abstract: "Signing keys.", subcommands: [Rotate.self, List.self])
 
     struct Rotate: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Make the published next key sign now and publish a new next key.")
+        static let configuration = CommandConfiguration(
+            abstract: "Rotate the signing key: routinely (the published next key signs once verifiers can have it) or, with --emergency, at once.")
         @OptionGroup var options: ConfigOption
+        @Flag(help: "A suspected compromise: a new key signs now and every other key leaves JWKS at once (verifiers may refuse tokens for up to a minute).")
+        var emergency = false
         func run() async throws {
             try await withCLIRuntime(options) { rt in
                 try await rt.keys.maintain()
-                try await rt.keys.rotateNow()
-                await rt.provider.auditor.record("admin.keys.rotate", actor: "cli")
+                let r = try await rt.keys.rotate(emergency ? .emergency : .routine)
+                let details: [String: String] = ["kind": emergency ? "emergency" : "routine", "signs_at": String(Int(r.signsAt.timeIntervalSince1970))]
+                await rt.provider.auditor.record("admin.keys.rotate", actor: "cli", subject: r.kid, details: details)
+                print(KeysCommand.explain(r, now: rt.clock.now()))
                 for s in await rt.keys.status() { print("\(s.kid)\t\(s.algorithm.rawValue)\t\(s.state)") }
             }
         }
+    }
+
+    /// The result of a rotation in words (CLI and admin UI).
+    static func explain(_ r: KeyManager.RotationResult, now: Date) -> String {
+        let f = ISO8601DateFormatter()
+        let kid: String = r.kid
+        if !r.withdrawn.isEmpty {
+            let count: Int = r.withdrawn.count
+            let maxAge: Int = Int(KeyPolicy.jwksMaxAge)
+            return "EMERGENCY rotation: key \(kid) signs now; \(count) earlier key(s) left JWKS, so tokens they signed no longer verify. Verifiers that fetched JWKS in the last \(maxAge) s may refuse new tokens until they fetch it again; kubectl users may need to log in again."
+        }
+        if r.signsAt <= now { return "key \(kid) signs now (it was published long enough ago); a new next key is published" }
+        let when: String = f.string(from: r.signsAt)
+        let seconds: Int = Int(r.signsAt.timeIntervalSince(now))
+        return "key \(kid) will sign at \(when) (\(seconds) s from now), once every verifier can have it; the current key signs until then"
     }
 
     struct List: AsyncParsableCommand {

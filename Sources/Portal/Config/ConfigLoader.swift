@@ -130,7 +130,8 @@ struct ConfigLoader {
         if let v = string(top["issuer"], "issuer") { c.issuer = v }
         if let n = top["listen"], let v = string(n, "listen") { setListen(v, &c, node: n) }
         if let v = string(top["data_dir"], "data_dir") { c.dataDir = v }
-        if let n = top["database"], let m = mapping(n, "database", known: ["url", "pool_size", "ca_file"]) {
+        if let n = top["database"], let m = mapping(n, "database", known: ["url", "pool_size", "ca_file", "acquire_timeout"]) {
+            if let v = duration(m["acquire_timeout"], "database.acquire_timeout", min: 0.1, max: 120) { c.databaseAcquireTimeout = v }
             if let v = string(m["url"], "database.url") { c.databaseURL = v }
             if let v = int(m["pool_size"], "database.pool_size", min: 1, max: 200) { c.databasePoolSize = v }
             if let v = string(m["ca_file"], "database.ca_file") { c.databaseCAFile = v }

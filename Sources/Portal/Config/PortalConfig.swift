@@ -44,6 +44,8 @@ struct PortalConfig: Sendable {
     var databaseURL: String?
     var databasePoolSize = 10
     var databaseCAFile: String?
+    /// The longest a request waits for a database connection before answering 503.
+    var databaseAcquireTimeout: TimeInterval = 3
     var tls: TLS?
     var logLevel = "info"
     var logFormat = "json"

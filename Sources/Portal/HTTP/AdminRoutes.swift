@@ -94,10 +94,13 @@ struct AdminRoutes {
             await runtime.provider.auditor.record("admin.throttle.clear", actor: admin.username, subject: key, remoteAddress: ctx.remoteAddress)
             return Page(notice: cleared.isEmpty ? "Nothing to clear: it had already expired." : "Cleared: the next attempt is not delayed.")
         }
-        post("/admin/keys/rotate", "/admin/keys") { _, admin, _ in
-            try await runtime.keys.rotateNow()
-            await runtime.provider.auditor.record("admin.keys.rotate", actor: admin.username)
-            return Page(notice: "Rotated: the key that was published ahead signs now; a new next key is published.")
+        post("/admin/keys/rotate", "/admin/keys") { form, admin, ctx in
+            let emergency = form["kind"] == "emergency"
+            let r = try await runtime.keys.rotate(emergency ? .emergency : .routine)
+            let details: [String: String] = ["kind": emergency ? "emergency" : "routine", "signs_at": String(Int(r.signsAt.timeIntervalSince1970))]
+            await runtime.provider.auditor.record("admin.keys.rotate", actor: admin.username, subject: r.kid, remoteAddress: ctx.remoteAddress,
+                                                  details: details)
+            return Page(notice: KeysCommand.explain(r, now: runtime.clock.now()))
         }
     }
 
@@ -231,7 +234,10 @@ struct AdminRoutes {
         case "/admin/keys":
             let status = await runtime.keys.status()
             view = AdminView(csrf: csrf, username: admin.username, current: path, heading: "Signing keys",
-                             forms: [.init(title: "Rotate now", action: "/admin/keys/rotate", submit: "Rotate signing key", csrf: csrf, fields: [])],
+                             intro: "Routine rotation: the published next key signs once every verifier can have it (it has been in JWKS long enough). Emergency rotation, for a suspected compromise: a new key signs at once and every other key leaves JWKS, so tokens they signed stop verifying and verifiers may refuse new tokens for up to a minute.",
+                             forms: [.init(title: "Rotate", action: "/admin/keys/rotate", submit: "Rotate signing key", csrf: csrf, fields: [
+                                 F("kind", "Routine or emergency (type emergency for a suspected compromise)"),
+                             ])],
                              columns: ["Key id", "Algorithm", "State", "Signs from", "Leaves JWKS", "At rest"],
                              rows: status.map { s in
                                  AdminView.Row(cells: [s.kid, s.algorithm.rawValue, s.state, d(s.activatesAt), s.expiresAt.map { d($0) } ?? "—",

@@ -30,14 +30,23 @@ func buildRouter(runtime: Runtime, pages: Pages, assets: StaticAssets) -> Router
 
     router.get("/healthz") { _, _ in Responses.json(.ok, #"{"status":"ok"}"#) }
     router.get("/readyz") { _, context in
-        do {
-            try await runtime.storage.ping()
-            _ = try runtime.keys.signingKey()
-            return Responses.json(.ok, #"{"status":"ready"}"#)
-        } catch {
-            context.logger.warning("not ready", metadata: ["error": .string("\(error)")])
-            return Responses.json(.serviceUnavailable, #"{"status":"unavailable"}"#)
+        // Answers within a second and names what is down. The database and a signing key are
+        // required (503 without them); the directory is reported but does not take the replica
+        // out of rotation: local accounts, robots and refreshes of local users still work.
+        let database = await runtime.storage.isReachable(within: .milliseconds(800))
+        let signing = (try? runtime.keys.signingKey()) != nil
+        let directory = runtime.directory.map { $0.directoryReachable ? "ok" : "unavailable" } ?? "not configured"
+        var checks = JSONObjectWriter()
+        checks.add("database", database ? "ok" : "unavailable")
+        checks.add("signing_key", signing ? "ok" : "none active")
+        checks.add("directory", directory)
+        var w = JSONObjectWriter()
+        w.add("status", database && signing ? "ready" : "unavailable")
+        w.addRaw("checks", checks.string)
+        if !(database && signing) {
+            context.logger.warning("not ready", metadata: ["database": .string(database ? "ok" : "unavailable"), "signing_key": .stringConvertible(signing)])
         }
+        return Responses.json(database && signing ? .ok : .serviceUnavailable, w.string)
     }
     let metricsToken = runtime.config.metricsBearerTokenFile.flatMap { try? String(contentsOfFile: $0, encoding: .utf8) }?
         .trimmingCharacters(in: .whitespacesAndNewlines)

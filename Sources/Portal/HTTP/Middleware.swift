@@ -60,6 +60,17 @@ struct PortalMiddleware: RouterMiddleware {
     }
 
     func errorResponse(_ error: any Error, request: Request, context: PortalContext) -> Response {
+        // The database is down (or did not give a connection in time): a clear 503, never a 500.
+        if let e = error as? StorageError, e.isUnavailable {
+            context.logger.error("database unavailable", metadata: ["error": .string(e.message)])
+            if Self.isProtocolPath(request.uri.path) {
+                return Responses.oauthError(.temporarilyUnavailable("the database cannot be reached; try again"))
+            }
+            return Responses.html(.serviceUnavailable, pages.render(ErrorView(heading: "Sign-in is unavailable",
+                                                                              message: "The portal's database cannot be reached right now. Nothing was changed.",
+                                                                              hint: "Try again in a minute. If it persists, tell your administrator.",
+                                                                              requestID: context.requestID)))
+        }
         let status: HTTPResponse.Status
         if let e = error as? any HTTPResponseError { status = e.status } else { status = .internalServerError }
         if status == .internalServerError {

@@ -11,47 +11,173 @@ import CoreMetrics
 /// leased connection. Single use holds across replicas because the conditional UPDATEs take
 /// row locks: a second redeemer waits for the first to commit, re-checks `used_at IS NULL`,
 /// and finds nothing to update.
-public final class PostgresBackend: SQLBackend {
+///
+/// A dead database is a fast, clear failure: acquiring a connection is bounded by
+/// `acquireTimeout` (PostgresNIO's pool would queue a request until its circuit breaker trips,
+/// about a minute). Once the pool has failed, a watchdog probes the server every 250 ms with a
+/// direct connection and, when it answers, replaces the pool with a fresh one — the old pool's
+/// reconnect backoff grows to a minute, a fresh pool connects at once.
+public final class PostgresBackend: SQLBackend, @unchecked Sendable {
     public let flavor = SQLFlavor.postgres
-    let client: PostgresClient
-    let runner: Task<Void, Never>
     let logger: Logger
+    let options: Options
+    let parsed: PostgresURL
+    let clientTLS: PostgresClient.Configuration.TLS
+    let probeTLS: PostgresConnection.Configuration.TLS
+
+    let lock = NSLock()
+    private var client: PostgresClient
+    private var runner: Task<Void, Never>
+    private var generation = 0
+    private var reviving = false
+    private var closed = false
+    /// The pool is revived only once it has worked (a failed `open` just reports).
+    private var opened = false
 
     public struct Options: Sendable {
         public var url: String
         public var poolSize: Int = 10
         /// CA for `sslmode=verify-full` (PEM file); system roots when nil.
         public var caFile: String?
-        public init(url: String, poolSize: Int = 10, caFile: String? = nil) { self.url = url; self.poolSize = poolSize; self.caFile = caFile }
+        /// The longest a request waits for a connection (`database.acquire_timeout`).
+        public var acquireTimeout: Duration = .seconds(3)
+        public init(url: String, poolSize: Int = 10, caFile: String? = nil, acquireTimeout: Duration = .seconds(3)) {
+            self.url = url; self.poolSize = poolSize; self.caFile = caFile; self.acquireTimeout = acquireTimeout
+        }
     }
 
     public static func open(_ options: Options, logger: Logger) async throws -> PostgresBackend {
         let parsed = try PostgresURL(options.url)
-        var tls: PostgresClient.Configuration.TLS = .disable
+        let clientTLS: PostgresClient.Configuration.TLS, probeTLS: PostgresConnection.Configuration.TLS
         switch parsed.sslMode {
-        case "disable": tls = .disable
-        case "prefer", "allow": tls = .prefer(try tlsConfiguration(verify: false, caFile: options.caFile))
-        case "require": tls = .require(try tlsConfiguration(verify: false, caFile: options.caFile))
-        case "verify-ca", "verify-full": tls = .require(try tlsConfiguration(verify: true, caFile: options.caFile ?? parsed.rootCert))
+        case "disable": clientTLS = .disable; probeTLS = .disable
+        case "prefer", "allow":
+            let t = try tlsConfiguration(verify: false, caFile: options.caFile); clientTLS = .prefer(t); probeTLS = .prefer(try .init(configuration: t))
+        case "require":
+            let t = try tlsConfiguration(verify: false, caFile: options.caFile); clientTLS = .require(t); probeTLS = .require(try .init(configuration: t))
+        case "verify-ca", "verify-full":
+            let t = try tlsConfiguration(verify: true, caFile: options.caFile ?? parsed.rootCert); clientTLS = .require(t); probeTLS = .require(try .init(configuration: t))
         default: throw StorageURLError("unsupported sslmode '\(parsed.sslMode)' (use disable, prefer, require, verify-ca or verify-full)")
         }
+        let backend = PostgresBackend(options: options, parsed: parsed, clientTLS: clientTLS, probeTLS: probeTLS, logger: logger)
+        do {
+            try await backend.run { db in _ = try await db.raw("SELECT 1 AS one").first() }
+        } catch {
+            try? await backend.close()
+            throw StorageError.unavailable("cannot connect to the database (PostgreSQL at \(parsed.where)): \(Self.describe(error))")
+        }
+        backend.lock.withLock { backend.opened = true }
+        return backend
+    }
+
+    init(options: Options, parsed: PostgresURL, clientTLS: PostgresClient.Configuration.TLS, probeTLS: PostgresConnection.Configuration.TLS,
+         logger: Logger) {
+        self.options = options; self.parsed = parsed; self.clientTLS = clientTLS; self.probeTLS = probeTLS; self.logger = logger
+        (client, runner) = Self.makeClient(options: options, parsed: parsed, tls: clientTLS, logger: logger)
+    }
+
+    static func makeClient(options: Options, parsed: PostgresURL, tls: PostgresClient.Configuration.TLS, logger: Logger) -> (PostgresClient, Task<Void, Never>) {
         var config = PostgresClient.Configuration(host: parsed.host, port: parsed.port, username: parsed.user, password: parsed.password,
                                                   database: parsed.database, tls: tls)
         config.options.maximumConnections = max(1, options.poolSize)
         config.options.minimumConnections = max(1, options.poolSize)
-        config.options.connectTimeout = .seconds(10)
+        config.options.connectTimeout = .seconds(5)
         config.options.keepAliveBehavior = nil
         let client = PostgresClient(configuration: config, backgroundLogger: logger)
-        let runner = Task { await client.run() }
-        await Task.yield()  // let run() start before the first lease
-        let backend = PostgresBackend(client: client, runner: runner, logger: logger)
+        return (client, Task { await client.run() })
+    }
+
+    /// A connection from the pool within `acquireTimeout`, or `.unavailable` naming the database.
+    private func withLease<R: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> R) async throws -> R {
+        let (client, generation) = lock.withLock { (self.client, self.generation) }
+        let acquired = Flag()
+        let timeout = options.acquireTimeout
         do {
-            try await backend.run { db in _ = try await db.raw("SELECT 1 AS one").first() }
+            return try await withThrowingTaskGroup(of: R?.self) { group in
+                group.addTask { try await client.withConnection { conn in acquired.set(); return try await body(conn) } }
+                group.addTask {
+                    try await Task.sleep(for: timeout)
+                    if !acquired.isSet { throw AcquireTimeout() }
+                    return nil
+                }
+                while let r = try await group.next() {
+                    if let r { group.cancelAll(); return r }
+                }
+                throw AcquireTimeout()
+            }
+        } catch is AcquireTimeout {
+            Counter(label: "portal_storage_errors_total").increment()
+            poolFailed(generation)
+            throw StorageError.unavailable("no connection from the database (PostgreSQL at \(parsed.where)) within \(timeout)")
         } catch {
-            runner.cancel()
-            throw StorageError.unavailable("cannot connect to PostgreSQL at \(parsed.host):\(parsed.port)/\(parsed.database ?? ""): \(Self.describe(error))")
+            if Self.isConnectionFailure(error) { poolFailed(generation) }
+            throw Self.translate(error)
         }
-        return backend
+    }
+
+    /// The pool of `generation` stopped producing connections: probe the server and, once it
+    /// answers, start a fresh pool (unless another request already did).
+    private func poolFailed(_ failed: Int) {
+        let start = lock.withLock { () -> Bool in
+            guard failed == generation, !reviving, !closed, opened else { return false }
+            reviving = true
+            return true
+        }
+        guard start else { return }
+        logger.error("database unreachable; probing it until it answers", metadata: ["database": "\(parsed.where)"])
+        Task { [self] in
+            while !(lock.withLock { closed }) {
+                if await probe() {
+                    let (fresh, freshRunner) = Self.makeClient(options: options, parsed: parsed, tls: clientTLS, logger: logger)
+                    let old = lock.withLock { () -> Task<Void, Never> in
+                        let old = runner
+                        client = fresh; runner = freshRunner; generation += 1; reviving = false
+                        return old
+                    }
+                    old.cancel()
+                    logger.notice("database reachable again; connection pool replaced", metadata: ["database": "\(parsed.where)"])
+                    return
+                }
+                try? await Task.sleep(for: .milliseconds(250))
+            }
+        }
+    }
+
+    /// One direct connection and `SELECT 1`, bounded by a second.
+    private func probe() async -> Bool {
+        let config = PostgresConnection.Configuration(host: parsed.host, port: parsed.port, username: parsed.user, password: parsed.password,
+                                                      database: parsed.database, tls: probeTLS)
+        let logger = self.logger
+        return await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                guard let conn = try? await PostgresConnection.connect(configuration: config, id: 0, logger: logger) else { return false }
+                let ok = (try? await conn.query("SELECT 1", logger: logger)) != nil
+                try? await conn.close()
+                return ok
+            }
+            group.addTask { try? await Task.sleep(for: .seconds(1)); return false }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+    }
+
+    static func isConnectionFailure(_ error: any Error) -> Bool {
+        if error is ConnectionPoolError { return true }
+        if let e = error as? PSQLError { return e.serverInfo == nil }
+        return false
+    }
+
+    /// Liveness of the database within `timeout` (for /readyz).
+    public func ping(timeout: Duration) async -> Bool {
+        let client = lock.withLock { self.client }
+        return await withTaskGroup(of: Bool.self) { group in
+            group.addTask { (try? await client.withConnection { conn in try await conn.query("SELECT 1", logger: self.logger) }) != nil }
+            group.addTask { try? await Task.sleep(for: timeout); return false }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
     }
 
     static func tlsConfiguration(verify: Bool, caFile: String?) throws -> TLSConfiguration {
@@ -66,40 +192,37 @@ public final class PostgresBackend: SQLBackend {
         return c
     }
 
-    init(client: PostgresClient, runner: Task<Void, Never>, logger: Logger) {
-        self.client = client; self.runner = runner; self.logger = logger
-    }
-
     public func transaction<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
-        do {
-            return try await client.withConnection { conn in
-                let db = conn.sql(queryLogLevel: .trace)
-                try await db.raw("BEGIN").run()
-                do {
-                    let r = try await body(db)
-                    try await db.raw("COMMIT").run()
-                    return r
-                } catch {
-                    try? await db.raw("ROLLBACK").run()
-                    throw error
-                }
+        try await withLease { conn in
+            let db = conn.sql(queryLogLevel: .trace)
+            try await db.raw("BEGIN").run()
+            do {
+                let r = try await body(db)
+                try await db.raw("COMMIT").run()
+                return r
+            } catch {
+                try? await db.raw("ROLLBACK").run()
+                throw error
             }
-        } catch { throw Self.translate(error) }
+        }
     }
 
     public func run<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
-        do {
-            return try await client.withConnection { conn in try await body(conn.sql(queryLogLevel: .trace)) }
-        } catch { throw Self.translate(error) }
+        try await withLease { conn in try await body(conn.sql(queryLogLevel: .trace)) }
     }
 
     public func close() async throws {
-        runner.cancel()
+        let r = lock.withLock { closed = true; return runner }
+        r.cancel()
     }
 
     /// Unique violations become `.conflict`; everything else from the server or the network is `.unavailable`.
     static func translate(_ error: any Error) -> any Error {
         if error is StorageError || error is CallerError { return error }
+        if error is ConnectionPoolError {
+            Counter(label: "portal_storage_errors_total").increment()
+            return StorageError.unavailable("the database connection pool failed: \(error)")
+        }
         if let e = error as? PSQLError {
             if e.serverInfo?[.sqlState] != "23505" { Counter(label: "portal_storage_errors_total").increment() }
             if e.serverInfo?[.sqlState] == "23505" { return StorageError.conflict(e.serverInfo?[.message] ?? "unique violation") }
@@ -109,6 +232,7 @@ public final class PostgresBackend: SQLBackend {
     }
 
     static func describe(_ error: any Error) -> String {
+        if let e = error as? StorageError { return e.message }
         if let e = error as? PSQLError {
             if let info = e.serverInfo { return "\(info[.sqlState] ?? "") \(info[.message] ?? "")" }
             return "\(e.code)"
@@ -146,4 +270,17 @@ struct PostgresURL {
         sslMode = q["sslmode"] ?? (["localhost", "127.0.0.1", "::1"].contains(host) ? "disable" : "verify-full")
         rootCert = q["sslrootcert"]
     }
+
+    /// host:port/database, for messages (never the password).
+    var `where`: String { "\(host):\(port)/\(database ?? "")" }
+}
+
+struct AcquireTimeout: Error {}
+
+/// Set once, read from another task.
+final class Flag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.withLock { value = true } }
+    var isSet: Bool { lock.withLock { value } }
 }

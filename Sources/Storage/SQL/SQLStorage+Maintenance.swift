@@ -92,6 +92,12 @@ extension SQLStorage {
         }
     }
 
+    /// Whether the database answers `SELECT 1` within `timeout` (for /readyz).
+    public func isReachable(within timeout: Duration) async -> Bool {
+        if let pg = backend as? PostgresBackend { return await pg.ping(timeout: timeout) }
+        return (try? await ping()) != nil
+    }
+
     public func ping() async throws {
         try await run { db in _ = try await db.raw("SELECT 1 AS one").first() }
     }

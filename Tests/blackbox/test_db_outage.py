@@ -1,0 +1,185 @@
+"""A dead database is a fast, clear failure, and recovery is quick (issue 14 §1, §6): two real
+replicas on a private PostgreSQL cluster that this test stops and starts (`pg_ctl`), with
+refresh traffic running through the outage."""
+import glob
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+import pytest
+import requests
+
+from conftest import PORTAL_BIN, Portal
+from test_replicas import code_flow, login_session, psql, refresh
+
+PASSWORD = "replica-user-password"
+BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1] if glob.glob("/usr/lib/postgresql/*/bin") else None
+pytestmark = pytest.mark.skipif(not BIN, reason="PostgreSQL server binaries are not installed (scripts/test.sh installs them)")
+
+
+class PrivateCluster:
+    """initdb + pg_ctl on a loopback port in a temp dir (trust auth: a throwaway cluster)."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="portal-outage-pg-")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.as_root = os.geteuid() == 0
+        if self.as_root:
+            shutil.chown(self.dir, "postgres", "postgres")
+        self.sh(f"{BIN}/initdb -D {self.dir}/data -A trust -U portal >/dev/null")
+        self.start()
+        self.url = f"postgres://portal@127.0.0.1:{self.port}/postgres"
+
+    def sh(self, cmd):
+        args = ["su", "postgres", "-c", cmd] if self.as_root else ["bash", "-c", cmd]
+        subprocess.run(args, check=True, capture_output=True, timeout=60)
+
+    def start(self):
+        self.sh(f"{BIN}/pg_ctl -D {self.dir}/data -o '-k {self.dir} -h 127.0.0.1 -p {self.port} -c fsync=off' -l {self.dir}/log -w start")
+
+    def stop(self):
+        self.sh(f"{BIN}/pg_ctl -D {self.dir}/data -m fast -w stop")
+
+    def close(self):
+        try:
+            self.sh(f"{BIN}/pg_ctl -D {self.dir}/data -m immediate -w stop")
+        except subprocess.CalledProcessError:
+            pass
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    c = PrivateCluster()
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="module")
+def replicas(cluster):
+    extra = "signing:\n  check_interval: 1s\ntokens:\n  refresh_grace_window: 10s\n"
+    opts = "  acquire_timeout: 2s\n"
+    a = Portal(extra_yaml=extra, database_url=cluster.url, database_options=opts)
+    b = Portal(extra_yaml=extra, issuer=a.issuer, database_url=cluster.url, expect_setup_link=False, database_options=opts)
+    r = a.cli("user", "add", "alice", "--password-stdin", stdin=PASSWORD + "\n")
+    assert r.returncode == 0, r.stderr
+    yield a, b
+    for p in (a, b):
+        if p.proc.poll() is None:
+            p.stop()
+
+
+def live_tokens_per_family(url):
+    rows = psql(url, "SELECT family_id, count(*) FILTER (WHERE used_at IS NULL) FROM refresh_tokens "
+                     "WHERE family_id IN (SELECT id FROM refresh_families WHERE revoked_at IS NULL) GROUP BY family_id")
+    return {line.split("|")[0]: int(line.split("|")[1]) for line in rows.splitlines() if line}
+
+
+def test_database_outage_is_fast_and_clear_and_recovery_is_quick(cluster, replicas):
+    a, b = replicas
+    session = login_session(a)
+    tokens = {p: code_flow(p, session)["refresh_token"] for p in (a, b)}
+    # Refresh traffic on both replicas, through the whole outage.
+    outcomes, stop, lock = [], threading.Event(), threading.Lock()
+
+    def traffic(p):
+        while not stop.is_set():
+            with lock:
+                t = tokens[p]
+            try:
+                r = refresh(p, t)
+            except requests.RequestException as e:
+                outcomes.append(("client-timeout", repr(e)))
+                continue
+            outcomes.append((r.status_code, r.json().get("error")))
+            if r.status_code == 200:
+                with lock:
+                    tokens[p] = r.json()["refresh_token"]
+            time.sleep(0.05)
+
+    threads = [threading.Thread(target=traffic, args=(p,), daemon=True) for p in (a, b)]
+    for t in threads:
+        t.start()
+    time.sleep(1)
+    cluster.stop()
+    stopped = time.time()
+    try:
+        # Every request answers (the client gives up at 10 s; acquire_timeout is 2 s), with a 503.
+        r = refresh(a, tokens[a])
+        assert r.status_code == 503 and r.json()["error"] == "temporarily_unavailable", r.text
+        assert r.headers["Cache-Control"] == "no-store"
+        # /readyz within a second, naming the database.
+        r = requests.get(b.base + "/readyz", timeout=2)
+        assert r.status_code == 503, r.text
+        assert r.json()["checks"]["database"] == "unavailable" and r.json()["checks"]["signing_key"] == "ok"
+        # The sign-in page: the same friendly 503 as a directory outage, not a generic 500.
+        s = requests.Session()
+        page = s.get(a.base + "/login", timeout=10)
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+        r = s.post(a.base + "/login", data={"csrf": csrf, "username": "alice", "password": PASSWORD}, timeout=10)
+        assert r.status_code == 503 and "Sign-in is unavailable" in r.text and "Request ID" in r.text, r.status_code
+        # The CLI: a one-line error naming the database, within seconds.
+        cli = subprocess.run([PORTAL_BIN, "user", "add", "bob", "--password-stdin", "--config", a.config], input=PASSWORD + "\n",
+                             capture_output=True, text=True, timeout=20, env=a.env)
+        assert cli.returncode != 0
+        assert f"127.0.0.1:{cluster.port}" in cli.stderr and len(cli.stderr.strip().splitlines()) == 1, cli.stderr
+        # Twenty seconds down: long enough for PostgresNIO's reconnect backoff to reach ~9 s.
+        time.sleep(max(0.0, 20 - (time.time() - stopped)))
+    finally:
+        cluster.start()
+    back = time.time()
+    # Recovery: both replicas serve again within seconds of the database returning.
+    for p in (a, b):
+        while True:
+            r = requests.get(p.base + "/readyz", timeout=2)
+            if r.status_code == 200:
+                break
+            assert time.time() - back < 10, f"{p.base} not ready 10 s after the database returned: {r.text}"
+            time.sleep(0.2)
+    recovered = time.time() - back
+    print(f"replicas ready {recovered:.1f} s after PostgreSQL returned")
+    assert recovered < 5, f"recovery took {recovered:.1f} s"
+    for p in (a, b):
+        assert "connection pool replaced" in p.logs(), "the watchdog did not revive the pool"
+    time.sleep(2)
+    stop.set()
+    for t in threads:
+        t.join(timeout=15)
+    # Nothing but successes and clean 503s: no 500, no replay, no client timeouts.
+    assert not [o for o in outcomes if o[0] == "client-timeout"], [o for o in outcomes if o[0] == "client-timeout"][:3]
+    assert all(o[0] in (200, 503) for o in outcomes), sorted(set(outcomes))
+    assert (200, None) in outcomes and (503, "temporarily_unavailable") in outcomes
+    # The families lived through it: one live token each, and they refresh on.
+    for p in (a, b):
+        assert refresh(p, tokens[p]).status_code == 200
+    assert set(live_tokens_per_family(cluster.url).values()) == {1}
+    assert "token.replay" not in a.cli("audit", "--type", "token.replay").stdout
+
+
+def test_a_refresh_cut_off_mid_flight_and_retried_keeps_its_family(replicas):
+    a, b = replicas
+    family_token = code_flow(a, login_session(a))["refresh_token"]
+    # Send the refresh and hang up before the answer (a client that gave up on a slow request).
+    body = f"grant_type=refresh_token&refresh_token={family_token}&client_id=rp-public".encode()
+    with socket.create_connection(("127.0.0.1", a.port)) as s:
+        s.sendall(b"POST /token HTTP/1.1\r\nHost: portal\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                  + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    time.sleep(0.5)   # the rotation commits on the server although nobody reads the answer
+    # The retry with the same token, on the other replica, gets the successor (grace window), not a replay.
+    r = refresh(b, family_token)
+    assert r.status_code == 200, r.text
+    successor = r.json()["refresh_token"]
+    again = refresh(a, family_token)
+    assert again.status_code == 200 and again.json()["refresh_token"] == successor, "one successor, whoever asks"
+    assert refresh(a, successor).status_code == 200, "the family lives on"
+    events = a.cli("audit", "--type", "token.refresh", "--json").stdout
+    assert '"grace":"true"' in events.replace(" ", "")
+    assert "token.replay" not in a.cli("audit", "--type", "token.replay").stdout
