@@ -135,7 +135,8 @@ struct Runtime: Sendable {
     static func openStorage(_ config: PortalConfig, now: Date, serving: Bool = false, logger: Logger) async throws -> SQLStorage {
         if config.usesPostgres, let url = config.databaseURL {
             let backend = try await PostgresBackend.open(.init(url: url, poolSize: config.databasePoolSize, caFile: config.databaseCAFile,
-                                                               acquireTimeout: .milliseconds(Int64(config.databaseAcquireTimeout * 1000))),
+                                                               acquireTimeout: .milliseconds(Int64(config.databaseAcquireTimeout * 1000)),
+                                                               operationTimeout: serving ? .seconds(5) : nil),
                                                          logger: logger)
             do { return try await SQLStorage.open(backend, now: now) } catch {
                 try? await backend.close()

@@ -183,3 +183,44 @@ def test_a_refresh_cut_off_mid_flight_and_retried_keeps_its_family(replicas):
     events = a.cli("audit", "--type", "token.refresh", "--json").stdout
     assert '"grace":"true"' in events.replace(" ", "")
     assert "token.replay" not in a.cli("audit", "--type", "token.replay").stdout
+
+
+def test_postgresql_restarted_in_the_middle_of_transactions_loses_and_doubles_nothing(cluster, replicas):
+    a, b = replicas
+    session = login_session(a)
+    tokens = [code_flow(p, session)["refresh_token"] for p in (a, b, a, b)]
+    outcomes, stop, lock = [], threading.Event(), threading.Lock()
+
+    def traffic(i):
+        p = (a, b)[i % 2]
+        while not stop.is_set():
+            with lock:
+                t = tokens[i]
+            try:
+                r = refresh(p, t)
+            except requests.RequestException as e:
+                outcomes.append(("client-timeout", repr(e)))
+                continue
+            outcomes.append((r.status_code, r.json().get("error")))
+            if r.status_code == 200:
+                with lock:
+                    tokens[i] = r.json()["refresh_token"]
+
+    threads = [threading.Thread(target=traffic, args=(i,), daemon=True) for i in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(1)
+    # Immediate mode: the server dies with transactions open (no clean shutdown), then comes back.
+    cluster.sh(f"{BIN}/pg_ctl -D {cluster.dir}/data -m immediate -w restart -l {cluster.dir}/log -o '-k {cluster.dir} -h 127.0.0.1 -p {cluster.port} -c fsync=off'")
+    time.sleep(4)
+    stop.set()
+    for t in threads:
+        t.join(timeout=15)
+    assert not [o for o in outcomes if o[0] == "client-timeout"]
+    assert all(o[0] in (200, 503) for o in outcomes), sorted(set(outcomes))
+    assert (200, None) in outcomes
+    # Every family still refreshes with the token its client holds, and has exactly one live token.
+    for i, t in enumerate(tokens):
+        assert refresh((a, b)[i % 2], t).status_code == 200
+    assert set(live_tokens_per_family(cluster.url).values()) == {1}
+    assert "token.replay" not in a.cli("audit", "--type", "token.replay").stdout

@@ -50,7 +50,7 @@ public actor KeyManager {
     /// Loads keys from storage, creating or rotating them when due. Call at start and periodically.
     public func maintain() async throws {
         let now = clock.now()
-        let held = try await store.acquireLease(name: "signing-keys", holder: holder, now: now, until: now + 60)
+        let held = try await store.acquireLease(name: "signing-keys", holder: holder, now: now, until: now + Self.leaseDuration)
         if held {
             do {
                 try await reconcile(now: now)
@@ -70,6 +70,10 @@ public actor KeyManager {
             try await reload()
         }
     }
+
+    /// Key changes take well under a second; a process killed while holding the lease blocks the
+    /// others' maintenance for at most this long.
+    static let leaseDuration: TimeInterval = 15
 
     nonisolated var hasSigningKey: Bool { (try? signingKey()) != nil }
 
@@ -95,7 +99,7 @@ public actor KeyManager {
         var acquired = false
         for attempt in 0..<50 {
             let now = clock.now()
-            if try await store.acquireLease(name: "signing-keys", holder: holder, now: now, until: now + 60) { acquired = true; break }
+            if try await store.acquireLease(name: "signing-keys", holder: holder, now: now, until: now + Self.leaseDuration) { acquired = true; break }
             if attempt < 49 { try await Task.sleep(nanoseconds: 200_000_000) }
         }
         guard acquired else { throw StorageError.conflict("another process is changing signing keys; try again in a minute") }
@@ -115,6 +119,9 @@ public actor KeyManager {
         var recs = try await store.signingKeys().filter { $0.expiresAt.map { $0 > now } ?? true }
         switch kind {
         case .emergency:
+            // The new key first: killed at any point after this, a signing key exists (the newest
+            // active one wins), and the withdrawals below are simply repeated by the next rotation.
+            let fresh = try await createKey(activatesAt: now, now: now)
             var withdrawn: [String] = []
             for i in recs.indices {
                 if recs[i].retiresAt == nil || recs[i].retiresAt! > now { recs[i].retiresAt = now }
@@ -122,7 +129,6 @@ public actor KeyManager {
                 try await store.updateSigningKey(recs[i])
                 withdrawn.append(recs[i].kid)
             }
-            let fresh = try await createKey(activatesAt: now, now: now)
             logger.warning("EMERGENCY signing key rotation: every earlier key left JWKS", metadata: ["kid": "\(fresh.kid)", "withdrawn": "\(withdrawn)"])
             try await reconcile(now: now)
             return RotationResult(kid: fresh.kid, signsAt: now, withdrawn: withdrawn)

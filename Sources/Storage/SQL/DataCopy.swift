@@ -68,8 +68,7 @@ public enum DataCopy {
     static func snapshot(_ source: SQLStorage) async throws -> [(Table, [[Value]])] {
         let tables = tables()
         let postgres = source.backend.flavor == .postgres
-        return try await source.backend.transaction { db in
-            if postgres { try await db.raw("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").run() }
+        let read: @Sendable (any SQLDatabase) async throws -> [(Table, [[Value]])] = { db in
             var out: [(Table, [[Value]])] = []
             for t in tables {
                 let cols = t.columns.map(\.0).joined(separator: ", ")
@@ -79,6 +78,24 @@ public enum DataCopy {
                 }))
             }
             return out
+        }
+        if postgres {
+            return try await source.backend.transaction { db in
+                try await db.raw("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").run()
+                return try await read(db)
+            }
+        }
+        // SQLite: a deferred read transaction is one snapshot (WAL), and a running server keeps writing meanwhile.
+        return try await source.backend.run { db in
+            try await db.raw("BEGIN").run()
+            do {
+                let r = try await read(db)
+                try await db.raw("COMMIT").run()
+                return r
+            } catch {
+                try? await db.raw("ROLLBACK").run()
+                throw error
+            }
         }
     }
 

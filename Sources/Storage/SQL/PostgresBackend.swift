@@ -31,6 +31,7 @@ public final class PostgresBackend: SQLBackend, @unchecked Sendable {
     private var generation = 0
     private var reviving = false
     private var closed = false
+
     /// The pool is revived only once it has worked (a failed `open` just reports).
     private var opened = false
 
@@ -41,8 +42,14 @@ public final class PostgresBackend: SQLBackend, @unchecked Sendable {
         public var caFile: String?
         /// The longest a request waits for a connection (`database.acquire_timeout`).
         public var acquireTimeout: Duration = .seconds(3)
-        public init(url: String, poolSize: Int = 10, caFile: String? = nil, acquireTimeout: Duration = .seconds(3)) {
+        /// The longest the statements of one operation may take once they have a connection, then
+        /// the answer is `.unavailable` (the server: requests must answer; nil for the CLI, whose
+        /// backup or migration may legitimately run long).
+        public var operationTimeout: Duration?
+        public init(url: String, poolSize: Int = 10, caFile: String? = nil, acquireTimeout: Duration = .seconds(3),
+                    operationTimeout: Duration? = nil) {
             self.url = url; self.poolSize = poolSize; self.caFile = caFile; self.acquireTimeout = acquireTimeout
+            self.operationTimeout = operationTimeout
         }
     }
 
@@ -60,6 +67,7 @@ public final class PostgresBackend: SQLBackend, @unchecked Sendable {
         default: throw StorageURLError("unsupported sslmode '\(parsed.sslMode)' (use disable, prefer, require, verify-ca or verify-full)")
         }
         let backend = PostgresBackend(options: options, parsed: parsed, clientTLS: clientTLS, probeTLS: probeTLS, logger: logger)
+        await Task.yield()  // let the pool's run() start before the first lease
         do {
             try await backend.run { db in _ = try await db.raw("SELECT 1 AS one").first() }
         } catch {
@@ -92,19 +100,39 @@ public final class PostgresBackend: SQLBackend, @unchecked Sendable {
         let (client, generation) = lock.withLock { (self.client, self.generation) }
         let acquired = Flag()
         let timeout = options.acquireTimeout
+        let operationTimeout = options.operationTimeout
         do {
-            return try await withThrowingTaskGroup(of: R?.self) { group in
-                group.addTask { try await client.withConnection { conn in acquired.set(); return try await body(conn) } }
-                group.addTask {
-                    try await Task.sleep(for: timeout)
-                    if !acquired.isSet { throw AcquireTimeout() }
-                    return nil
+            // Not a task group: a group waits for every child on exit, and a pool that does not
+            // honour cancellation (one being shut down, one in reconnect backoff) would hold the
+            // request past the deadline. The operation runs on; only the answer is bounded.
+            let op = Task { try await client.withConnection { conn in acquired.set(); return try await body(conn) } }
+            return try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { (cont: CheckedContinuation<R, any Error>) in
+                    let once = Once()
+                    let timer = Task {
+                        try? await Task.sleep(for: timeout)
+                        if Task.isCancelled { return }
+                        if !acquired.isSet { once.run { op.cancel(); cont.resume(throwing: AcquireTimeout()) }; return }
+                        // Acquired: the statements get `operationTimeout` more, then the answer is a 503
+                        // (a commit that lands later is found again by a retry: grace window, single use).
+                        guard let limit = operationTimeout else { return }
+                        try? await Task.sleep(for: limit)
+                        // Not cancelled: a transaction cut off mid-way could go back to the pool still open.
+                        if !Task.isCancelled { once.run { cont.resume(throwing: OperationTimeout()) } }
+                    }
+                    Task {
+                        let result = await op.result
+                        timer.cancel()   // no sleeping timer left behind per request
+                        once.run { cont.resume(with: result) }
+                    }
                 }
-                while let r = try await group.next() {
-                    if let r { group.cancelAll(); return r }
-                }
-                throw AcquireTimeout()
+            } onCancel: {
+                op.cancel()
             }
+        } catch is OperationTimeout {
+            Counter(label: "portal_storage_errors_total").increment()
+            poolFailed(generation)
+            throw StorageError.unavailable("the database (PostgreSQL at \(parsed.where)) did not answer within \(options.operationTimeout ?? .zero)")
         } catch is AcquireTimeout {
             Counter(label: "portal_storage_errors_total").increment()
             poolFailed(generation)
@@ -128,7 +156,15 @@ public final class PostgresBackend: SQLBackend, @unchecked Sendable {
         Task { [self] in
             while !(lock.withLock { closed }) {
                 if await probe() {
+                    // A short outage: the pool may have reconnected by itself meanwhile; keep it then.
+                    let current = lock.withLock { self.client }
+                    if await Self.answers(current, within: .milliseconds(500), logger: logger) {
+                        lock.withLock { reviving = false }
+                        logger.notice("database reachable again", metadata: ["database": "\(parsed.where)"])
+                        return
+                    }
                     let (fresh, freshRunner) = Self.makeClient(options: options, parsed: parsed, tls: clientTLS, logger: logger)
+                    await Task.yield()
                     let old = lock.withLock { () -> Task<Void, Never> in
                         let old = runner
                         client = fresh; runner = freshRunner; generation += 1; reviving = false
@@ -151,7 +187,7 @@ public final class PostgresBackend: SQLBackend, @unchecked Sendable {
         return await withTaskGroup(of: Bool.self) { group in
             group.addTask {
                 guard let conn = try? await PostgresConnection.connect(configuration: config, id: 0, logger: logger) else { return false }
-                let ok = (try? await conn.query("SELECT 1", logger: logger)) != nil
+                let ok = (try? await conn.sql(queryLogLevel: .trace).raw("SELECT 1 AS one").first()) != nil
                 try? await conn.close()
                 return ok
             }
@@ -170,13 +206,24 @@ public final class PostgresBackend: SQLBackend, @unchecked Sendable {
 
     /// Liveness of the database within `timeout` (for /readyz).
     public func ping(timeout: Duration) async -> Bool {
-        let client = lock.withLock { self.client }
-        return await withTaskGroup(of: Bool.self) { group in
-            group.addTask { (try? await client.withConnection { conn in try await conn.query("SELECT 1", logger: self.logger) }) != nil }
-            group.addTask { try? await Task.sleep(for: timeout); return false }
-            let first = await group.next() ?? false
-            group.cancelAll()
-            return first
+        await Self.answers(lock.withLock { self.client }, within: timeout, logger: logger)
+    }
+
+    /// `SELECT 1` through `client` within `timeout`; never waits longer, whatever the pool does.
+    static func answers(_ client: PostgresClient, within timeout: Duration, logger: Logger) async -> Bool {
+        // The rows are read to the end: a connection handed back with an unread result would hang its next user.
+        let op = Task { (try? await client.withConnection { conn in try await conn.sql(queryLogLevel: .trace).raw("SELECT 1 AS one").first() }) != nil }
+        return await withCheckedContinuation { (cont: CheckedContinuation<Bool, Never>) in
+            let once = Once()
+            let timer = Task {
+                try? await Task.sleep(for: timeout)
+                once.run { op.cancel(); cont.resume(returning: false) }
+            }
+            Task {
+                let ok = await op.value
+                timer.cancel()
+                once.run { cont.resume(returning: ok) }
+            }
         }
     }
 
@@ -276,6 +323,21 @@ struct PostgresURL {
 }
 
 struct AcquireTimeout: Error {}
+struct OperationTimeout: Error {}
+
+/// Runs its body at most once, whoever calls first.
+final class Once: @unchecked Sendable {
+    private let lock = NSLock()
+    private var done = false
+    func run(_ body: () -> Void) {
+        let first = lock.withLock { () -> Bool in
+            if done { return false }
+            done = true
+            return true
+        }
+        if first { body() }
+    }
+}
 
 /// Set once, read from another task.
 final class Flag: @unchecked Sendable {
