@@ -48,12 +48,14 @@ enum Backends {
     static func postgres(_ url: String) -> Backend {
         Backend(name: "PostgreSQL") {
             let logger = Logger(label: "portal.storage-tests")
-            let admin = try await PostgresBackend.open(.init(url: url, poolSize: 1), logger: logger)
+            // Many tests open pools at once on two cores: the conformance suite tests semantics, not
+            // outages, so connections may take their time here.
+            let admin = try await PostgresBackend.open(.init(url: url, poolSize: 1, acquireTimeout: .seconds(60)), logger: logger)
             let name = "portal_t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(16)
             try await admin.run { db in try await db.raw("CREATE DATABASE \(unsafeRaw: String(name))").run() }
             var c = URLComponents(string: url)!
             c.path = "/" + name
-            let backend = try await PostgresBackend.open(.init(url: c.string!, poolSize: 8), logger: logger)
+            let backend = try await PostgresBackend.open(.init(url: c.string!, poolSize: 8, acquireTimeout: .seconds(60)), logger: logger)
             let store = try await SQLStorage.open(backend, now: Fixture.t0)
             return Backend.Instance(store: store) {
                 try? await store.close()

@@ -230,3 +230,37 @@ def test_second_server_on_one_sqlite_database_refuses_to_start():
         assert p.cli("user", "list").returncode == 0
     finally:
         assert p.stop() == 0
+
+
+def test_replicas_started_together_on_an_empty_database_are_ready_together():
+    """The replica that loses the race to create the first signing key re-reads at once instead of
+    answering 503 "no signing key is active" until its next check (30 s by default)."""
+    name = "portal_race_" + uuid.uuid4().hex[:10]
+    psql(PG, f"CREATE DATABASE {name}")
+    url = PG.rsplit("/", 1)[0] + "/" + name
+    started, portals, errors = time.time(), [], []
+    issuer = "http://127.0.0.1:9"
+
+    def start():
+        try:
+            portals.append(Portal(database_url=url, issuer=issuer, expect_setup_link=False))
+        except Exception as e:       # noqa: BLE001 (reported below)
+            errors.append(e)
+
+    threads = [threading.Thread(target=start) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert not errors, errors
+        ready_after = time.time() - started
+        assert ready_after < 20, f"three replicas took {ready_after:.1f} s to be ready together"
+        jwks = [requests.get(p.base + "/keys").json()["keys"] for p in portals]
+        assert all(len(k) == 2 for k in jwks) and len({json.dumps(k, sort_keys=True) for k in jwks}) == 1
+        assert all(requests.get(p.base + "/readyz").status_code == 200 for p in portals)
+        assert psql(url, "SELECT count(*) FROM signing_keys") == "2"
+    finally:
+        for p in portals:
+            p.stop()
+        psql(PG, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -64,7 +64,7 @@ public actor KeyManager {
         // Another replica holds the lease and is creating the first key (replicas started
         // together on an empty database): look again at once instead of at the next check.
         var waited = 0
-        while !held, !hasSigningKey, waited < 100 {
+        while !held, !(hasSigningKey && hasNextKey), waited < 100 {
             try await Task.sleep(nanoseconds: 100_000_000)
             waited += 1
             try await reload()
@@ -76,6 +76,10 @@ public actor KeyManager {
     static let leaseDuration: TimeInterval = 15
 
     nonisolated var hasSigningKey: Bool { (try? signingKey()) != nil }
+    nonisolated var hasNextKey: Bool {
+        let now = clock.now()
+        return snapshot.read { s in s.records.contains { $0.activatesAt > now } }
+    }
 
     public enum Rotation: Sendable { case routine, emergency }
 
