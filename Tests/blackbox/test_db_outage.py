@@ -77,6 +77,44 @@ def replicas(cluster):
             p.stop()
 
 
+class RefreshTraffic:
+    """Threads that keep refreshing their families (each on its replica) and record every outcome."""
+
+    def __init__(self, pairs):
+        self.pairs = [list(x) for x in pairs]          # [portal, token]
+        self.outcomes, self.stop_event, self.lock = [], threading.Event(), threading.Lock()
+        self.threads = [threading.Thread(target=self.run, args=(i,), daemon=True) for i in range(len(self.pairs))]
+        for t in self.threads:
+            t.start()
+
+    def run(self, i):
+        while not self.stop_event.is_set():
+            with self.lock:
+                p, t = self.pairs[i]
+            try:
+                r = refresh(p, t)
+            except requests.RequestException as e:
+                self.outcomes.append(("client-timeout", repr(e)))
+                continue
+            self.outcomes.append((r.status_code, r.json().get("error")))
+            if r.status_code == 200:
+                with self.lock:
+                    self.pairs[i][1] = r.json()["refresh_token"]
+            time.sleep(0.02)
+
+    def stop(self):
+        self.stop_event.set()
+        for t in self.threads:
+            t.join(timeout=15)
+        assert not [o for o in self.outcomes if o[0] == "client-timeout"], [o for o in self.outcomes if o[0] == "client-timeout"][:3]
+        assert all(o[0] in (200, 503) for o in self.outcomes), sorted(set(self.outcomes))
+        assert (200, None) in self.outcomes
+
+    def tokens(self):
+        with self.lock:
+            return [(p, t) for p, t in self.pairs]
+
+
 def live_tokens_per_family(url):
     rows = psql(url, "SELECT family_id, count(*) FILTER (WHERE used_at IS NULL) FROM refresh_tokens "
                      "WHERE family_id IN (SELECT id FROM refresh_families WHERE revoked_at IS NULL) GROUP BY family_id")
@@ -86,28 +124,8 @@ def live_tokens_per_family(url):
 def test_database_outage_is_fast_and_clear_and_recovery_is_quick(cluster, replicas):
     a, b = replicas
     session = login_session(a)
-    tokens = {p: code_flow(p, session)["refresh_token"] for p in (a, b)}
-    # Refresh traffic on both replicas, through the whole outage.
-    outcomes, stop, lock = [], threading.Event(), threading.Lock()
-
-    def traffic(p):
-        while not stop.is_set():
-            with lock:
-                t = tokens[p]
-            try:
-                r = refresh(p, t)
-            except requests.RequestException as e:
-                outcomes.append(("client-timeout", repr(e)))
-                continue
-            outcomes.append((r.status_code, r.json().get("error")))
-            if r.status_code == 200:
-                with lock:
-                    tokens[p] = r.json()["refresh_token"]
-            time.sleep(0.05)
-
-    threads = [threading.Thread(target=traffic, args=(p,), daemon=True) for p in (a, b)]
-    for t in threads:
-        t.start()
+    traffic = RefreshTraffic([(p, code_flow(p, session)["refresh_token"]) for p in (a, b)])
+    tokens = dict(traffic.tokens())
     time.sleep(1)
     cluster.stop()
     stopped = time.time()
@@ -150,16 +168,12 @@ def test_database_outage_is_fast_and_clear_and_recovery_is_quick(cluster, replic
     for p in (a, b):
         assert "connection pool replaced" in p.logs(), "the watchdog did not revive the pool"
     time.sleep(2)
-    stop.set()
-    for t in threads:
-        t.join(timeout=15)
     # Nothing but successes and clean 503s: no 500, no replay, no client timeouts.
-    assert not [o for o in outcomes if o[0] == "client-timeout"], [o for o in outcomes if o[0] == "client-timeout"][:3]
-    assert all(o[0] in (200, 503) for o in outcomes), sorted(set(outcomes))
-    assert (200, None) in outcomes and (503, "temporarily_unavailable") in outcomes
+    traffic.stop()
+    assert (503, "temporarily_unavailable") in traffic.outcomes
     # The families lived through it: one live token each, and they refresh on.
-    for p in (a, b):
-        assert refresh(p, tokens[p]).status_code == 200
+    for p, t in traffic.tokens():
+        assert refresh(p, t).status_code == 200
     assert set(live_tokens_per_family(cluster.url).values()) == {1}
     assert "token.replay" not in a.cli("audit", "--type", "token.replay").stdout
 
@@ -188,39 +202,14 @@ def test_a_refresh_cut_off_mid_flight_and_retried_keeps_its_family(replicas):
 def test_postgresql_restarted_in_the_middle_of_transactions_loses_and_doubles_nothing(cluster, replicas):
     a, b = replicas
     session = login_session(a)
-    tokens = [code_flow(p, session)["refresh_token"] for p in (a, b, a, b)]
-    outcomes, stop, lock = [], threading.Event(), threading.Lock()
-
-    def traffic(i):
-        p = (a, b)[i % 2]
-        while not stop.is_set():
-            with lock:
-                t = tokens[i]
-            try:
-                r = refresh(p, t)
-            except requests.RequestException as e:
-                outcomes.append(("client-timeout", repr(e)))
-                continue
-            outcomes.append((r.status_code, r.json().get("error")))
-            if r.status_code == 200:
-                with lock:
-                    tokens[i] = r.json()["refresh_token"]
-
-    threads = [threading.Thread(target=traffic, args=(i,), daemon=True) for i in range(4)]
-    for t in threads:
-        t.start()
+    traffic = RefreshTraffic([(p, code_flow(p, session)["refresh_token"]) for p in (a, b, a, b)])
     time.sleep(1)
     # Immediate mode: the server dies with transactions open (no clean shutdown), then comes back.
     cluster.sh(f"{BIN}/pg_ctl -D {cluster.dir}/data -m immediate -w restart -l {cluster.dir}/log -o '-k {cluster.dir} -h 127.0.0.1 -p {cluster.port} -c fsync=off'")
     time.sleep(4)
-    stop.set()
-    for t in threads:
-        t.join(timeout=15)
-    assert not [o for o in outcomes if o[0] == "client-timeout"]
-    assert all(o[0] in (200, 503) for o in outcomes), sorted(set(outcomes))
-    assert (200, None) in outcomes
+    traffic.stop()
     # Every family still refreshes with the token its client holds, and has exactly one live token.
-    for i, t in enumerate(tokens):
-        assert refresh((a, b)[i % 2], t).status_code == 200
+    for p, t in traffic.tokens():
+        assert refresh(p, t).status_code == 200
     assert set(live_tokens_per_family(cluster.url).values()) == {1}
     assert "token.replay" not in a.cli("audit", "--type", "token.replay").stdout

@@ -86,17 +86,7 @@ public enum DataCopy {
             }
         }
         // SQLite: a deferred read transaction is one snapshot (WAL), and a running server keeps writing meanwhile.
-        return try await source.backend.run { db in
-            try await db.raw("BEGIN").run()
-            do {
-                let r = try await read(db)
-                try await db.raw("COMMIT").run()
-                return r
-            } catch {
-                try? await db.raw("ROLLBACK").run()
-                throw error
-            }
-        }
+        return try await source.backend.run { db in try await inTransaction(db, read) }
     }
 
     /// Copies everything from `source` into `target` (both migrated). Refuses a target that

@@ -240,18 +240,7 @@ public final class PostgresBackend: SQLBackend, @unchecked Sendable {
     }
 
     public func transaction<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
-        try await withLease { conn in
-            let db = conn.sql(queryLogLevel: .trace)
-            try await db.raw("BEGIN").run()
-            do {
-                let r = try await body(db)
-                try await db.raw("COMMIT").run()
-                return r
-            } catch {
-                try? await db.raw("ROLLBACK").run()
-                throw error
-            }
-        }
+        try await withLease { conn in try await inTransaction(conn.sql(queryLogLevel: .trace), body) }
     }
 
     public func run<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {

@@ -23,3 +23,18 @@ extension SQLBackend {
         try await run(body)
     }
 }
+
+/// `begin` (BEGIN, BEGIN IMMEDIATE …), then `body`, then COMMIT — or ROLLBACK when it throws.
+/// The one copy of the pattern for both backends and the data copy's read snapshot.
+func inTransaction<R: Sendable>(_ db: any SQLDatabase, begin: String = "BEGIN",
+                                _ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+    try await db.raw(SQLQueryString(begin)).run()
+    do {
+        let r = try await body(db)
+        try await db.raw("COMMIT").run()
+        return r
+    } catch {
+        try? await db.raw("ROLLBACK").run()
+        throw error
+    }
+}

@@ -75,18 +75,8 @@ public final class SQLiteBackend: SQLBackend {
 
     public func transaction<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
         let db = connection.database
-        return try await lock.withLock {
-            // IMMEDIATE takes the write lock up front, so two processes never deadlock upgrading.
-            try await db.raw("BEGIN IMMEDIATE").run()
-            do {
-                let r = try await body(db)
-                try await db.raw("COMMIT").run()
-                return r
-            } catch {
-                try? await db.raw("ROLLBACK").run()
-                throw error
-            }
-        }
+        // IMMEDIATE takes the write lock up front, so two processes never deadlock upgrading.
+        return try await lock.withLock { try await inTransaction(db, begin: "BEGIN IMMEDIATE", body) }
     }
 
     public func run<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
