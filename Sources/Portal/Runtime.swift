@@ -96,7 +96,10 @@ struct Runtime: Sendable {
         let kerberos = try makeKerberos(config, directories: authenticators, storage: storage, clock: clock, logger: logger)
         if let kerberos { authenticators.append(kerberos) }
 
-        let provider = Provider(issuer: config.issuer, policy: config.tokens, store: storage, clients: clients, keys: keys,
+        var tokenPolicy = config.tokens
+        // PostgreSQL waits are bounded (acquire_timeout + 5 s of statements): a rotation may commit that long after it began.
+        if config.usesPostgres { tokenPolicy.refreshGraceSlack = config.databaseAcquireTimeout + 5 }
+        let provider = Provider(issuer: config.issuer, policy: tokenPolicy, store: storage, clients: clients, keys: keys,
                                 authenticators: authenticators, successorKey: successorKey, clock: clock, random: random, logger: logger,
                                 kubernetes: config.apiserver.mapping, kubernetesClients: config.kubernetesClientIDs, loginPolicy: config.login)
         let login = LoginService(store: storage, authenticators: authenticators, policy: config.login, tokens: config.tokens,

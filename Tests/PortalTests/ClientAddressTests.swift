@@ -29,9 +29,12 @@ struct ClientAddressTests {
         #expect(ClientAddress.resolve(peer: "10.1.2.3", headers: h, trusted: Self.proxies) == "198.51.100.1")
     }
 
-    @Test func forwardedIsReadWithoutXForwardedFor() {
-        let h = Self.headers([("Forwarded", "for=192.0.2.60;proto=https, for=\"[2001:db8:ffff::1]:4711\"")])
-        #expect(ClientAddress.resolve(peer: "10.1.2.3", headers: h, trusted: Self.proxies) == "192.0.2.60")
+    @Test func onlyTheConfiguredHeaderIsRead() {
+        // The proxy sets Forwarded; an X-Forwarded-For the client sent itself is ignored.
+        let h = Self.headers([("Forwarded", "for=192.0.2.60;proto=https, for=\"[2001:db8:ffff::1]:4711\""), ("X-Forwarded-For", "6.6.6.6")])
+        #expect(ClientAddress.resolve(peer: "10.1.2.3", headers: h, trusted: Self.proxies, header: .forwarded) == "192.0.2.60")
+        #expect(ClientAddress.resolve(peer: "10.1.2.3", headers: Self.headers([("Forwarded", "for=192.0.2.60")]), trusted: Self.proxies) == "10.1.2.3",
+                "X-Forwarded-For configured: Forwarded is not read")
     }
 
     @Test func junkStopsTheWalk() {

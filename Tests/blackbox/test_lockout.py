@@ -113,3 +113,16 @@ def test_throttles_are_listed_and_cleared_in_the_admin_ui_and_the_cli():
         assert p.cli("throttle", "clear").returncode != 0      # says what to name
     finally:
         p.stop()
+
+
+def test_the_login_form_cannot_reach_the_clients_counters_or_store_control_characters():
+    p = strict_portal()
+    try:
+        attacker = session_from("127.0.0.4")
+        for i in range(8):
+            assert try_login(attacker, p, "client:rp-confidential", f"x-{i}").status_code == 401
+            try_login(attacker, p, "al\tice", f"x-{i}")
+        listed = p.cli("throttle", "list").stdout
+        assert "client:" not in listed and "\t\t" not in listed and "al\tice" not in listed, listed
+    finally:
+        p.stop()

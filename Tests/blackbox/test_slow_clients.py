@@ -113,3 +113,29 @@ def test_timeouts_are_validated_by_check_config(tmp_path):
     r = subprocess.run([PORTAL_BIN, "check-config", "--config", str(cfg)], capture_output=True, text=True)
     assert r.returncode != 0
     assert "server.header_timeout" in r.stdout and "server.trusted_proxies" in r.stdout and "not-a-cidr" in r.stdout, r.stdout
+
+
+def test_a_body_finished_after_the_response_leaves_no_connection_without_a_deadline():
+    """GET with Content-Length: 1; the response goes out at once, the body byte arrives later, and
+    then a next request is dribbled. The end of that body must arm the idle deadline, not clear it."""
+    p = Portal(extra_yaml=LIMITS)
+    try:
+        s = connect(p)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: portal\r\nContent-Length: 1\r\n\r\n")
+        s.settimeout(3)
+        assert s.recv(4096).startswith(b"HTTP/1.1 200")
+        time.sleep(0.5)
+        s.sendall(b"x")                                   # the body ends after the response
+        s.sendall(b"GET /healthz HTTP/1.1\r\n")         # and a next request starts, slowly
+        t0 = time.time()
+        closed = False
+        while time.time() - t0 < 8 and not closed:
+            try:
+                s.sendall(b"X-Slow: y\r\n")
+            except OSError:
+                closed = True
+                break
+            closed = closed_within(s, 0.5)
+        assert closed, "the connection outlived idle_timeout while a request head was dribbled"
+    finally:
+        p.stop()

@@ -19,8 +19,9 @@ extension LDAPAuthenticator: AccountLookup {
         let name = username.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !name.isEmpty, name.utf8.count <= 256, !name.contains("\u{0}") else { return .invalidCredentials }
         let found = try await lookupInDirectory(name)
-        // A local account of the same name wins (see `isShadowed`): the directory does not know this name here.
-        if case .success(let identity) = found, try await isShadowed(identity) { return .invalidCredentials }
+        // A local account holds this name (see `isShadowed`): refused, so that a directory person is
+        // never mapped onto the local account by the next lookup in the chain.
+        if case .success(let identity) = found, try await isShadowed(identity) { return .refused(Self.shadowedReason) }
         return found
     }
 

@@ -164,7 +164,8 @@ public final class KerberosAuthenticator: Authenticator, @unchecked Sendable {
                 switch try await d.lookup(username: username) {
                 case .success(let identity): found = identity
                 case .disabled: disabled = true
-                case .invalidCredentials, .refused: continue
+                case .refused: disabled = true
+                case .invalidCredentials: continue
                 }
                 break
             } catch let e as AuthenticatorUnavailable {

@@ -35,6 +35,12 @@ public struct LoginService: Sendable {
     public func login(username rawUsername: String, password: String, remoteAddress: String) async throws -> LoginOutcome {
         let username = Usernames.canonical(rawUsername)
         let now = clock.now()
+        // Names that can never sign in (control characters, too long, the clients' throttle
+        // namespace) are refused before any storage is touched: they build no throttle key or audit row.
+        guard !username.isEmpty, username.utf8.count <= 256, !Identifiers.hasControlCharacters(username),
+              !username.hasPrefix(LoginThrottle.clientPrefix) else {
+            return .invalidCredentials
+        }
         let throttle = self.throttle
         let keys = try await throttle.keys(account: username, remoteAddress: remoteAddress, now: now)
         if let wait = try await throttle.waiting(keys, now: now) {

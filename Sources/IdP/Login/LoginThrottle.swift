@@ -48,9 +48,16 @@ public struct LoginThrottle: Sendable {
         public let pair: String, account: String, address: String
         public let familiar: Bool
         public let unit: String
-        /// The counters this attempt is subject to.
-        var applicable: [String] { familiar ? [pair] : [pair, account, address] }
+        /// The counters this attempt is subject to. Clients have no account-wide counter: their
+        /// addresses change with every pod, and an attacker must not be able to delay a new one.
+        var applicable: [String] {
+            if familiar { return [pair] }
+            return account.hasPrefix("acct:" + LoginThrottle.clientPrefix) ? [pair, address] : [pair, account, address]
+        }
     }
+
+    /// Clients' counters live under this account prefix (no login name can start with it).
+    public static let clientPrefix = "client:"
 
     public func keys(account: String, remoteAddress: String, now: Date) async throws -> Keys {
         let unit = Self.addressUnit(remoteAddress)

@@ -58,7 +58,7 @@ extension Provider {
         let t = now
         let keys: LoginThrottle.Keys
         do {
-            keys = try await throttle.keys(account: "client:" + client.id, remoteAddress: remoteAddress, now: t)
+            keys = try await throttle.keys(account: LoginThrottle.clientPrefix + client.id, remoteAddress: remoteAddress, now: t)
             if let wait = try await throttle.waiting(keys, now: t) {
                 let seconds = max(1, Int(wait.until.timeIntervalSince(t).rounded(.up)))
                 throw OAuthError("invalid_client", "too many failed client authentications; try again in \(seconds) s", status: 429)
@@ -70,7 +70,7 @@ extension Provider {
                                  details: ["reason": "wrong secret"])
             throw OAuthError.invalidClient("client authentication failed")
         }
-        if !keys.familiar { try? await throttle.succeeded(keys, account: "client:" + client.id, now: t) }
+        if !keys.familiar { try? await throttle.succeeded(keys, account: LoginThrottle.clientPrefix + client.id, now: t) }
         return client
     }
 
@@ -201,7 +201,7 @@ extension Provider {
     private func replayed(token: String, successor: String, usedAt: Date, family: RefreshFamily, scopes: [String],
                           client: Client, remoteAddress: String) async throws -> TokenResponse {
         let t = now
-        if t.timeIntervalSince(usedAt) <= policy.refreshGraceWindow,
+        if t.timeIntervalSince(usedAt) <= policy.refreshGraceWindow + policy.refreshGraceSlack,
            try await store.refreshTokenIsUnused(hash: Secrets.sha256Hex(successor)),
            let current = try await currentIdentity(userID: family.grant.userID, method: family.grant.authMethod) {
             let identity = try await releasable(current, clientID: client.id, remoteAddress: remoteAddress)

@@ -147,7 +147,7 @@ public protocol ThrottleStore: Sendable {
     /// has passed; reaching `maxFailures` sets `lockedUntil = now + lockout`.
     func recordFailure(key: String, now: Date, window: TimeInterval, maxFailures: Int, lockout: TimeInterval) async throws -> ThrottleState
     func clearThrottle(key: String) async throws
-    /// Every key with failures counted (at most 1,000, by key), for the admin view and the CLI.
+    /// Every key with failures counted (at most 100,000, by key), for the admin view and the CLI.
     func throttles(now: Date) async throws -> [ThrottleState]
     /// Records a successful sign-in of `account` from `address` (insert or refresh).
     func rememberFamiliar(account: String, address: String, now: Date) async throws

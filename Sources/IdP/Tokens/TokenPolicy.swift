@@ -11,6 +11,10 @@ public struct TokenPolicy: Sendable {
     public var refreshAbsoluteLifetime: TimeInterval = 12 * 3600
     /// A replay of a just-rotated token by the same client within this window gets the same successor.
     public var refreshGraceWindow: TimeInterval = 5
+    /// How long after its request started a rotation may still commit (the storage's bounded waits:
+    /// connection plus statements). A client that gave up meanwhile and retries must still land in
+    /// the grace window, so the window is measured with this added.
+    public var refreshGraceSlack: TimeInterval = 0
     /// How long a pending authorization waits for the user to log in.
     public var pendingAuthorizationTTL: TimeInterval = 10 * 60
     /// How long a browser login session lasts.

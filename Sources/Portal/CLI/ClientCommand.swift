@@ -98,7 +98,7 @@ struct KeysCommand: AsyncParsableCommand {
         if !r.withdrawn.isEmpty {
             let count: Int = r.withdrawn.count
             let maxAge: Int = Int(KeyPolicy.jwksMaxAge)
-            return "EMERGENCY rotation: key \(kid) signs now; \(count) earlier key(s) left JWKS, so tokens they signed no longer verify. Verifiers that fetched JWKS in the last \(maxAge) s may refuse new tokens until they fetch it again; kubectl users may need to log in again."
+            return "EMERGENCY rotation: key \(kid) signs now; \(count) earlier key(s) left JWKS (running servers switch within signing.check_interval), so tokens they signed no longer verify. Verifiers that fetched JWKS in the last \(maxAge) s may refuse new tokens until they fetch it again; kubectl users may need to log in again."
         }
         if r.signsAt <= now { return "key \(kid) signs now (it was published long enough ago); a new next key is published" }
         let when: String = f.string(from: r.signsAt)

@@ -19,11 +19,20 @@ struct BackupCommand: AsyncParsableCommand {
         let logger = cliLogger()
         let tmp = file + ".partial"
         for f in [tmp, tmp + "-wal", tmp + "-shm"] { try? FileManager.default.removeItem(atPath: f) }
-        let summary = try await withStorages(source: { try await Runtime.openStorage(config, now: Date(), logger: logger) },
-                                             target: { try await DataCommands.sqlite(tmp, logger: logger) }) { source, target in
-            try await DataCopy.copy(from: source, to: target, replace: false)
+        // Owner-only from the first byte (password hashes, sealed keys); SQLite gives its WAL the same mode.
+        guard FileManager.default.createFile(atPath: tmp, contents: nil, attributes: [.posixPermissions: 0o600]) else {
+            throw ValidationError("cannot create \(tmp)")
         }
-        chmod(tmp, 0o600)   // password hashes and sealed keys: owner only
+        let summary: DataCopy.Summary
+        do {
+            summary = try await withStorages(source: { try await Runtime.openStorage(config, now: Date(), logger: logger) },
+                                             target: { try await DataCommands.sqlite(tmp, logger: logger) }) { source, target in
+                try await DataCopy.copy(from: source, to: target, replace: false)
+            }
+        } catch {
+            for f in [tmp, tmp + "-wal", tmp + "-shm"] { try? FileManager.default.removeItem(atPath: f) }
+            throw error
+        }
         for f in [file + "-wal", file + "-shm"] { try? FileManager.default.removeItem(atPath: f) }
         if FileManager.default.fileExists(atPath: file) { try FileManager.default.removeItem(atPath: file) }
         try FileManager.default.moveItem(atPath: tmp, toPath: file)
@@ -67,6 +76,10 @@ struct MigrateCommand: AsyncParsableCommand {
         target.databaseURL = to
         guard target.usesPostgres || to.hasPrefix("sqlite://") else { throw ValidationError("--to must be postgres://… or sqlite:///path") }
         guard target.databaseDescription != config.databaseDescription else { throw ValidationError("--to names the configured database itself") }
+        if !config.usesPostgres {
+            // Writes after the snapshot would be lost: the server must be stopped.
+            do { try SQLiteServerLock.acquire(for: config.sqlitePath) } catch { throw ValidationError("\(error) Stop it before migrating.") }
+        }
         let logger = cliLogger()
         let summary = try await withStorages(source: { try await Runtime.openStorage(config, now: Date(), logger: logger) },
                                              target: { try await Runtime.openStorage(target, now: Date(), logger: logger) }) { source, target in

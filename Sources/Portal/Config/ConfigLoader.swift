@@ -179,7 +179,12 @@ struct ConfigLoader {
             if let v = int(m["bcrypt_cost"], "passwords.bcrypt_cost", min: 10, max: 16) { c.bcryptCost = v }
             if let v = int(m["min_length"], "passwords.min_length", min: 8, max: 128) { c.passwords.minLength = v }
         }
-        if let n = top["server"], let m = mapping(n, "server", known: ["trusted_proxies", "header_timeout", "body_timeout", "idle_timeout"]) {
+        if let n = top["server"], let m = mapping(n, "server", known: ["trusted_proxies", "forwarded_header", "header_timeout", "body_timeout", "idle_timeout"]) {
+            if let v = string(m["forwarded_header"], "server.forwarded_header") {
+                if let h = ClientAddress.Header(rawValue: v.lowercased()) { c.forwardedHeader = h } else {
+                    problem(m["forwarded_header"], "server.forwarded_header", "must be x-forwarded-for or forwarded")
+                }
+            }
             if let v = strings(m["trusted_proxies"], "server.trusted_proxies") {
                 let (set, invalid) = CIDRSet.parse(v)
                 if invalid.isEmpty { c.trustedProxies = set } else {

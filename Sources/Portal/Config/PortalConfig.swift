@@ -79,6 +79,8 @@ struct PortalConfig: Sendable {
     var maxBodyBytes = 64 * 1024
     /// Reverse proxies whose X-Forwarded-For / Forwarded headers name the client (`server.trusted_proxies`).
     var trustedProxies = CIDRSet(ranges: [])
+    /// The one header the trusted proxies set (the other is never read).
+    var forwardedHeader = ClientAddress.Header.xForwardedFor
     /// From connection open: the request headers must be complete within this (slow clients are dropped).
     var headerTimeout: TimeInterval = 10
     /// Once the headers are in: the rest of the request must arrive within this.

@@ -15,7 +15,7 @@ import Templates
 func buildRouter(runtime: Runtime, pages: Pages, assets: StaticAssets) -> Router<PortalContext> {
     let router = Router(context: PortalContext.self)
     router.add(middleware: PortalMiddleware(pages: pages, hsts: runtime.config.tls != nil || runtime.config.issuer.hasPrefix("https://"),
-                                            trustedProxies: runtime.config.trustedProxies))
+                                            trustedProxies: runtime.config.trustedProxies, forwardedHeader: runtime.config.forwardedHeader))
     // Request counts and latency histograms per route (hb_requests, hb_request_duration_seconds).
     router.add(middleware: MetricsMiddleware())
     let browser = Browser(secure: runtime.config.secureCookies, key: runtime.browserKey, sessionTTL: runtime.config.tokens.sessionTTL)

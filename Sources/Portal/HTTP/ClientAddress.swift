@@ -52,20 +52,21 @@ struct CIDRSet: Sendable, Equatable {
     }
 }
 
-/// The client's address behind trusted reverse proxies. `X-Forwarded-For` (or, without it,
-/// `Forwarded: for=`) is read only when the peer itself is a trusted proxy, right to left,
-/// skipping trusted hops: the first untrusted address is the client. A forged entry further
-/// left is never reached; anything unparsable stops the walk at the last trusted hop.
+/// The client's address behind trusted reverse proxies. The one header the proxies set
+/// (`server.forwarded_header`: `X-Forwarded-For` by default, or `Forwarded`) is read only when the
+/// peer itself is a trusted proxy, right to left, skipping trusted hops: the first untrusted
+/// address is the client. The other header is never read (a client could send it). A forged entry
+/// further left is never reached; anything unparsable stops the walk at the last trusted hop.
 enum ClientAddress {
+    enum Header: String, Sendable { case xForwardedFor = "x-forwarded-for", forwarded }
     static let xForwardedFor = HTTPField.Name("X-Forwarded-For")!
     static let forwarded = HTTPField.Name("Forwarded")!
 
-    static func resolve(peer: String, headers: HTTPFields, trusted: CIDRSet) -> String {
+    static func resolve(peer: String, headers: HTTPFields, trusted: CIDRSet, header: Header = .xForwardedFor) -> String {
         guard !trusted.isEmpty, trusted.contains(peer) else { return peer }
         var hops: [String] = []
-        let xff = headers[values: xForwardedFor]
-        if !xff.isEmpty {
-            for v in xff { hops += v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+        if header == .xForwardedFor {
+            for v in headers[values: xForwardedFor] { hops += v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
         } else {
             for v in headers[values: forwarded] {
                 for element in v.split(separator: ",") {

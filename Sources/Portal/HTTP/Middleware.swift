@@ -13,13 +13,14 @@ struct PortalMiddleware: RouterMiddleware {
     let hsts: Bool
     /// Proxies whose `X-Forwarded-For` / `Forwarded` is believed (`server.trusted_proxies`).
     let trustedProxies: CIDRSet
+    var forwardedHeader: ClientAddress.Header = .xForwardedFor
 
     func handle(_ request: Request, context: PortalContext, next: (Request, PortalContext) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
         var context = context
         if !trustedProxies.isEmpty {
             let peer = context.peerAddress
-            let client = ClientAddress.resolve(peer: peer, headers: request.headers, trusted: trustedProxies)
+            let client = ClientAddress.resolve(peer: peer, headers: request.headers, trusted: trustedProxies, header: forwardedHeader)
             if client != peer { context.forwardedFor = client }
         }
         var response: Response

@@ -24,6 +24,8 @@ final class SlowClientGuard: ChannelDuplexHandler, RemovableChannelHandler {
     let limits: Limits
     private var deadline: Scheduled<Void>?
     private var requestsInFlight = 0
+    /// A request whose head arrived but not yet its end (its body is still being read).
+    private var bodyPending = false
 
     init(limits: Limits) { self.limits = limits }
 
@@ -47,9 +49,13 @@ final class SlowClientGuard: ChannelDuplexHandler, RemovableChannelHandler {
         switch unwrapInboundIn(data) {
         case .head:
             requestsInFlight += 1
+            bodyPending = true
             arm(context, limits.body)
         case .end:
-            disarm()   // the request is in; the response may take what it takes
+            bodyPending = false
+            // The request is in. If its response already went out, the connection is idle now;
+            // otherwise the response may take what it takes.
+            if requestsInFlight == 0 { arm(context, limits.idle) } else { disarm() }
         case .body:
             break
         }
@@ -59,7 +65,8 @@ final class SlowClientGuard: ChannelDuplexHandler, RemovableChannelHandler {
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         if case .end = unwrapOutboundIn(data) {
             requestsInFlight = max(0, requestsInFlight - 1)
-            if requestsInFlight == 0 { arm(context, limits.idle) }
+            // A body still arriving keeps its own deadline; else the connection is idle from here.
+            if requestsInFlight == 0 && !bodyPending { arm(context, limits.idle) }
         }
         context.write(data, promise: promise)
     }

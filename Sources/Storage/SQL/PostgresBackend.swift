@@ -30,6 +30,8 @@ public final class PostgresBackend: SQLBackend, @unchecked Sendable {
     private var runner: Task<Void, Never>
     private var generation = 0
     private var reviving = false
+    /// When a connection was last handed out: a pool that is merely busy keeps doing that.
+    private var lastAcquired = ContinuousClock.now
     private var closed = false
 
     /// The pool is revived only once it has worked (a failed `open` just reports).
@@ -105,7 +107,13 @@ public final class PostgresBackend: SQLBackend, @unchecked Sendable {
             // Not a task group: a group waits for every child on exit, and a pool that does not
             // honour cancellation (one being shut down, one in reconnect backoff) would hold the
             // request past the deadline. The operation runs on; only the answer is bounded.
-            let op = Task { try await client.withConnection { conn in acquired.set(); return try await body(conn) } }
+            let op = Task {
+                try await client.withConnection { conn in
+                    acquired.set()
+                    self.lock.withLock { self.lastAcquired = ContinuousClock.now }
+                    return try await body(conn)
+                }
+            }
             return try await withTaskCancellationHandler {
                 try await withCheckedThrowingContinuation { (cont: CheckedContinuation<R, any Error>) in
                     let once = Once()
@@ -148,6 +156,8 @@ public final class PostgresBackend: SQLBackend, @unchecked Sendable {
     private func poolFailed(_ failed: Int) {
         let start = lock.withLock { () -> Bool in
             guard failed == generation, !reviving, !closed, opened else { return false }
+            // Connections were handed out within the last acquire timeout: busy, not dead.
+            guard ContinuousClock.now - lastAcquired > options.acquireTimeout else { return false }
             reviving = true
             return true
         }
@@ -170,7 +180,8 @@ public final class PostgresBackend: SQLBackend, @unchecked Sendable {
                         client = fresh; runner = freshRunner; generation += 1; reviving = false
                         return old
                     }
-                    old.cancel()
+                    // Transactions still running on the old pool finish first (its statements are bounded).
+                    Task { try? await Task.sleep(for: .seconds(30)); old.cancel() }
                     logger.notice("database reachable again; connection pool replaced", metadata: ["database": "\(parsed.where)"])
                     return
                 }

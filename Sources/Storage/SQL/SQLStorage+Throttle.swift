@@ -53,7 +53,7 @@ extension SQLStorage {
 
     public func throttles(now: Date) async throws -> [ThrottleState] {
         try await read { db in
-            try await db.raw("SELECT * FROM login_throttle WHERE failures > 0 ORDER BY key LIMIT 1000").all().map(Self.throttle)
+            try await db.raw("SELECT * FROM login_throttle WHERE failures > 0 ORDER BY key LIMIT 100000").all().map(Self.throttle)
         }
     }
 
