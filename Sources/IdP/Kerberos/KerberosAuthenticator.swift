@@ -106,7 +106,9 @@ public final class KerberosAuthenticator: Authenticator, @unchecked Sendable {
         case .success(let t): token = t
         }
         let now = clock.now()
-        let addrKey = "addr:" + LoginThrottle.addressUnit(remoteAddress)
+        // Its own counter: a password spray from a shared address (an office NAT) must not stop
+        // ticket logins from there, nor bad tickets stop password logins.
+        let addrKey = "krb:" + LoginThrottle.addressUnit(remoteAddress)
         if let s = try await store.throttleState(key: addrKey), let until = s.lockedUntil, until > now {
             await auditor.record("login.failure", remoteAddress: remoteAddress, success: false,
                                  details: ["reason": "locked out", "throttle": "address", "method": method])

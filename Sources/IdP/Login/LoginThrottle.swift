@@ -110,7 +110,7 @@ public struct LoginThrottle: Sendable {
         let chosen = all.filter { k in
             if let key, k == key { return true }
             if let account, k == "acct:\(account)" || k.hasPrefix("pair:\(account)|") { return true }
-            if let unit, k == "addr:\(unit)" || k.hasSuffix("|\(unit)") { return true }
+            if let unit, k == "addr:\(unit)" || k == "krb:\(unit)" || k.hasSuffix("|\(unit)") { return true }
             return false
         }
         for k in chosen { try await store.clearThrottle(key: k) }
@@ -133,6 +133,7 @@ public enum ThrottleKey {
             return (account.hasPrefix("client:") ? "client, from unfamiliar addresses" : "account, from unfamiliar addresses", account, "(unfamiliar)")
         }
         if key.hasPrefix("addr:") { return ("address, on accounts never used there", "(any)", String(key.dropFirst(5))) }
+        if key.hasPrefix("krb:") { return ("address, invalid Kerberos tickets", "(any)", String(key.dropFirst(4))) }
         return ("other", "", key)
     }
 }
