@@ -53,8 +53,8 @@ public struct LoginService: Sendable {
         let blank = password.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
         var outcome: LoginOutcome = .invalidCredentials
         var failureReason = blank ? "empty password" : "invalid credentials"
-        if !username.isEmpty && !blank && password.utf8.count <= 1024 && username.utf8.count <= 256
-            && !Identifiers.hasControlCharacters(username) && !password.contains("\u{0}") {
+        // (The username was checked above: not empty, at most 256 bytes, no control characters.)
+        if !blank && password.utf8.count <= 1024 && !password.contains("\u{0}") {
             var unavailable: String?
             chain: for a in authenticators {
                 do {

@@ -25,10 +25,8 @@ struct BackupCommand: AsyncParsableCommand {
         }
         let summary: DataCopy.Summary
         do {
-            summary = try await withStorages(source: { try await Runtime.openStorage(config, now: Date(), logger: logger) },
-                                             target: { try await DataCommands.sqlite(tmp, logger: logger) }) { source, target in
-                try await DataCopy.copy(from: source, to: target, replace: false)
-            }
+            summary = try await DataCommands.copy(from: { try await Runtime.openStorage(config, now: Date(), logger: logger) },
+                                                  to: { try await DataCommands.sqlite(tmp, logger: logger) }, replace: false)
         } catch {
             for f in [tmp, tmp + "-wal", tmp + "-shm"] { try? FileManager.default.removeItem(atPath: f) }
             throw error
@@ -50,15 +48,10 @@ struct RestoreCommand: AsyncParsableCommand {
     func run() async throws {
         let config = try options.load()
         guard FileManager.default.isReadableFile(atPath: file) else { throw ValidationError("cannot read \(file)") }
-        if !config.usesPostgres {
-            // A running server holds this lock: restoring under it would pull the data from under its feet.
-            do { try SQLiteServerLock.acquire(for: config.sqlitePath) } catch { throw ValidationError("\(error) Stop it before restoring.") }
-        }
+        try DataCommands.requireStoppedServer(config, before: "restoring")
         let logger = cliLogger()
-        let summary = try await withStorages(source: { try await DataCommands.sqlite(file, logger: logger) },
-                                             target: { try await Runtime.openStorage(config, now: Date(), logger: logger) }) { source, target in
-            try await DataCopy.copy(from: source, to: target, replace: force)
-        }
+        let summary = try await DataCommands.copy(from: { try await DataCommands.sqlite(file, logger: logger) },
+                                                  to: { try await Runtime.openStorage(config, now: Date(), logger: logger) }, replace: force)
         print("restored \(summary.total) records into \(config.databaseDescription) (\(summary))")
     }
 }
@@ -76,21 +69,29 @@ struct MigrateCommand: AsyncParsableCommand {
         target.databaseURL = to
         guard target.usesPostgres || to.hasPrefix("sqlite://") else { throw ValidationError("--to must be postgres://… or sqlite:///path") }
         guard target.databaseDescription != config.databaseDescription else { throw ValidationError("--to names the configured database itself") }
-        if !config.usesPostgres {
-            // Writes after the snapshot would be lost: the server must be stopped.
-            do { try SQLiteServerLock.acquire(for: config.sqlitePath) } catch { throw ValidationError("\(error) Stop it before migrating.") }
-        }
+        try DataCommands.requireStoppedServer(config, before: "migrating")   // writes after the snapshot would be lost
         let logger = cliLogger()
-        let summary = try await withStorages(source: { try await Runtime.openStorage(config, now: Date(), logger: logger) },
-                                             target: { try await Runtime.openStorage(target, now: Date(), logger: logger) }) { source, target in
-            try await DataCopy.copy(from: source, to: target, replace: force)
-        }
+        let summary = try await DataCommands.copy(from: { try await Runtime.openStorage(config, now: Date(), logger: logger) },
+                                                  to: { try await Runtime.openStorage(target, now: Date(), logger: logger) }, replace: force)
         print("copied \(summary.total) records from \(config.databaseDescription) to \(target.databaseDescription) (\(summary))")
         print("next: point database.url (or PORTAL_DATABASE_URL) at it, keep the same key-encryption key, and start the servers")
     }
 }
 
 enum DataCommands {
+    /// On SQLite, a running server holds the server lock: restoring or migrating under it would
+    /// lose or overwrite its writes. (PostgreSQL replicas: the README says to stop them.)
+    static func requireStoppedServer(_ config: PortalConfig, before doing: String) throws {
+        guard !config.usesPostgres else { return }
+        do { try SQLiteServerLock.acquire(for: config.sqlitePath) } catch { throw ValidationError("\(error) Stop it before \(doing).") }
+    }
+
+    /// Opens both databases, copies every record, closes both whatever happens.
+    static func copy(from source: () async throws -> SQLStorage, to target: () async throws -> SQLStorage,
+                     replace: Bool) async throws -> DataCopy.Summary {
+        try await withStorages(source: source, target: target) { s, t in try await DataCopy.copy(from: s, to: t, replace: replace) }
+    }
+
     static func sqlite(_ path: String, logger: Logger) async throws -> SQLStorage {
         let backend = try await SQLiteBackend.open(path: path, logger: logger)
         do { return try await SQLStorage.open(backend, now: Date()) } catch {

@@ -195,18 +195,12 @@ public final class PostgresBackend: SQLBackend, @unchecked Sendable {
         let config = PostgresConnection.Configuration(host: parsed.host, port: parsed.port, username: parsed.user, password: parsed.password,
                                                       database: parsed.database, tls: probeTLS)
         let logger = self.logger
-        return await withTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                guard let conn = try? await PostgresConnection.connect(configuration: config, id: 0, logger: logger) else { return false }
-                let ok = (try? await conn.sql(queryLogLevel: .trace).raw("SELECT 1 AS one").first()) != nil
-                try? await conn.close()
-                return ok
-            }
-            group.addTask { try? await Task.sleep(for: .seconds(1)); return false }
-            let first = await group.next() ?? false
-            group.cancelAll()
-            return first
-        }
+        return await Self.trueWithin(.seconds(1), Task {
+            guard let conn = try? await PostgresConnection.connect(configuration: config, id: 0, logger: logger) else { return false }
+            let ok = (try? await conn.sql(queryLogLevel: .trace).raw("SELECT 1 AS one").first()) != nil
+            try? await conn.close()
+            return ok
+        })
     }
 
     static func isConnectionFailure(_ error: any Error) -> Bool {
@@ -223,11 +217,17 @@ public final class PostgresBackend: SQLBackend, @unchecked Sendable {
     /// `SELECT 1` through `client` within `timeout`; never waits longer, whatever the pool does.
     static func answers(_ client: PostgresClient, within timeout: Duration, logger: Logger) async -> Bool {
         // The rows are read to the end: a connection handed back with an unread result would hang its next user.
-        let op = Task { (try? await client.withConnection { conn in try await conn.sql(queryLogLevel: .trace).raw("SELECT 1 AS one").first() }) != nil }
-        return await withCheckedContinuation { (cont: CheckedContinuation<Bool, Never>) in
+        await trueWithin(timeout, Task { (try? await client.withConnection { conn in try await conn.sql(queryLogLevel: .trace).raw("SELECT 1 AS one").first() }) != nil })
+    }
+
+    /// `op`'s answer if it comes within `timeout`, else false (and `op` is cancelled). Never waits
+    /// longer, even for an operation that ignores cancellation (unlike a task group, which would).
+    static func trueWithin(_ timeout: Duration, _ op: Task<Bool, Never>) async -> Bool {
+        await withCheckedContinuation { (cont: CheckedContinuation<Bool, Never>) in
             let once = Once()
             let timer = Task {
                 try? await Task.sleep(for: timeout)
+                if Task.isCancelled { return }   // cancelled because `op` answered first
                 once.run { op.cancel(); cont.resume(returning: false) }
             }
             Task {
