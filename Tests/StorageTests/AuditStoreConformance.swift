@@ -73,4 +73,37 @@ struct AuditStoreConformance {
             #expect(filtered.map(\.actor) == ["alice"])
         }
     }
+
+    @Test(arguments: Backends.all)
+    func sinceIsInclusiveAndUntilExclusive(_ backend: Backend) async throws {
+        try await backend.withStore { store async throws in
+            try await Self.seed(store)  // one event a second, from t0 to t0 + 4
+            let window = try await store.auditEvents(AuditQuery(since: Fixture.t0 + 1, until: Fixture.t0 + 3))
+            #expect(window.map(\.time) == [Fixture.t0 + 2, Fixture.t0 + 1])
+            #expect(try await store.auditEvents(AuditQuery(since: Fixture.t0 + 3)).map(\.type) == ["login.success", "token.replay"])
+            #expect(try await store.auditEvents(AuditQuery(until: Fixture.t0 + 1)).map(\.type) == ["login.success"])
+            #expect(try await store.auditEvents(AuditQuery(since: Fixture.t0 + 5)).isEmpty)
+            #expect(try await store.auditEvents(AuditQuery(until: Fixture.t0)).isEmpty)
+            #expect(try await store.auditEvents(AuditQuery(since: Fixture.t0 + 2, until: Fixture.t0 + 2)).isEmpty)
+            // Combined with the other filters and with pagination.
+            let logins = try await store.auditEvents(AuditQuery(type: "login.success", since: Fixture.t0 + 1))
+            #expect(logins.map(\.actor) == ["bob"])
+            let all = try await store.auditEvents(AuditQuery(since: Fixture.t0, until: Fixture.t0 + 5))
+            #expect(all.count == 5)
+            let page = try await store.auditEvents(AuditQuery(since: Fixture.t0 + 1, before: all[1].id, limit: 2))
+            #expect(page.map(\.time) == [Fixture.t0 + 2, Fixture.t0 + 1])
+        }
+    }
+
+    @Test(arguments: Backends.all)
+    func eventTypesAreTheDistinctTypesSorted(_ backend: Backend) async throws {
+        try await backend.withStore { store async throws in
+            #expect(try await store.auditEventTypes().isEmpty)
+            try await Self.seed(store)
+            try await store.appendAudit(AuditEvent(time: Fixture.t0 + 5, type: "admin.user.add", actor: "cli"))
+            try await store.appendAudit(AuditEvent(time: Fixture.t0 + 6, type: "Zeta.upper", actor: "cli"))
+            #expect(try await store.auditEventTypes() == ["Zeta.upper", "admin.user.add", "login.failure", "login.success",
+                                                          "token.issue", "token.replay"])
+        }
+    }
 }

@@ -16,10 +16,39 @@ struct Backend: Sendable, CustomTestStringConvertible {
         let dispose: @Sendable () async -> Void
     }
 
+    /// A fresh, empty database with no schema yet, and what to do with it when the test ends.
+    struct Empty: Sendable {
+        let backend: any SQLBackend
+        let dispose: @Sendable () async -> Void
+    }
+
     let name: String
-    let make: @Sendable () async throws -> Instance
+    let makeEmpty: @Sendable () async throws -> Empty
 
     var testDescription: String { name }
+
+    /// A fresh, empty, migrated store.
+    func make() async throws -> Instance {
+        let empty = try await makeEmpty()
+        do {
+            return Instance(store: try await SQLStorage.open(empty.backend, now: Fixture.t0), dispose: empty.dispose)
+        } catch {
+            await empty.dispose()
+            throw error
+        }
+    }
+
+    /// Runs `body` against a fresh database without any schema (for migration tests).
+    func withEmptyDatabase(_ body: (any SQLBackend) async throws -> Void) async throws {
+        let empty = try await makeEmpty()
+        do {
+            try await body(empty.backend)
+            await empty.dispose()
+        } catch {
+            await empty.dispose()
+            throw error
+        }
+    }
 
     /// Runs `body` against a fresh store and disposes of it afterwards, also when `body` throws.
     func withStore(_ body: (any Storage) async throws -> Void) async throws {
@@ -56,9 +85,8 @@ enum Backends {
             var c = URLComponents(string: url)!
             c.path = "/" + name
             let backend = try await PostgresBackend.open(.init(url: c.string!, poolSize: 8, acquireTimeout: .seconds(60)), logger: logger)
-            let store = try await SQLStorage.open(backend, now: Fixture.t0)
-            return Backend.Instance(store: store) {
-                try? await store.close()
+            return Backend.Empty(backend: backend) {
+                try? await backend.close()
                 try? await admin.run { db in try await db.raw("DROP DATABASE IF EXISTS \(unsafeRaw: String(name)) WITH (FORCE)").run() }
                 try? await admin.close()
             }
@@ -75,9 +103,8 @@ enum Backends {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let path = dir.appendingPathComponent(UUID().uuidString + ".sqlite").path
         let backend = try await SQLiteBackend.open(path: path, logger: Logger(label: "portal.storage-tests"), serving: serving)
-        let store = try await SQLStorage.open(backend, now: Fixture.t0)
-        return Backend.Instance(store: store) {
-            try? await store.close()
+        return Backend.Empty(backend: backend) {
+            try? await backend.close()
             for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
         }
     } }

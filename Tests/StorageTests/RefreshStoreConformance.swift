@@ -206,4 +206,41 @@ struct RefreshStoreConformance {
         }
     }
 
+
+    @Test(arguments: Backends.all)
+    func aFamilyKeepsWhereItCameFrom(_ backend: Backend) async throws {
+        try await backend.withStore { store async throws in
+            let chrome = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
+            // Started by a code redemption.
+            let code = Fixture.code()
+            try await store.createCode(code)
+            var redeemed = Fixture.family()
+            redeemed.address = "2001:db8::7"
+            redeemed.userAgent = "kubectl/v1.32.0 (linux/amd64) kubernetes/abc123"
+            let first = Fixture.token(familyID: redeemed.id)
+            #expect(try await store.redeemCode(hash: code.hash, now: Fixture.t0, family: redeemed, firstToken: first) == .redeemed)
+            // Started directly (the portal's own device flow), and one that knows nothing.
+            var direct = Fixture.family(at: Fixture.t0 + 1)
+            direct.address = "192.0.2.44"
+            direct.userAgent = chrome
+            try await store.startFamily(direct, firstToken: Fixture.token(familyID: direct.id, at: Fixture.t0 + 1))
+            let plain = Fixture.family(at: Fixture.t0 + 2)
+            try await store.startFamily(plain, firstToken: Fixture.token(familyID: plain.id, at: Fixture.t0 + 2))
+
+            #expect(try await store.family(id: redeemed.id) == redeemed)
+            #expect(try await store.family(id: direct.id) == direct)
+            let stored = try #require(try await store.family(id: plain.id))
+            #expect(stored.address == "" && stored.userAgent == "")
+            #expect(try await store.refreshToken(hash: first.hash)?.1 == redeemed)
+            let active = try await store.activeFamilies(userID: nil, now: Fixture.t0 + 3)
+            #expect(active.map(\.address) == ["", "192.0.2.44", "2001:db8::7"])
+            #expect(active.map(\.userAgent) == ["", chrome, redeemed.userAgent])
+            // Rotation and revocation leave them alone.
+            let next = Fixture.token(familyID: redeemed.id, at: Fixture.t0 + 4)
+            #expect(try await store.rotateRefreshToken(hash: first.hash, now: Fixture.t0 + 4, successor: next) == .rotated)
+            try await store.revokeFamily(id: redeemed.id, now: Fixture.t0 + 5, reason: "test")
+            let after = try #require(try await store.family(id: redeemed.id))
+            #expect(after.address == redeemed.address && after.userAgent == redeemed.userAgent)
+        }
+    }
 }

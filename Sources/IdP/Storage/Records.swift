@@ -87,11 +87,16 @@ public struct RefreshFamily: Sendable, Equatable {
     public var lastUsedAt: Date
     public var revokedAt: Date?
     public var revokeReason: String?
+    /// The client address the family was started from ("" when unknown, or older than this field).
+    public var address: String
+    /// The User-Agent header of the request that started it ("" when unknown); see `DeviceName`.
+    public var userAgent: String
 
     public init(id: String, grant: Grant, createdAt: Date, expiresAt: Date, lastUsedAt: Date? = nil,
-                revokedAt: Date? = nil, revokeReason: String? = nil) {
+                revokedAt: Date? = nil, revokeReason: String? = nil, address: String = "", userAgent: String = "") {
         self.id = id; self.grant = grant; self.createdAt = createdAt; self.expiresAt = expiresAt
         self.lastUsedAt = lastUsedAt ?? createdAt; self.revokedAt = revokedAt; self.revokeReason = revokeReason
+        self.address = address; self.userAgent = userAgent
     }
 }
 
@@ -212,10 +217,35 @@ public struct AuditQuery: Sendable {
     public var type: String?
     public var actor: String?
     public var subject: String?
+    /// Events at or after this instant (inclusive).
+    public var since: Date?
+    /// Events strictly before this instant (exclusive).
+    public var until: Date?
     public var before: Int64?
     public var limit: Int
 
-    public init(type: String? = nil, actor: String? = nil, subject: String? = nil, before: Int64? = nil, limit: Int = 100) {
-        self.type = type; self.actor = actor; self.subject = subject; self.before = before; self.limit = limit
+    public init(type: String? = nil, actor: String? = nil, subject: String? = nil, since: Date? = nil, until: Date? = nil,
+                before: Int64? = nil, limit: Int = 100) {
+        self.type = type; self.actor = actor; self.subject = subject; self.since = since; self.until = until
+        self.before = before; self.limit = limit
+    }
+}
+
+/// A secret shown once: stored sealed by the caller after a POST, taken (and deleted) by the GET
+/// that follows the redirect. Storage never interprets `sealed`.
+public struct Reveal: Sendable, Equatable {
+    public var id: String
+    /// SHA-256 of the browser-binding cookie of the browser that may see it.
+    public var browserHash: String
+    /// What is revealed ("credential", "robot" …), for the page that shows it.
+    public var kind: String
+    /// Opaque ciphertext made by the caller.
+    public var sealed: String
+    public var createdAt: Date
+    public var expiresAt: Date
+
+    public init(id: String, browserHash: String, kind: String, sealed: String, createdAt: Date, expiresAt: Date) {
+        self.id = id; self.browserHash = browserHash; self.kind = kind; self.sealed = sealed
+        self.createdAt = createdAt; self.expiresAt = expiresAt
     }
 }

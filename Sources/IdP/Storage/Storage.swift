@@ -22,8 +22,8 @@ public struct StorageError: Error, CustomStringConvertible, Equatable {
 //
 // Rules every implementation follows (and the conformance suite checks):
 // - Single use is enforced by the database with a conditional update inside one
-//   transaction, so it holds across processes and replicas — never by an
-//   in-process lock alone.
+//   transaction (or a single DELETE … RETURNING), so it holds across processes and
+//   replicas — never by an in-process lock alone.
 // - `now` is always passed in; implementations never read a clock.
 // - Secrets are never handed to storage: only their SHA-256 (`hash`) is.
 // - A method that fails throws and leaves nothing half-written.
@@ -157,12 +157,24 @@ public protocol ThrottleStore: Sendable {
 
 public protocol AuditStore: Sendable {
     func appendAudit(_ event: AuditEvent) async throws
-    /// Newest first, filtered, paginated by `before` id.
+    /// Newest first, filtered (type, actor, subject, `since` inclusive, `until` exclusive), paginated by `before` id.
     func auditEvents(_ query: AuditQuery) async throws -> [AuditEvent]
+    /// The distinct event types present in the log, sorted.
+    func auditEventTypes() async throws -> [String]
+}
+
+public protocol RevealStore: Sendable {
+    /// Throws `.conflict` when the id is taken.
+    func createReveal(_ reveal: Reveal) async throws
+    /// Deletes the reveal and returns it when it was stored and unexpired (`expiresAt > now`);
+    /// an expired one is deleted too, and nil returned. Exactly one of any number of concurrent
+    /// callers, on any replica, gets it. The caller checks `browserHash`: a take by another
+    /// browser still consumes the reveal.
+    func takeReveal(id: String, now: Date) async throws -> Reveal?
 }
 
 public protocol MaintenanceStore: Sendable {
-    /// Deletes expired codes, pending authorizations, sessions, setup tokens, dead refresh
+    /// Deletes expired codes, pending authorizations, sessions, setup tokens, reveals, dead refresh
     /// tokens and families, stale throttle rows and keys gone from JWKS. Returns rows removed.
     func purgeExpired(now: Date) async throws -> Int
     /// Cheap round trip for readiness probes.
@@ -171,7 +183,7 @@ public protocol MaintenanceStore: Sendable {
 
 /// Everything the portal persists.
 public typealias Storage = UserStore & ClientStore & CodeStore & RefreshStore & SessionStore & KeyStore & SetupStore
-    & ThrottleStore & AuditStore & MaintenanceStore & CredentialStore & RobotStore
+    & ThrottleStore & AuditStore & MaintenanceStore & CredentialStore & RobotStore & RevealStore
 
 extension RefreshStore {
     public func rotateRefreshToken(hash: String, now: Date, successor: RefreshToken) async throws -> RefreshRotation {

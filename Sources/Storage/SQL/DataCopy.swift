@@ -16,15 +16,25 @@ public enum DataCopy {
         static func == (a: Table, b: Table) -> Bool { a.name == b.name && a.columns.map(\.0) == b.columns.map(\.0) }
     }
 
-    /// Tables not copied: the schema version is the target's own; leases are held by running processes.
-    static let skipped: Set<String> = ["schema_migrations", "leases"]
+    /// Tables not copied: the schema version is the target's own; leases are held by running processes;
+    /// reveals are single-use secrets that live minutes — a restored copy could be shown a second time.
+    static let skipped: Set<String> = ["schema_migrations", "leases", "reveals"]
 
-    /// Every table and column as the migrations declare them (TEXT and BIGINT only, by design).
+    /// Every table and column as the migrations declare them (TEXT and BIGINT only, by design):
+    /// `CREATE TABLE`, then the columns later versions add with `ALTER TABLE … ADD COLUMN`.
     static func tables() -> [Table] {
         var out: [Table] = []
         for (_, statements) in Migrations.all(.sqlite) {
             for s in statements {
                 let flat = s.replacingOccurrences(of: "\n", with: " ")
+                if let (name, def) = addedColumn(flat) {
+                    guard !skipped.contains(name) else { continue }
+                    guard let i = out.firstIndex(where: { $0.name == name }) else {
+                        preconditionFailure("migration adds a column to \(name), which no earlier migration creates")
+                    }
+                    out[i] = Table(name: name, columns: out[i].columns + column(def))
+                    continue
+                }
                 guard flat.hasPrefix("CREATE TABLE "), let open = flat.firstIndex(of: "("), let close = flat.lastIndex(of: ")") else { continue }
                 let name = flat[flat.index(flat.startIndex, offsetBy: 13)..<open].trimmingCharacters(in: .whitespaces)
                 guard !skipped.contains(name) else { continue }
@@ -39,6 +49,15 @@ public enum DataCopy {
             }
         }
         return out
+    }
+
+    /// ("table", "column TYPE …") for `ALTER TABLE table ADD [COLUMN] column TYPE …`; nil for anything else.
+    static func addedColumn(_ statement: String) -> (String, String)? {
+        let words = statement.split(separator: " ").map(String.init)
+        guard words.count >= 6, words[0].uppercased() == "ALTER", words[1].uppercased() == "TABLE", words[3].uppercased() == "ADD"
+        else { return nil }
+        let rest = words[4].uppercased() == "COLUMN" ? words[5...] : words[4...]
+        return (words[2], rest.joined(separator: " "))
     }
 
     static func column(_ def: String) -> [(String, Bool)] {

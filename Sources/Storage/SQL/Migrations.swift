@@ -93,10 +93,21 @@ enum Migrations {
                   account TEXT NOT NULL, address TEXT NOT NULL, last_success BIGINT NOT NULL, PRIMARY KEY (account, address))
                 """,
             ]),
+            (4, [
+                """
+                CREATE TABLE reveals (
+                  id TEXT PRIMARY KEY, browser_hash TEXT NOT NULL, kind TEXT NOT NULL, sealed TEXT NOT NULL,
+                  created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL)
+                """,
+                // Where a family came from; families started before this version came from "".
+                "ALTER TABLE refresh_families ADD COLUMN address TEXT NOT NULL DEFAULT ''",
+                "ALTER TABLE refresh_families ADD COLUMN user_agent TEXT NOT NULL DEFAULT ''",
+            ]),
         ]
     }
 
-    static func apply(_ backend: any SQLBackend, now: Date) async throws {
+    /// Applies every version not applied yet, up to `last` (tests stop early to build an older schema).
+    static func apply(_ backend: any SQLBackend, now: Date, through last: Int = .max) async throws {
         let flavor = backend.flavor
         try await backend.transaction { db in
             if flavor == .postgres {
@@ -105,7 +116,7 @@ enum Migrations {
             }
             try await db.raw("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)").run()
             let applied = Set(try await db.raw("SELECT version FROM schema_migrations").all().map { try $0.decode(column: "version", as: Int.self) })
-            for (version, statements) in all(flavor) where !applied.contains(version) {
+            for (version, statements) in all(flavor) where version <= last && !applied.contains(version) {
                 for s in statements { try await db.raw(SQLQueryString(s)).run() }
                 try await db.raw("INSERT INTO schema_migrations (version, applied_at) VALUES (\(bind: version), \(bind: Int(now.timeIntervalSince1970)))").run()
             }

@@ -60,6 +60,8 @@ extension SQLStorage {
             if let v = q.type { sql.appendInterpolation(unsafeRaw: " AND type = "); sql.appendInterpolation(bind: v) }
             if let v = q.actor { sql.appendInterpolation(unsafeRaw: " AND actor = "); sql.appendInterpolation(bind: v) }
             if let v = q.subject { sql.appendInterpolation(unsafeRaw: " AND subject = "); sql.appendInterpolation(bind: v) }
+            if let v = q.since { sql.appendInterpolation(unsafeRaw: " AND time >= "); sql.appendInterpolation(bind: t(v)) }
+            if let v = q.until { sql.appendInterpolation(unsafeRaw: " AND time < "); sql.appendInterpolation(bind: t(v)) }
             if let v = q.before { sql.appendInterpolation(unsafeRaw: " AND id < "); sql.appendInterpolation(bind: Int(v)) }
             sql.appendInterpolation(unsafeRaw: " ORDER BY id DESC LIMIT \(max(1, min(q.limit, 1000)))")
             return try await db.raw(sql).all().map { r in
@@ -68,6 +70,13 @@ extension SQLStorage {
                            success: try r.b("success"),
                            details: (try? JSONDecoder().decode([String: String].self, from: Data(try r.s("details_json").utf8))) ?? [:])
             }
+        }
+    }
+
+    public func auditEventTypes() async throws -> [String] {
+        // Sorted here, not by the database: PostgreSQL's collation would order differently from SQLite's.
+        try await run { db in
+            try await db.raw("SELECT DISTINCT type FROM audit_events").all().map { try $0.s("type") }.sorted()
         }
     }
 
@@ -80,6 +89,7 @@ extension SQLStorage {
                 "DELETE FROM pending_authorizations WHERE expires_at < \(bind: n) RETURNING id",
                 "DELETE FROM login_sessions WHERE expires_at < \(bind: n) RETURNING hash",
                 "DELETE FROM setup_tokens WHERE expires_at < \(bind: n) RETURNING hash",
+                "DELETE FROM reveals WHERE expires_at <= \(bind: n) RETURNING id",
                 "DELETE FROM login_throttle WHERE window_start < \(bind: n - 86400) AND (locked_until IS NULL OR locked_until < \(bind: n)) RETURNING key",
                 "DELETE FROM login_familiar WHERE last_success < \(bind: n - Self.familiarRetention) RETURNING account",
                 // A family is kept a day past its end so replays of its tokens are still recognised and audited.

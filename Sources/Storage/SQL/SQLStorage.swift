@@ -271,7 +271,8 @@ extension SQLStorage {
                       grant: Grant(userID: try r.s("user_id"), clientID: try r.s("client_id"), scopes: try r.list("scopes"),
                                    authTime: try r.d("auth_time"), authMethod: try r.s("auth_method")),
                       createdAt: try r.d("created_at"), expiresAt: try r.d("expires_at"), lastUsedAt: try r.d("last_used_at"),
-                      revokedAt: try r.od("revoked_at"), revokeReason: try r.os("revoke_reason"))
+                      revokedAt: try r.od("revoked_at"), revokeReason: try r.os("revoke_reason"),
+                      address: try r.s("address"), userAgent: try r.s("user_agent"))
     }
 
     static func token(_ r: any SQLRow) throws -> RefreshToken {
@@ -281,10 +282,11 @@ extension SQLStorage {
 
     static func insertFamily(_ f: RefreshFamily, _ db: any SQLDatabase) async throws {
         try await db.raw("""
-            INSERT INTO refresh_families (id, user_id, client_id, scopes, auth_time, auth_method, created_at, expires_at, last_used_at, revoked_at, revoke_reason)
+            INSERT INTO refresh_families (id, user_id, client_id, scopes, auth_time, auth_method, created_at, expires_at, last_used_at,
+                                          revoked_at, revoke_reason, address, user_agent)
             VALUES (\(bind: f.id), \(bind: f.grant.userID), \(bind: f.grant.clientID), \(bind: json(f.grant.scopes)),
                     \(bind: t(f.grant.authTime)), \(bind: f.grant.authMethod), \(bind: t(f.createdAt)), \(bind: t(f.expiresAt)),
-                    \(bind: t(f.lastUsedAt)), \(bind: t(f.revokedAt)), \(bind: f.revokeReason))
+                    \(bind: t(f.lastUsedAt)), \(bind: t(f.revokedAt)), \(bind: f.revokeReason), \(bind: f.address), \(bind: f.userAgent))
             """).run()
     }
 
