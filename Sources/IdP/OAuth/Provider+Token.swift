@@ -3,14 +3,16 @@ import Foundation
 extension Provider {
     /// The token endpoint (RFC 6749 §3.2). Client authentication happens first and a request
     /// refused for it consumes nothing, so kubectl's retry with body credentials still works.
-    public func token(_ p: FormParameters, authorizationHeader: String?, remoteAddress: String) async throws(OAuthError) -> TokenResponse {
+    /// `userAgent` (the request's User-Agent header) is recorded on a family a code redemption starts.
+    public func token(_ p: FormParameters, authorizationHeader: String?, remoteAddress: String,
+                      userAgent: String = "") async throws(OAuthError) -> TokenResponse {
         let credentials = try ClientCredentials(authorizationHeader: authorizationHeader, body: p)
         let client = try await authenticateClient(credentials, remoteAddress: remoteAddress)
         guard let grantType = try p.single("grant_type") else { throw OAuthError.invalidRequest("missing parameter 'grant_type'") }
         do {
             switch grantType {
             case "authorization_code":
-                return try await redeemCode(p, client: client, remoteAddress: remoteAddress)
+                return try await redeemCode(p, client: client, remoteAddress: remoteAddress, userAgent: userAgent)
             case "refresh_token":
                 return try await refresh(p, client: client, remoteAddress: remoteAddress)
             default:
@@ -76,7 +78,7 @@ extension Provider {
 
     // MARK: authorization_code (RFC 6749 §4.1.3, RFC 7636 §4.6)
 
-    func redeemCode(_ p: FormParameters, client: Client, remoteAddress: String) async throws -> TokenResponse {
+    func redeemCode(_ p: FormParameters, client: Client, remoteAddress: String, userAgent: String) async throws -> TokenResponse {
         let code = try p.required("code")
         let redirectURI = try p.single("redirect_uri")
         let verifier = try p.single("code_verifier")
@@ -104,7 +106,8 @@ extension Provider {
 
         let refresh = newToken()
         let family = RefreshFamily(id: random.token(byteCount: 16), grant: record.grant, createdAt: t,
-                                   expiresAt: t + policy.refreshAbsoluteLifetime)
+                                   expiresAt: t + policy.refreshAbsoluteLifetime,
+                                   address: Identifiers.printable(remoteAddress), userAgent: Identifiers.printable(userAgent))
         let first = RefreshToken(hash: Secrets.sha256Hex(refresh), familyID: family.id, clientID: client.id, createdAt: t,
                                  idleExpiresAt: min(t + policy.refreshIdleTimeout, family.expiresAt))
         switch try await store.redeemCode(hash: hash, now: t, family: family, firstToken: first) {
@@ -244,16 +247,18 @@ extension Provider {
 extension Provider {
     /// Tokens minted for a signed-in person's device without a redirect (the Kubernetes page
     /// and the kubeconfig download): a fresh refresh family for `clientID`, exactly as if the
-    /// code flow had run. Audited as `token.issue` with grant "portal".
+    /// code flow had run. Audited as `token.issue` with grant "portal". The family records
+    /// `remoteAddress` and `userAgent` (the signed-in browser's User-Agent header).
     public func issueForDevice(identity: Identity, clientID: String, authTime: Date, authMethod: String,
-                               remoteAddress: String, purpose: String) async throws -> TokenResponse {
+                               remoteAddress: String, purpose: String, userAgent: String = "") async throws -> TokenResponse {
         guard try await clients.client(id: clientID) != nil else { throw OAuthError.invalidRequest("unknown client '\(clientID)'") }
         let identity = try await releasable(identity, clientID: clientID, remoteAddress: remoteAddress)
         let t = now
         let grant = Grant(userID: identity.subject, clientID: clientID, scopes: ["openid", "profile", "email", "groups", "offline_access"],
                           authTime: authTime, authMethod: authMethod)
         let refresh = newToken()
-        let family = RefreshFamily(id: random.token(byteCount: 16), grant: grant, createdAt: t, expiresAt: t + policy.refreshAbsoluteLifetime)
+        let family = RefreshFamily(id: random.token(byteCount: 16), grant: grant, createdAt: t, expiresAt: t + policy.refreshAbsoluteLifetime,
+                                   address: Identifiers.printable(remoteAddress), userAgent: Identifiers.printable(userAgent))
         let first = RefreshToken(hash: Secrets.sha256Hex(refresh), familyID: family.id, clientID: clientID, createdAt: t,
                                  idleExpiresAt: min(t + policy.refreshIdleTimeout, family.expiresAt))
         try await store.startFamily(family, firstToken: first)

@@ -70,7 +70,8 @@ struct ProtocolRoutes {
                 let json = try await runtime.credentials.exchange(form, authorizationHeader: basic, remoteAddress: context.remoteAddress)
                 return Responses.json(.ok, json)
             }
-            let result = try await provider.token(form, authorizationHeader: basic, remoteAddress: context.remoteAddress)
+            let result = try await provider.token(form, authorizationHeader: basic, remoteAddress: context.remoteAddress,
+                                                  userAgent: request.headers[.userAgent] ?? "")
             return Responses.json(.ok, result.json)
         } catch {
             if error.code != "invalid_grant" && error.code != "invalid_client" {
