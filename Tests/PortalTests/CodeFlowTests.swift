@@ -46,6 +46,20 @@ import Testing
         }
     }
 
+    @Test func the_family_a_code_starts_records_the_user_agent_of_the_token_request() async throws {
+        try await withPortal { p, client in
+            let req = AuthRequest()
+            let code = try await client.authorizationCode(p, Agent(), req)
+            var params = [("grant_type", "authorization_code"), ("code", code), ("redirect_uri", req.redirectURI), ("client_id", req.clientID)]
+            if let v = req.verifier { params.append(("code_verifier", v)) }
+            let kubectl = "kubectl/v1.32.0 (linux/amd64) kubernetes/abc123"
+            let r = try await client.token(params, headers: [.userAgent: kubectl])
+            #expect(r.status == .ok)
+            let families = try await p.rt.storage.activeFamilies(userID: p.alice.id, now: p.clock.now())
+            #expect(families.map(\.userAgent) == [kubectl])
+        }
+    }
+
     @Test func userinfo_accepts_the_access_token_by_header_and_by_post_body() async throws {
         try await withPortal { p, client in
             let access = try #require(try await client.tokens(p)["access_token"] as? String)
