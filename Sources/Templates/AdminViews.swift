@@ -1,52 +1,58 @@
 import Foundation
 
+/// One row of a credential's create form: an expiry choice with the date it leads to.
+public struct LifetimeOption: Sendable {
+    public var value: Int; public var label: String; public var until: String; public var selected: Bool
+    public init(value: Int, label: String, until: String, selected: Bool) { self.value = value; self.label = label; self.until = until; self.selected = selected }
+}
+
+/// /credentials (a person's own) and /admin/robots/credential (a robot's, made by an administrator).
 public struct CredentialsView: PageView {
     public static let template = "credentials"
-    public struct Lifetime { public var value: Int; public var label: String; public var selected: Bool
-        public init(value: Int, label: String, selected: Bool) { self.value = value; self.label = label; self.selected = selected } }
-    public struct Item { public var id, name, description, created, lastUsed, expires, groups, csrf, rotateAction, revokeAction: String
-        public init(id: String, name: String, description: String, created: String, lastUsed: String, expires: String, groups: String,
-                    csrf: String, rotateAction: String, revokeAction: String) {
+    public struct Item {
+        public var id, name, description, created, lastUsed, expires, expiresIn, groups, csrf: String
+        public var soon: Bool
+        public init(id: String, name: String, description: String, created: String, lastUsed: String, expires: String, expiresIn: String,
+                    soon: Bool, groups: String, csrf: String) {
             self.id = id; self.name = name; self.description = description; self.created = created; self.lastUsed = lastUsed
-            self.expires = expires; self.groups = groups; self.csrf = csrf; self.rotateAction = rotateAction; self.revokeAction = revokeAction
-        } }
-    public struct Kubeconfig { public var index: Int; public var cluster: String; public var yaml: String
-        public init(index: Int, cluster: String, yaml: String) { self.index = index; self.cluster = cluster; self.yaml = yaml } }
-    public struct Created { public var name: String; public var token: String; public var kubeconfigs: [Kubeconfig]
-        public init(name: String, token: String, kubeconfigs: [Kubeconfig]) { self.name = name; self.token = token; self.kubeconfigs = kubeconfigs } }
+            self.expires = expires; self.expiresIn = expiresIn; self.soon = soon; self.groups = groups; self.csrf = csrf
+        }
+    }
+    public struct Admin { public var tabs: [AdminTab]; public init(tabs: [AdminTab]) { self.tabs = tabs } }
 
+    public var chrome: Chrome
     public var csrf: String
-    public var username: String
-    public var isAdmin: Bool
+    public var heading = "Application credentials"
+    public var intro: String
+    public var admin: Admin?
     public var formAction = "/credentials"
-    public var lifetimes: [Lifetime]
+    public var ownerID: String?
+    public var whose = "your"
+    public var lifetimes: [LifetimeOption]
     public var groups: [String]
     public var restrictable: Bool
+    public var showList = true
     public var items: [Item]
     public var hasItems: Bool
-    public var created: Created?
     public var error: String?
     public var notice: String?
 
-    public init(csrf: String, username: String, isAdmin: Bool, lifetimes: [Lifetime], groups: [String], items: [Item],
-                created: Created? = nil, error: String? = nil, notice: String? = nil) {
-        self.csrf = csrf; self.username = username; self.isAdmin = isAdmin; self.lifetimes = lifetimes; self.groups = groups
-        self.restrictable = !groups.isEmpty; self.items = items; self.hasItems = !items.isEmpty; self.created = created
+    public init(chrome: Chrome, intro: String, lifetimes: [LifetimeOption], groups: [String], items: [Item], error: String? = nil, notice: String? = nil) {
+        self.chrome = chrome; self.csrf = chrome.csrf; self.intro = intro; self.lifetimes = lifetimes; self.groups = groups
+        self.restrictable = !groups.isEmpty; self.items = items; self.hasItems = !items.isEmpty
         self.error = error; self.notice = notice
     }
 }
 
-/// One template for every admin section: tabs, forms, a table with per-row actions, pagination.
+/// One template for every admin section: tabs, an optional filter bar, forms, a table with per-row actions, pagination.
 public struct AdminView: PageView {
     public static let template = "admin"
-    public struct Tab { public var href, label: String; public var current: Bool }
-    public struct Option { public var value, label: String
-        public init(value: String, label: String) { self.value = value; self.label = label } }
+    public struct Option { public var value, label: String; public var selected: Bool
+        public init(value: String, label: String, selected: Bool = false) { self.value = value; self.label = label; self.selected = selected } }
     public struct Field {
         public var id: String
         public var name, label, type, value, placeholder: String
         public var required: Bool
-        public var hidden: Bool
         public var checkbox: Bool
         public var select: Bool
         public var options: [Option]
@@ -54,64 +60,129 @@ public struct AdminView: PageView {
                     options: [Option] = []) {
             self.id = name + "-" + String(UInt32.random(in: 0...UInt32.max), radix: 36)
             self.name = name; self.label = label; self.type = type; self.value = value; self.placeholder = placeholder
-            self.required = required; self.hidden = type == "hidden"; self.checkbox = type == "checkbox"; self.select = !options.isEmpty
+            self.required = required; self.checkbox = type == "checkbox"; self.select = !options.isEmpty
             self.options = options
         }
     }
     public struct Form {
-        public var title, action, submit, method: String
-        public var post: Bool
+        public var title, action, submit, anchor: String
         public var csrf: String
         public var fields: [Field]
-        public init(title: String, action: String, submit: String, csrf: String, fields: [Field], method: String = "post") {
-            self.title = title; self.action = action; self.submit = submit; self.csrf = csrf; self.fields = fields
-            self.method = method; self.post = method == "post"
+        public init(title: String, action: String, submit: String, csrf: String, fields: [Field], anchor: String = "add") {
+            self.title = title; self.action = action; self.submit = submit; self.csrf = csrf; self.fields = fields; self.anchor = anchor
         }
     }
+    /// A GET form above the list: inline, one line on a wide screen.
+    public struct Filter { public var action: String; public var fields: [Field]; public var active: Bool
+        public init(action: String, fields: [Field], active: Bool) { self.action = action; self.fields = fields; self.active = active } }
     public struct Hidden { public var name, value: String
         public init(_ name: String, _ value: String) { self.name = name; self.value = value } }
     public struct Action {
         public var id: String
         public var action, label, csrf: String
+        /// What the action acts on, for screen readers ("Revoke ci-deployer").
+        public var object: String
         public var hidden: [Hidden]
         public var danger: Bool
+        public var link: String?
         public var input: String?
         public var inputLabel: String
         public var inputType: String
-        public init(_ label: String, action: String, csrf: String, hidden: [Hidden], danger: Bool = false, input: String? = nil,
-                    inputLabel: String = "", inputType: String = "text") {
+        public init(_ label: String, action: String, csrf: String, object: String, hidden: [Hidden], danger: Bool = false, link: String? = nil,
+                    input: String? = nil, inputLabel: String = "", inputType: String = "text") {
             self.id = String(UInt32.random(in: 0...UInt32.max), radix: 36)
-            self.label = label; self.action = action; self.csrf = csrf; self.hidden = hidden; self.danger = danger
-            self.input = input; self.inputLabel = inputLabel; self.inputType = inputType
+            self.label = label; self.action = action; self.csrf = csrf; self.object = object; self.hidden = hidden; self.danger = danger
+            self.link = link; self.input = input; self.inputLabel = inputLabel; self.inputType = inputType
         }
     }
-    public struct Row { public var cells: [String]; public var actions: [Action]
-        public init(cells: [String], actions: [Action] = []) { self.cells = cells; self.actions = actions } }
+    /// A table cell: `kind` is its CSS class (wrap: free text that may break; nowrap: dates, states; id: identifiers).
+    public struct Cell {
+        public var text: String; public var label: String; public var kind: String; public var code: Bool
+        public var sub: String?; public var title: String?
+        public init(_ text: String, kind: String = "wrap", code: Bool = false, sub: String? = nil, title: String? = nil) {
+            self.text = text; self.label = ""; self.kind = kind; self.code = code; self.sub = sub; self.title = title
+        }
+        public static func date(_ text: String) -> Cell { Cell(text, kind: "nowrap") }
+        public static func id(_ text: String) -> Cell { Cell(text, kind: "id", code: true, title: text) }
+    }
+    public struct Row { public var cells: [Cell]; public var actions: [Action]
+        public init(cells: [Cell], actions: [Action] = []) { self.cells = cells; self.actions = actions } }
 
+    public var chrome: Chrome
     public var csrf: String
-    public var username: String
-    public var isAdmin = true
     public var heading: String
     public var intro: String?
-    public var tabs: [Tab]
+    public var tabs: [AdminTab]
+    public var filter: Filter?
     public var forms: [Form]
     public var columns: [String]
     public var rows: [Row]
     public var hasRows: Bool
+    public var hasActions: Bool
+    public var empty: String
+    public var emptyHref: String?
+    public var emptyLink: String
     public var nextPage: String?
     public var error: String?
     public var notice: String?
-    public var secret: String?
 
-    public static let sections: [(String, String)] = [("/admin/users", "Users"), ("/admin/robots", "Robots"), ("/admin/credentials", "Credentials"),
-                                                      ("/admin/sessions", "Sessions"), ("/admin/keys", "Signing keys"), ("/admin/clients", "Clients"),
-                                                      ("/admin/throttles", "Throttles"), ("/admin/audit", "Audit log"), ("/admin/apiserver", "API server setup")]
+    public init(chrome: Chrome, current: String, heading: String, intro: String? = nil, filter: Filter? = nil, forms: [Form] = [],
+                columns: [String], rows: [Row], empty: String, emptyHref: String? = nil, emptyLink: String = "", nextPage: String? = nil) {
+        self.chrome = chrome; self.csrf = chrome.csrf; self.heading = heading; self.intro = intro
+        self.tabs = AdminSections.tabs(current: current)
+        self.filter = filter; self.forms = forms; self.columns = columns
+        // Every cell knows its column, so narrow screens can show rows as labelled cards.
+        self.rows = rows.map { r in
+            var r = r
+            for i in r.cells.indices where i < columns.count { r.cells[i].label = columns[i] }
+            return r
+        }
+        self.hasRows = !rows.isEmpty; self.hasActions = rows.contains { !$0.actions.isEmpty }
+        self.empty = empty; self.emptyHref = emptyHref; self.emptyLink = emptyLink; self.nextPage = nextPage
+    }
+}
 
-    public init(csrf: String, username: String, current: String, heading: String, intro: String? = nil, forms: [Form] = [],
-                columns: [String], rows: [Row], nextPage: String? = nil, error: String? = nil, notice: String? = nil, secret: String? = nil) {
-        self.csrf = csrf; self.username = username; self.heading = heading; self.intro = intro
-        self.tabs = Self.sections.map { Tab(href: $0.0, label: $0.1, current: $0.0 == current) }
-        self.forms = forms; self.columns = columns; self.rows = rows; self.hasRows = !rows.isEmpty; self.nextPage = nextPage
-        self.error = error; self.notice = notice; self.secret = secret
+/// "Revoke ci-deployer's credential?": what will stop working, and the one button that does it.
+public struct ConfirmView: PageView {
+    public static let template = "confirm"
+    public struct Option { public var name, value, label: String; public var hint: String?; public var selected: Bool
+        public init(name: String, value: String, label: String, hint: String? = nil, selected: Bool = false) {
+            self.name = name; self.value = value; self.label = label; self.hint = hint; self.selected = selected
+        } }
+    public struct Choice { public var legend: String; public var options: [Option]
+        public init(legend: String, options: [Option]) { self.legend = legend; self.options = options } }
+    public var chrome: Chrome
+    public var csrf: String
+    public var heading: String
+    public var consequences: [String]
+    public var action: String
+    public var hidden: [AdminView.Hidden]
+    public var choice: Choice?
+    public var submit: String
+    public var danger: Bool
+    public var cancel: String
+    public init(chrome: Chrome, heading: String, consequences: [String], action: String, hidden: [AdminView.Hidden], choice: Choice? = nil,
+                submit: String, danger: Bool = true, cancel: String) {
+        self.chrome = chrome; self.csrf = chrome.csrf; self.heading = heading; self.consequences = consequences; self.action = action
+        self.hidden = hidden; self.choice = choice; self.submit = submit; self.danger = danger; self.cancel = cancel
+    }
+}
+
+/// A one-time secret (a credential's token, a kubectl command with a refresh token), from a GET that works once.
+public struct ShownView: PageView {
+    public static let template = "shown"
+    public struct Item { public var id, label, text, what: String; public var hint: String?
+        public init(id: String, label: String, text: String, what: String, hint: String? = nil) {
+            self.id = id; self.label = label; self.text = text; self.what = what; self.hint = hint
+        } }
+    public var chrome: Chrome
+    public var heading: String
+    public var notice: String?
+    public var error: String?
+    public var items: [Item]
+    public var back: String
+    public var backLabel: String
+    public init(chrome: Chrome, heading: String, notice: String?, items: [Item], back: String, backLabel: String) {
+        self.chrome = chrome; self.heading = heading; self.notice = notice; self.items = items; self.back = back; self.backLabel = backLabel
     }
 }

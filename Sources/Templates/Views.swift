@@ -6,6 +6,33 @@ public protocol PageView {
     static var template: String { get }
 }
 
+/// The top bar of a signed-in page: one navigation for people (Admin is one item), the current page marked.
+public struct Chrome: Sendable {
+    public struct Item: Sendable { public var href, label: String; public var current: Bool }
+    public enum Section: String, Sendable { case home, kubernetes, credentials, admin, none }
+    public var csrf: String
+    public var username: String
+    public var isAdmin: Bool
+    public var items: [Item]
+    public init(csrf: String, username: String, isAdmin: Bool, section: Section) {
+        self.csrf = csrf; self.username = username; self.isAdmin = isAdmin
+        var items = [Item(href: "/", label: "Home", current: section == .home),
+                     Item(href: "/kubernetes", label: "kubectl", current: section == .kubernetes),
+                     Item(href: "/credentials", label: "Credentials", current: section == .credentials)]
+        if isAdmin { items.append(Item(href: "/admin/users", label: "Admin", current: section == .admin)) }
+        self.items = items
+    }
+}
+
+/// The administration tabs (one list, the current one marked).
+public struct AdminTab: Sendable { public var href, label: String; public var current: Bool }
+public enum AdminSections {
+    public static let all: [(String, String)] = [("/admin/users", "Users"), ("/admin/robots", "Robots"), ("/admin/credentials", "All credentials"),
+                                                 ("/admin/sessions", "Sessions"), ("/admin/keys", "Signing keys"), ("/admin/clients", "Clients"),
+                                                 ("/admin/throttles", "Throttles"), ("/admin/audit", "Audit log"), ("/admin/apiserver", "API server setup")]
+    public static func tabs(current: String) -> [AdminTab] { all.map { AdminTab(href: $0.0, label: $0.1, current: $0.0 == current) } }
+}
+
 public struct LoginView: PageView {
     public static let template = "login"
     public var csrf: String
@@ -18,9 +45,13 @@ public struct LoginView: PageView {
     public var notice: String?
     /// Shown under a failed sign-in, so a person can quote it to an administrator.
     public var requestID: String?
+    /// No administrator exists yet: say that the setup link is the way in.
+    public var setupPending = false
+    /// Focus starts in Username, unless the name is already filled in.
+    public var focusPassword: Bool
     public init(csrf: String, pending: String?, clientName: String?, username: String = "", error: String? = nil, next: String? = nil) {
         self.csrf = csrf; self.pending = pending; self.clientName = clientName; self.username = username; self.error = error
-        self.next = next
+        self.next = next; self.focusPassword = !username.isEmpty
     }
 }
 
@@ -52,7 +83,11 @@ public struct SetupView: PageView {
 
 public struct HomeView: PageView {
     public static let template = "home"
-    public var csrf: String
+    public struct Step { public var title, text: String; public var done: Bool; public var href: String?; public var link: String; public var code: String?
+        public init(title: String, text: String, done: Bool, href: String? = nil, link: String = "", code: String? = nil) {
+            self.title = title; self.text = text; self.done = done; self.href = href; self.link = link; self.code = code
+        } }
+    public var chrome: Chrome
     public var username: String
     public var displayName: String
     public var subject: String
@@ -62,9 +97,12 @@ public struct HomeView: PageView {
     public var method: String
     public var sessionEnds: String
     public var notice: String?
-    public init(csrf: String, username: String, displayName: String, subject: String, email: String?, groups: [String],
+    public var error: String?
+    public var steps: [Step] = [] { didSet { hasSteps = !steps.isEmpty } }
+    public var hasSteps = false
+    public init(chrome: Chrome, username: String, displayName: String, subject: String, email: String?, groups: [String],
                 isAdmin: Bool, method: String, sessionEnds: String, notice: String? = nil) {
-        self.csrf = csrf; self.username = username; self.displayName = displayName; self.subject = subject; self.email = email
+        self.chrome = chrome; self.username = username; self.displayName = displayName; self.subject = subject; self.email = email
         self.groups = groups; self.isAdmin = isAdmin; self.method = method; self.sessionEnds = sessionEnds; self.notice = notice
     }
 }
@@ -101,34 +139,35 @@ public struct KubernetesView: PageView {
         public var name: String
         public var server: String
         public var namespace: String?
-        public var bash: String
-        public var powershell: String
+        /// Commands are on the page only for the plugin variant (no tokens in them); otherwise a POST mints and shows them once.
+        public var bash: String?
+        public var powershell: String?
         public var csrf: String
         public var variant: String
-        public init(index: Int, name: String, server: String, namespace: String?, bash: String, powershell: String, csrf: String, variant: String) {
+        public init(index: Int, name: String, server: String, namespace: String?, bash: String?, powershell: String?, csrf: String, variant: String) {
             self.index = index; self.name = name; self.server = server; self.namespace = namespace; self.bash = bash
             self.powershell = powershell; self.csrf = csrf; self.variant = variant
         }
     }
+    public var chrome: Chrome
     public var csrf: String
-    public var username: String
-    public var isAdmin: Bool
     public var exec: Bool
     public var variant: String
     public var lifetimeText: String
     public var clusters: [Cluster]
     public var multiple: Bool
-    public init(csrf: String, username: String, isAdmin: Bool, exec: Bool, lifetimeText: String, clusters: [Cluster]) {
-        self.csrf = csrf; self.username = username; self.isAdmin = isAdmin; self.exec = exec; self.variant = exec ? "exec" : "oidc"
+    public var notice: String?
+    public var error: String?
+    public init(chrome: Chrome, exec: Bool, lifetimeText: String, clusters: [Cluster]) {
+        self.chrome = chrome; self.csrf = chrome.csrf; self.exec = exec; self.variant = exec ? "exec" : "oidc"
         self.lifetimeText = lifetimeText; self.clusters = clusters; self.multiple = clusters.count > 1
     }
 }
 
 public struct APIServerView: PageView {
     public static let template = "apiserver"
-    public var csrf: String
-    public var username: String
-    public var isAdmin = true
+    public var chrome: Chrome
+    public var tabs = AdminSections.tabs(current: "/admin/apiserver")
     public var flags: String
     public var authenticationConfiguration: String
     public var usernameClaim: String
@@ -139,9 +178,9 @@ public struct APIServerView: PageView {
     public var webhookFlags: String = ""
     public var webhookKubeconfig: String = ""
     public var webhookEnabled = false
-    public init(csrf: String, username: String, flags: String, authenticationConfiguration: String, usernameClaim: String,
+    public init(chrome: Chrome, flags: String, authenticationConfiguration: String, usernameClaim: String,
                 usernamePrefix: String, groupsPrefix: String, caPEM: String?, caFilePath: String) {
-        self.csrf = csrf; self.username = username; self.flags = flags; self.authenticationConfiguration = authenticationConfiguration
+        self.chrome = chrome; self.flags = flags; self.authenticationConfiguration = authenticationConfiguration
         self.usernameClaim = usernameClaim; self.usernamePrefix = usernamePrefix; self.groupsPrefix = groupsPrefix
         self.caPEM = caPEM; self.caFilePath = caFilePath
     }

@@ -92,7 +92,7 @@ def test_self_service_lifecycle_create_use_rotate_revoke(env):
     p, _ = env
     s, csrf = login(p, "alice")
     token, page = create_via_ui(p, s, csrf, "deploy pipeline", groups=["dev"])
-    assert "shown only once" in page
+    assert "shown once" in page
     kubeconfig = yaml.safe_load(pre(page, "kc-0"))
     assert kubeconfig["users"][0]["user"]["token"] == token
     # Shown once: the list never shows it again.
@@ -111,18 +111,27 @@ def test_self_service_lifecycle_create_use_rotate_revoke(env):
         assert st["user"]["extra"]["authentication.kubernetes.io/credential-id"] == ["portal:" + cid]
 
     # Rotation with an overlap: both secrets work; then rotation without overlap: the old one dies at once.
-    r = s.post(p.base + "/credentials/rotate", data={"csrf": csrf, "id": cid, "overlap": "3600"})
+    # Rotation asks first (nothing changes without the confirmation) and offers an overlap, 1 hour by default.
+    r = s.post(p.base + "/credentials/rotate", data={"csrf": csrf, "id": cid})
+    assert r.status_code == 200 and pre(r.text, "new-token") is None and "Rotate “deploy pipeline”?" in html.unescape(r.text)
+    assert re.search(r'name="overlap" value="3600" checked', r.text)
+    assert review(p, token).json()["status"]["authenticated"] is True
+    r = s.post(p.base + "/credentials/rotate", data={"csrf": csrf, "id": cid, "overlap": "3600", "confirm": "yes"})
     new = pre(r.text, "new-token")
+    assert "The old secret works until" in r.text
     assert new and new != token and new.split("_")[1] == cid
     assert review(p, token).json()["status"]["authenticated"] is True
     assert review(p, new).json()["status"]["authenticated"] is True
-    r = s.post(p.base + "/credentials/rotate", data={"csrf": csrf, "id": cid, "overlap": "0"})
+    r = s.post(p.base + "/credentials/rotate", data={"csrf": csrf, "id": cid, "overlap": "0", "confirm": "yes"})
     newest = pre(r.text, "new-token")
     assert review(p, new).json()["status"]["authenticated"] is False
     assert review(p, newest).json()["status"]["authenticated"] is True
 
-    # Revoke.
+    # Revoke: asked first, then done.
     r = s.post(p.base + "/credentials/revoke", data={"csrf": csrf, "id": cid})
+    assert r.status_code == 200 and "Revoke “deploy pipeline”?" in html.unescape(r.text)
+    assert review(p, newest).json()["status"]["authenticated"] is True
+    r = s.post(p.base + "/credentials/revoke", data={"csrf": csrf, "id": cid, "confirm": "yes"})
     assert r.status_code == 200 and "Revoked" in r.text
     st = review(p, newest).json()["status"]
     assert st["authenticated"] is False and st["error"] == "credential revoked"
@@ -191,7 +200,7 @@ def test_revocation_while_validations_run_concurrently(env):
     for t in threads:
         t.start()
     time.sleep(0.5)
-    r = s.post(p.base + "/credentials/revoke", data={"csrf": csrf, "id": cid})
+    r = s.post(p.base + "/credentials/revoke", data={"csrf": csrf, "id": cid, "confirm": "yes"})
     assert r.status_code == 200
     revoked_at.append(time.time())
     time.sleep(0.5)
@@ -215,7 +224,7 @@ def test_robot_credentials_from_the_admin_ui_work_with_kubectl_through_the_webho
     assert r.status_code == 200 and "robot:ci-bot" in r.text
     rid = re.search(r'name="id" value="([^"]+)"', r.text).group(1)
     r = s.post(p.base + "/admin/robots/credential", data={"csrf": csrf, "id": rid, "name": "pipeline"})
-    token = pre(r.text, "secret")
+    token = pre(r.text, "new-token")
     assert token and token.startswith("kpc_")
     assert token not in s.get(p.base + "/admin/robots").text  # listing never shows secrets
     assert r.status_code == 200
@@ -244,6 +253,9 @@ current-context: c
 
     # The admin disables the robot: kubectl is refused (no cache in the stand-in).
     r = s.post(p.base + "/admin/robots/disable", data={"csrf": csrf, "id": rid})
+    assert r.status_code == 200 and "robot:ci-bot's 1 credential stops authenticating" in html.unescape(r.text)
+    assert k.run("get", "pods").returncode == 0  # not yet: only asked
+    r = s.post(p.base + "/admin/robots/disable", data={"csrf": csrf, "id": rid, "confirm": "yes"})
     assert r.status_code == 200
     r = k.run("get", "pods")
     assert r.returncode != 0 and "unauthorized" in (r.stderr + r.stdout).lower()
@@ -251,12 +263,12 @@ current-context: c
     assert k.run("get", "pods").returncode == 0
     # Revoked by an admin from the credentials page.
     cid = token.split("_")[1]
-    r = s.post(p.base + "/admin/credentials/revoke", data={"csrf": csrf, "id": cid})
+    r = s.post(p.base + "/admin/credentials/revoke", data={"csrf": csrf, "id": cid, "confirm": "yes"})
     assert r.status_code == 200 and "revoked" in r.text.lower()
     assert k.run("get", "pods").returncode != 0
     # Every action is in the audit log.
     audit = s.get(p.base + "/admin/audit?type=credential.revoke").text
-    assert cid in audit and "boss" in audit
+    assert f"credential “pipeline” ({cid})" in html.unescape(audit) and "boss" in audit
 
 
 _ca_holder = {}

@@ -192,8 +192,11 @@ kubernetes:
         assert page.status_code == 403 and "no email address" in page.text, page.text
         assert "refresh-token" not in page.text
         assert s.post(p.base + "/kubernetes/kubeconfig", data={"csrf": csrf_of(login(p, "withmail").get(p.base + "/kubernetes").text)}).status_code == 403
-        ok = login(p, "withmail").get(p.base + "/kubernetes")
-        assert ok.status_code == 200 and "refresh-token" in ok.text
+        w = login(p, "withmail")
+        ok = w.get(p.base + "/kubernetes")
+        assert ok.status_code == 200
+        shown = w.post(p.base + "/kubernetes/command", data={"csrf": csrf_of(ok.text), "cluster": "prod"})
+        assert shown.status_code == 200 and "refresh-token" in shown.text, shown.text
         # Nothing was minted for the refused person.
         assert "noemail" not in audit(p, "token.issue")
     finally:
@@ -490,8 +493,9 @@ def test_an_admin_cannot_delete_or_disable_themself_by_another_spelling(portal):
     csrf = csrf_of(s.get(portal.base + "/admin/users").text)
     for spelling in ["ROOT-ADMIN", " root-admin ", "Root-Admin"]:
         for action in ("delete", "disable"):
-            r = s.post(portal.base + f"/admin/users/{action}", data={"csrf": csrf, "username": spelling})
-            assert "You cannot" in r.text, (spelling, action, r.status_code)
+            for confirm in ({}, {"confirm": "yes"}):
+                r = s.post(portal.base + f"/admin/users/{action}", data={"csrf": csrf, "username": spelling, **confirm})
+                assert r.status_code == 400 and "You cannot" in r.text, (spelling, action, r.status_code)
     # Still there, still enabled: the session survived and a new sign-in works.
     assert "root-admin" in portal.cli("user", "list").stdout
     assert "Sign in" not in s.get(portal.base + "/admin/users").text

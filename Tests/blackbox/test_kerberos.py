@@ -229,8 +229,12 @@ def test_headless_chromium_reaches_the_kubernetes_page_without_typing(portal, al
         assert drv.current_url == portal.issuer + "/kubernetes", drv.page_source[:2000]
         body = drv.page_source
         assert "alice" in body and "prod" in body
-        assert "kubectl config set-credentials" in body
         assert not drv.find_elements("css selector", "input[type=password]")
+        # The command is made when asked for, and shown once.
+        drv.find_element("css selector", "form[action='/kubernetes/command'] button").click()
+        from selenium.webdriver.support.ui import WebDriverWait
+        WebDriverWait(drv, 15).until(lambda d: "/shown/" in d.current_url)
+        assert "kubectl config set-credentials" in drv.page_source
     finally:
         drv.quit()
 

@@ -90,7 +90,18 @@ def bash_line(portal, session):
     assert r.status_code == 200
     assert r.headers["Cache-Control"] == "no-store"
     assert "15 seconds" in r.text and "15 minutes" in r.text
+    # The page itself mints nothing and shows no token: the command is made by a POST and shown once.
+    assert 'id="bash-0"' not in r.text and "refresh-token" not in r.text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', r.text).group(1)
+    r = session.post(portal.issuer + "/kubernetes/command", data={"csrf": csrf, "cluster": CLUSTER}, allow_redirects=False)
+    assert r.status_code == 303 and r.headers["Location"].startswith("/shown/"), r.status_code
+    shown = portal.issuer + r.headers["Location"]
+    r = session.get(shown)
+    assert r.status_code == 200 and r.headers["Cache-Control"] == "no-store"
     m = re.search(r'<pre id="bash-0"[^>]*>(.*?)</pre>', r.text, re.S)
+    # Shown once: a reload says so and shows nothing.
+    again = session.get(shown)
+    assert again.status_code == 410 and "refresh-token" not in again.text and "Already shown" in again.text
     return html.unescape(m.group(1))
 
 

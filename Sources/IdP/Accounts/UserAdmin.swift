@@ -51,8 +51,34 @@ public struct UserAdmin: Sendable {
         return u
     }
 
-    public func setDisabled(_ raw: String, disabled: Bool, actor: String) async throws {
+    /// Refuses to take administration away from the one doing it (`actorID`, whatever spelling of the name was
+    /// typed: the account it resolves to counts) or from the last active administrator: otherwise nobody is left
+    /// to manage the portal but the CLI. `verb` completes "You cannot … yourself".
+    public func checkRemoval(_ u: User, verb: String, actorID: String?) async throws {
+        if let actorID, u.id == actorID {
+            throw UserAdminError("You cannot \(verb) yourself: ask another administrator.")
+        }
+        guard u.isAdmin, !u.disabled else { return }
+        let others = try await store.listUsers().filter { $0.isAdmin && !$0.disabled && $0.id != u.id }
+        if others.isEmpty {
+            throw UserAdminError("\(u.username) is the last active administrator: make someone else an administrator first, or nobody could manage the portal.")
+        }
+    }
+
+    /// The account a typed name resolves to (any spelling), or an error naming it.
+    public func resolve(_ raw: String) async throws -> User { try await existing(raw) }
+
+    public func setAdmin(_ raw: String, isAdmin: Bool, actor: String, actorID: String? = nil) async throws {
         let u = try await existing(raw)
+        if !isAdmin { try await checkRemoval(u, verb: "remove administration from", actorID: actorID) }
+        let now = clock.now()
+        try await store.updateUser(id: u.id) { $0.isAdmin = isAdmin; $0.updatedAt = now }
+        await auditor.record(isAdmin ? "admin.user.promote" : "admin.user.demote", actor: actor, subject: u.id, details: ["username": u.username])
+    }
+
+    public func setDisabled(_ raw: String, disabled: Bool, actor: String, actorID: String? = nil) async throws {
+        let u = try await existing(raw)
+        if disabled { try await checkRemoval(u, verb: "disable", actorID: actorID) }
         let now = clock.now()
         try await store.updateUser(id: u.id) { $0.disabled = disabled; $0.updatedAt = now }
         if disabled {
@@ -63,8 +89,9 @@ public struct UserAdmin: Sendable {
                              details: ["username": u.username])
     }
 
-    public func delete(_ raw: String, actor: String) async throws {
+    public func delete(_ raw: String, actor: String, actorID: String? = nil) async throws {
         let u = try await existing(raw)
+        try await checkRemoval(u, verb: "delete", actorID: actorID)
         let now = clock.now()
         try await store.deleteSessions(userID: u.id)
         try await store.revokeFamilies(userID: u.id, now: now, reason: "account deleted")

@@ -131,12 +131,14 @@ struct CredentialCommand: AsyncParsableCommand {
     struct Rotate: AsyncParsableCommand {
         @OptionGroup var options: ConfigOption
         @Argument var id: String
-        @Option(help: "How long the old secret keeps working, e.g. 1h.") var overlap: String = "0s"
+        @Option(help: "How long the old secret keeps working, e.g. 1h, 1d, or 0s to end it now.") var overlap: String = "1h"
         func run() async throws {
+            guard let seconds = DurationParser.seconds(overlap) else { throw UserAdminError("--overlap: not a duration: \(overlap)") }
             try await withCLIRuntime(options) { rt in
                 do {
-                    let (_, token) = try await rt.credentials.rotate(id: id, overlap: DurationParser.seconds(overlap) ?? 0, actor: "cli")
-                    FileHandle.standardError.write(Data("rotated \(id); the new token (shown once):\n".utf8))
+                    let (_, token) = try await rt.credentials.rotate(id: id, overlap: seconds, actor: "cli")
+                    let old = seconds > 0 ? "the old secret works until \(AdminPages.date(rt.clock.now() + seconds))" : "the old secret no longer works"
+                    FileHandle.standardError.write(Data("rotated \(id); \(old); the new token (shown once):\n".utf8))
                     print(token)
                 } catch let e as CredentialError { throw UserAdminError(e.description) }
             }

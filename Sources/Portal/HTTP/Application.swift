@@ -26,7 +26,7 @@ func buildRouter(runtime: Runtime, pages: Pages, assets: StaticAssets) -> Router
     CredentialRoutes(runtime: runtime, pages: pages, browser: browser, session: { try await browserRoutes.currentSession($0) }).register(router)
     let admin = AdminRoutes(runtime: runtime, pages: pages, browser: browser, session: { try await browserRoutes.currentSession($0) })
     admin.register(router)
-    admin.registerPosts(router)
+    ShownRoutes(runtime: runtime, pages: pages, browser: browser, session: { try await browserRoutes.currentSession($0) }).register(router)
 
     router.get("/healthz") { _, _ in Responses.json(.ok, #"{"status":"ok"}"#) }
     router.get("/readyz") { _, context in

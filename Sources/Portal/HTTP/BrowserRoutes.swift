@@ -105,6 +105,9 @@ struct BrowserRoutes {
         var view = LoginView(csrf: browser.csrfToken(browserID: bid), pending: pendingResult?.id, clientName: clientName,
                              next: Self.safeNext(q["next"]))
         var cookies = setCookie.map { [$0] } ?? []
+        let (flash, clear) = browser.takeFlash(request)
+        view.notice = flash?.notice; cookies += clear
+        view.setupPending = (try? await runtime.storage.adminExists()) == false
         // A session cookie that no longer names a live session (idle or absolute expiry, sign-out elsewhere,
         // revoked by an admin): say why the person is here, and drop the dead cookie.
         // (A directory that cannot be asked right now proves nothing: no notice then.)
@@ -184,21 +187,38 @@ struct BrowserRoutes {
             }
             try await runtime.login.endSession(cookie: c)
         }
-        return Responses.redirect("/login", status: .seeOther, cookies: [browser.clearSessionCookie()])
+        return browser.done("/login", notice: "You have signed out.", cookies: [browser.clearSessionCookie()])
     }
 
     // MARK: / (home)
 
     func home(_ request: Request, _ context: PortalContext) async throws -> Response {
         guard let (session, identity) = try await currentSession(request) else { return Responses.redirect("/login") }
-        let (bid, setCookie) = browser.browserID(request)
-        let f = DateFormatter()
-        f.dateFormat = "yyyy-MM-dd HH:mm 'UTC'"
-        f.timeZone = TimeZone(identifier: "UTC")
-        let view = HomeView(csrf: browser.csrfToken(browserID: bid), username: identity.username, displayName: identity.displayName.isEmpty ? identity.username : identity.displayName,
+        let admin = isAdmin(identity, runtime)
+        let (chrome, setCookie) = browser.chrome(request, identity, isAdmin: admin, section: .home)
+        let (flash, clear) = browser.takeFlash(request)
+        var view = HomeView(chrome: chrome, username: identity.username, displayName: identity.displayName.isEmpty ? identity.username : identity.displayName,
                             subject: identity.subject, email: identity.email.isEmpty ? nil : identity.email, groups: identity.groups,
-                            isAdmin: identity.isAdmin, method: session.authMethod, sessionEnds: f.string(from: session.expiresAt))
-        return Responses.html(.ok, pages.render(view), cookies: setCookie.map { [$0] } ?? [])
+                            isAdmin: admin, method: session.authMethod, sessionEnds: AdminPages.date(session.expiresAt), notice: flash?.notice)
+        view.error = flash?.error
+        if admin { view.steps = try await nextSteps() }
+        return Responses.html(.ok, pages.render(view), cookies: setCookie + clear)
+    }
+
+    /// What a new portal still needs, for administrators; empty once people and a cluster exist.
+    func nextSteps() async throws -> [HomeView.Step] {
+        let localUsers = try await runtime.storage.listUsers().count
+        let people = runtime.provider.directory != nil || localUsers > 1
+        let clusters = !runtime.clusters.isEmpty
+        guard !(people && clusters) else { return [] }
+        return [
+            .init(title: "Add people", text: people ? "People can sign in." : "Add local accounts, or connect your directory (ldap: in the configuration file).",
+                  done: people, href: people ? nil : "/admin/users#add", link: "Add a user"),
+            .init(title: "Declare a cluster", text: clusters ? "kubectl can be set up." : "List each cluster under kubernetes.clusters in the configuration file (name, server, CA), then restart the portal.",
+                  done: clusters, code: clusters ? nil : "kubernetes:\n  clusters:\n    - name: prod\n      server: https://k8s.example.org:6443"),
+            .init(title: "Point the API server here", text: "Give kube-apiserver the flags or AuthenticationConfiguration that make it trust this portal.",
+                  done: false, href: "/admin/apiserver", link: "Open API server setup"),
+        ]
     }
 
     // MARK: /setup (first run)
@@ -236,7 +256,8 @@ struct BrowserRoutes {
         case .created(let admin):
             let (cookie, _) = try await runtime.login.startSession(identity: Identity(user: admin), method: "password")
             await runtime.login.remember(account: admin.username, remoteAddress: context.remoteAddress)
-            return Responses.redirect("/", status: .seeOther, cookies: [browser.sessionCookie(cookie), browser.freshBrowserCookie()])
+            return browser.done("/", notice: "Welcome, \(admin.username): you are the first administrator. The next steps are below.",
+                                cookies: [browser.sessionCookie(cookie), browser.freshBrowserCookie()])
         }
     }
 }

@@ -4,47 +4,72 @@ import IdP
 import Templates
 
 /// Self-service application credentials: create (secret shown once, with a ready kubeconfig
-/// per cluster), list, rotate with overlap, revoke.
+/// per cluster), list, rotate with overlap, revoke. Rotate and revoke ask first; every change
+/// ends in a 303, and a new secret is shown from a GET that works once (`/shown/<id>`).
 struct CredentialRoutes {
     let runtime: Runtime
     let pages: Pages
     let browser: Browser
     let session: @Sendable (Request) async throws -> (LoginSession, Identity)?
 
+    static let overlaps: [(TimeInterval, String)] = [(3600, "1 hour"), (86400, "1 day"), (7 * 86400, "1 week"), (0, "no overlap: the old secret dies now")]
+    static let defaultOverlap: TimeInterval = 3600
+
     func register(_ router: Router<PortalContext>) {
         router.get("/credentials") { request, context in
-            guard let (s, identity) = try await session(request) else { return Responses.redirect("/login?next=%2Fcredentials") }
-            return try await page(request, identity: identity, method: s.authMethod)
+            guard let (_, identity) = try await session(request) else { return Responses.redirect("/login?next=%2Fcredentials") }
+            let (flash, clear) = browser.takeFlash(request)
+            return try await page(request, identity: identity, error: flash?.error, notice: flash?.notice, cookies: clear)
         }
         router.post("/credentials") { request, context in try await mutate(request, context) { form, identity, method in
-            let lifetime = TimeInterval(form["expires"] ?? "") ?? runtime.config.credentials.maxUserLifetime
-            let groups = form.pairs.filter { $0.0 == "group" }.map(\.1)
-            let (c, token) = try await runtime.credentials.create(owner: .user(identity, method: method), name: form["name"] ?? "",
-                                                                  description: form["description"] ?? "", lifetime: lifetime,
-                                                                  groups: groups.isEmpty ? nil : groups, actor: identity.username,
+            let r = try CredentialForms(runtime: runtime).read(form, ownerGroups: identity.groups, max: runtime.config.credentials.maxUserLifetime)
+            let (c, token) = try await runtime.credentials.create(owner: .user(identity, method: method), name: r.name, description: r.description,
+                                                                  lifetime: r.lifetime, groups: r.groups, actor: identity.username,
                                                                   remoteAddress: context.remoteAddress)
-            return .created(c.name, token)
+            return .reveal(["token": token, "name": c.name, "user": identity.username, "back": "/credentials"],
+                           "Created “\(c.name)”, valid until \(AdminPages.date(c.expiresAt)).")
         } }
         router.post("/credentials/rotate") { request, context in try await mutate(request, context) { form, identity, _ in
-            let id = form["id"] ?? ""
-            guard try await owned(id, by: identity) else { throw CredentialError("That credential is not yours.") }
-            let (c, token) = try await runtime.credentials.rotate(id: id, overlap: TimeInterval(form["overlap"] ?? "0") ?? 0,
-                                                                  actor: identity.username, remoteAddress: context.remoteAddress)
-            return .created(c.name, token)
+            let c = try await owned(form["id"], by: identity)
+            guard form["confirm"] == "yes" else {
+                let now = runtime.clock.now()
+                return .confirm(Confirmation(heading: "Rotate “\(c.name)”?", consequences: [
+                    "A new secret is made and shown once. Put it where the old one is used (a CI variable, a kubeconfig).",
+                    "The old secret keeps working for the overlap you choose, then stops.",
+                ], submit: "Rotate “\(c.name)”", choice: .init(legend: "The old secret keeps working for", options: Self.overlaps.map { s, label in
+                    .init(name: "overlap", value: String(Int(s)), label: label, hint: s > 0 ? "until \(AdminPages.date(now + s))" : nil,
+                          selected: s == Self.defaultOverlap)
+                }), danger: false))
+            }
+            let overlap = TimeInterval(form["overlap"] ?? "") ?? Self.defaultOverlap
+            let (rotated, token) = try await runtime.credentials.rotate(id: c.id, overlap: overlap, actor: identity.username,
+                                                                        remoteAddress: context.remoteAddress)
+            let old = overlap > 0 ? "The old secret works until \(AdminPages.date(runtime.clock.now() + overlap))." : "The old secret no longer works."
+            return .reveal(["token": token, "name": rotated.name, "user": identity.username, "back": "/credentials"], "Rotated “\(rotated.name)”. \(old)")
         } }
         router.post("/credentials/revoke") { request, context in try await mutate(request, context) { form, identity, _ in
-            let id = form["id"] ?? ""
-            guard try await owned(id, by: identity) else { throw CredentialError("That credential is not yours.") }
-            _ = try await runtime.credentials.revoke(id: id, actor: identity.username, remoteAddress: context.remoteAddress)
-            return .notice("Revoked. The API server may keep accepting it for up to its webhook cache TTL (2 minutes by default).")
+            let c = try await owned(form["id"], by: identity)
+            guard form["confirm"] == "yes" else {
+                return .confirm(Confirmation(heading: "Revoke “\(c.name)”?", consequences: [
+                    "“\(c.name)” stops authenticating \(AdminRoutes.webhookCache).",
+                    "Whatever uses it (a CI job, a script) stops working. This cannot be undone.",
+                ], submit: "Revoke “\(c.name)”", choice: nil, danger: true))
+            }
+            let done = try await runtime.credentials.revoke(id: c.id, actor: identity.username, remoteAddress: context.remoteAddress)
+            return .notice(done ? "Revoked “\(c.name)”. The API server may keep accepting it for up to its webhook cache TTL (2 minutes by default)."
+                : "“\(c.name)” was already revoked.")
         } }
     }
 
-    enum Outcome { case created(String, String), notice(String) }
+    struct Confirmation { var heading: String; var consequences: [String]; var submit: String; var choice: ConfirmView.Choice?; var danger: Bool }
+    enum Outcome { case reveal([String: String], String), notice(String), confirm(Confirmation) }
 
-    func owned(_ id: String, by identity: Identity) async throws -> Bool {
-        guard let c = try await runtime.storage.credential(id: id) else { return false }
-        return c.ownerKind == .user && c.ownerID == identity.subject
+    func owned(_ id: String?, by identity: Identity) async throws -> ApplicationCredential {
+        guard let c = try await runtime.storage.credential(id: id ?? ""), c.ownerKind == .user, c.ownerID == identity.subject else {
+            throw CredentialError("That credential is not yours.")
+        }
+        guard c.revokedAt == nil else { throw CredentialError("“\(c.name)” is revoked.") }
+        return c
     }
 
     func mutate(_ request: Request, _ context: PortalContext,
@@ -57,51 +82,63 @@ struct CredentialRoutes {
         guard let (s, identity) = try await session(request) else { return Responses.redirect("/login?next=%2Fcredentials", status: .seeOther) }
         do {
             switch try await body(form, identity, s.authMethod) {
-            case .created(let name, let token):
-                return try await page(request, identity: identity, method: s.authMethod, created: (name, token))
+            case .reveal(let payload, let notice):
+                return try await Reveals(runtime: runtime, browser: browser).stash(kind: "credential", payload: payload, request: request, notice: notice)
             case .notice(let n):
-                return try await page(request, identity: identity, method: s.authMethod, notice: n)
+                return browser.done("/credentials", notice: n)
+            case .confirm(let c):
+                let (chrome, cookies) = browser.chrome(request, identity, isAdmin: isAdmin(identity, runtime), section: .credentials)
+                let hidden = [AdminView.Hidden("id", form["id"] ?? "")]
+                let view = ConfirmView(chrome: chrome, heading: c.heading, consequences: c.consequences, action: request.uri.path, hidden: hidden,
+                                       choice: c.choice, submit: c.submit, danger: c.danger, cancel: "/credentials")
+                return Responses.html(.ok, pages.render(view), cookies: cookies)
             }
         } catch let e as CredentialError {
-            return try await page(request, identity: identity, method: s.authMethod, error: e.description, status: .badRequest)
+            return try await page(request, identity: identity, error: e.description, status: .badRequest)
         }
     }
 
-    static func date(_ d: Date?) -> String {
-        guard let d else { return "never" }
-        let f = DateFormatter()
-        f.dateFormat = "yyyy-MM-dd HH:mm"
-        f.timeZone = TimeZone(identifier: "UTC")
-        return f.string(from: d) + " UTC"
+    func page(_ request: Request, identity: Identity, error: String? = nil, notice: String? = nil, status: HTTPResponse.Status = .ok,
+              cookies: [String] = []) async throws -> Response {
+        let (chrome, setCookie) = browser.chrome(request, identity, isAdmin: isAdmin(identity, runtime), section: .credentials)
+        let now = runtime.clock.now()
+        let items = try await runtime.storage.listCredentials(ownerID: identity.subject, includeRevoked: false).map { c in
+            CredentialsView.Item(id: c.id, name: c.name, description: c.description, created: AdminPages.date(c.createdAt),
+                                 lastUsed: AdminPages.date(c.lastUsedAt), expires: AdminPages.date(c.expiresAt),
+                                 expiresIn: AdminPages.relative(c.expiresAt, now: now), soon: c.expiresAt.timeIntervalSince(now) < 7 * 86400,
+                                 groups: c.groups.map { $0.joined(separator: ", ") } ?? "all of yours", csrf: chrome.csrf)
+        }
+        let intro = "For scripts and CI jobs: a token that works with stock kubectl (no plugin) until it expires or you revoke it. It carries your groups, or only some of them, and stops working the moment your account does."
+        let view = CredentialsView(chrome: chrome, intro: intro, lifetimes: CredentialForms(runtime: runtime).lifetimes(max: runtime.config.credentials.maxUserLifetime),
+                                   groups: identity.groups, items: items, error: error, notice: notice)
+        return Responses.html(status, pages.render(view), cookies: setCookie + cookies)
     }
+}
 
-    func lifetimes(max: TimeInterval) -> [CredentialsView.Lifetime] {
+/// The create form shared by a person's credentials and an administrator's robot credentials.
+struct CredentialForms {
+    let runtime: Runtime
+
+    struct Request { var name: String; var description: String; var lifetime: TimeInterval; var groups: [String]? }
+
+    func lifetimes(max: TimeInterval) -> [LifetimeOption] {
+        let now = runtime.clock.now()
         var options: [TimeInterval] = [86400, 7 * 86400, 30 * 86400, 90 * 86400, 180 * 86400, 365 * 86400].filter { $0 < max }
         options.append(max)
-        return options.map { CredentialsView.Lifetime(value: Int($0), label: DurationParser.words($0), selected: $0 == min(30 * 86400, max)) }
+        return options.map { LifetimeOption(value: Int($0), label: DurationParser.words($0), until: String(AdminPages.date(now + $0).prefix(10)),
+                                            selected: $0 == min(30 * 86400, max)) }
     }
 
-    func page(_ request: Request, identity: Identity, method: String, created: (String, String)? = nil, error: String? = nil,
-              notice: String? = nil, status: HTTPResponse.Status = .ok) async throws -> Response {
-        let (bid, setCookie) = browser.browserID(request)
-        let csrf = browser.csrfToken(browserID: bid)
-        let items = try await runtime.storage.listCredentials(ownerID: identity.subject, includeRevoked: false).map { c in
-            CredentialsView.Item(id: c.id, name: c.name, description: c.description, created: Self.date(c.createdAt),
-                                 lastUsed: Self.date(c.lastUsedAt), expires: Self.date(c.expiresAt),
-                                 groups: (c.groups ?? identity.groups).joined(separator: ", ") + (c.groups == nil ? " (all)" : ""),
-                                 csrf: csrf, rotateAction: "/credentials/rotate", revokeAction: "/credentials/revoke")
+    /// `scope=some` with the ticked groups, or every group of the owner (now and later).
+    func read(_ form: FormParameters, ownerGroups: [String], max: TimeInterval) throws -> Request {
+        let ticked = form.pairs.filter { $0.0 == "group" }.map(\.1)
+        if form["scope"] == "some" && ticked.isEmpty { throw CredentialError("Tick at least one group, or choose all of the groups.") }
+        if form["scope"] == "all" && !ticked.isEmpty {
+            throw CredentialError("You chose all of the groups but ticked some: choose “Only the groups ticked below” to limit it.")
         }
-        let createdView = created.map { name, token in
-            CredentialsView.Created(name: name, token: token, kubeconfigs: runtime.clusters.enumerated().map { i, c in
-                CredentialsView.Kubeconfig(index: i, cluster: c.name, yaml: Kubeconfig.yaml([
-                    KubeconfigEntry(cluster: c, userName: identity.username, auth: .token(token)),
-                ]))
-            })
-        }
-        let view = CredentialsView(csrf: csrf, username: identity.username, isAdmin: isAdmin(identity, runtime),
-                                   lifetimes: lifetimes(max: runtime.config.credentials.maxUserLifetime), groups: identity.groups,
-                                   items: items, created: createdView, error: error, notice: notice)
-        return Responses.html(status, pages.render(view), cookies: setCookie.map { [$0] } ?? [])
+        let groups: [String]? = ticked.isEmpty ? nil : ticked
+        return Request(name: form["name"] ?? "", description: form["description"] ?? "", lifetime: TimeInterval(form["expires"] ?? "") ?? max,
+                       groups: groups)
     }
 }
 

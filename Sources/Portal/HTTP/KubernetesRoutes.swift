@@ -13,12 +13,16 @@ struct KubernetesRoutes {
     func register(_ router: Router<PortalContext>) {
         router.get("/kubernetes") { request, context in try await page(request, context) }
         router.post("/kubernetes/kubeconfig") { request, context in try await download(request, context) }
+        router.post("/kubernetes/command") { request, context in try await command(request, context) }
         router.get("/admin/apiserver") { request, context in try await apiserverPage(request, context) }
     }
 
     /// "Tokens last 60 seconds …": the lifetimes in words, with the latest time a new login is needed.
-    func lifetimeText(sessionEnd: Date) -> String {
+    func lifetimeText(sessionEnd: Date, exec: Bool) -> String {
         let t = runtime.config.tokens
+        if exec {
+            return "kubectl holds a token that lasts \(DurationParser.words(t.idTokenTTL)); kubelogin renews it, and opens this portal in your browser when a new sign-in is needed."
+        }
         let f = DateFormatter()
         f.dateFormat = "yyyy-MM-dd HH:mm 'UTC'"
         f.timeZone = TimeZone(identifier: "UTC")
@@ -28,7 +32,7 @@ struct KubernetesRoutes {
     }
 
     func entries(for identity: Identity, session: LoginSession, clusters: [ClusterSpec], exec: Bool, purpose: String,
-                 remoteAddress: String) async throws -> [KubeconfigEntry] {
+                 remoteAddress: String, userAgent: String) async throws -> [KubeconfigEntry] {
         var out: [KubeconfigEntry] = []
         for c in clusters {
             if exec {
@@ -38,7 +42,8 @@ struct KubernetesRoutes {
             }
             // A fresh refresh family per cluster entry: entries that shared one would replay each other's tokens.
             let t = try await runtime.provider.issueForDevice(identity: identity, clientID: c.clientID, authTime: session.authTime,
-                                                              authMethod: session.authMethod, remoteAddress: remoteAddress, purpose: purpose)
+                                                              authMethod: session.authMethod, remoteAddress: remoteAddress, purpose: purpose,
+                                                              userAgent: userAgent)
             out.append(KubeconfigEntry(cluster: c, userName: identity.username,
                                        auth: .authProvider(OIDCCredentials(issuer: runtime.config.issuer, clientID: c.clientID,
                                                                            idToken: t.idToken, refreshToken: t.refreshToken,
@@ -48,22 +53,45 @@ struct KubernetesRoutes {
     }
 
     func page(_ request: Request, _ context: PortalContext) async throws -> Response {
-        guard let (s, identity) = try await session(request) else { return Responses.redirect("/login?next=%2Fkubernetes") }
+        guard let (_, identity) = try await session(request) else { return Responses.redirect("/login?next=%2Fkubernetes") }
         if let refusal = unnameable(identity, context) { return refusal }
         let exec = request.queryParameters?["variant"] == "exec"
-        let (bid, setCookie) = browser.browserID(request)
-        let csrf = browser.csrfToken(browserID: bid)
-        let es = try await entries(for: identity, session: s, clusters: runtime.clusters, exec: exec, purpose: "kubernetes page",
-                                   remoteAddress: context.remoteAddress)
-        let views = es.enumerated().map { i, e in
-            KubernetesView.Cluster(index: i, name: e.cluster.name, server: e.cluster.server, namespace: e.cluster.namespace,
-                                   bash: Kubeconfig.command(e, shell: .bash), powershell: Kubeconfig.command(e, shell: .powershell),
-                                   csrf: csrf, variant: exec ? "exec" : "oidc")
+        let (chrome, setCookie) = browser.chrome(request, identity, isAdmin: isAdmin(identity, runtime), section: .kubernetes)
+        let (flash, clear) = browser.takeFlash(request)
+        // Nothing is minted to show this page: the plugin variant's commands hold no token, and the
+        // built-in variant's command or file is made by a POST and shown once.
+        let views = runtime.clusters.enumerated().map { i, c in
+            let e = exec ? KubeconfigEntry(cluster: c, userName: identity.username,
+                                           auth: .exec(issuer: runtime.config.issuer, clientID: c.clientID, issuerCAPEM: runtime.issuerCAPEM)) : nil
+            return KubernetesView.Cluster(index: i, name: c.name, server: c.server, namespace: c.namespace,
+                                          bash: e.map { Kubeconfig.command($0, shell: .bash) }, powershell: e.map { Kubeconfig.command($0, shell: .powershell) },
+                                          csrf: chrome.csrf, variant: exec ? "exec" : "oidc")
         }
         let familyEnd = runtime.clock.now() + runtime.config.tokens.refreshAbsoluteLifetime
-        let view = KubernetesView(csrf: csrf, username: identity.username, isAdmin: identity.isAdmin, exec: exec,
-                                  lifetimeText: lifetimeText(sessionEnd: familyEnd), clusters: views)
-        return Responses.html(.ok, pages.render(view), cookies: setCookie.map { [$0] } ?? [])
+        var view = KubernetesView(chrome: chrome, exec: exec, lifetimeText: lifetimeText(sessionEnd: familyEnd, exec: exec), clusters: views)
+        view.notice = flash?.notice; view.error = flash?.error
+        return Responses.html(.ok, pages.render(view), cookies: setCookie + clear)
+    }
+
+    /// The built-in variant's command for one cluster: a new sign-in (refresh family) for this device, shown once.
+    func command(_ request: Request, _ context: PortalContext) async throws -> Response {
+        var request = request
+        guard let form = try? await request.form(limit: runtime.config.maxBodyBytes), browser.csrfValid(request, form: form) else {
+            return Responses.html(.forbidden, pages.render(ErrorView(heading: "This form has expired", message: "Reload the kubectl page and try again.",
+                                                                     requestID: context.requestID, backLink: "/kubernetes", backLabel: "Back to kubectl")))
+        }
+        guard let (s, identity) = try await session(request) else { return Responses.redirect("/login?next=%2Fkubernetes", status: .seeOther) }
+        if let refusal = unnameable(identity, context) { return refusal }
+        guard let cluster = runtime.clusters.first(where: { $0.name == form["cluster"] }) else {
+            return Responses.html(.notFound, pages.render(ErrorView(heading: "Unknown cluster", message: "There is no cluster with that name.",
+                                                                    requestID: context.requestID, backLink: "/kubernetes", backLabel: "Back to kubectl")))
+        }
+        let t = try await runtime.provider.issueForDevice(identity: identity, clientID: cluster.clientID, authTime: s.authTime,
+                                                          authMethod: s.authMethod, remoteAddress: context.remoteAddress, purpose: "kubectl command",
+                                                          userAgent: request.headers[.userAgent] ?? "")
+        return try await Reveals(runtime: runtime, browser: browser).stash(kind: "kubectl", payload: [
+            "cluster": cluster.name, "user": identity.username, "id_token": t.idToken, "refresh_token": t.refreshToken,
+        ], request: request)
     }
 
     func download(_ request: Request, _ context: PortalContext) async throws -> Response {
@@ -81,7 +109,7 @@ struct KubernetesRoutes {
                                                                     requestID: context.requestID, backLink: "/kubernetes", backLabel: "Back to Kubernetes")))
         }
         let es = try await entries(for: identity, session: s, clusters: clusters, exec: form["variant"] == "exec", purpose: "kubeconfig download",
-                                   remoteAddress: context.remoteAddress)
+                                   remoteAddress: context.remoteAddress, userAgent: request.headers[.userAgent] ?? "")
         let filename = which == "*" ? "kubeconfig" : "kubeconfig-" + String(which.unicodeScalars.map { c in
             CharacterSet.alphanumerics.contains(c) && c.isASCII || c == "-" || c == "_" || c == "." ? Character(c) : "_"
         })
@@ -103,16 +131,16 @@ struct KubernetesRoutes {
             return Responses.html(.forbidden, pages.render(ErrorView(heading: "Administrators only", message: "This page is for administrators.",
                                                                      requestID: context.requestID)))
         }
-        let (bid, setCookie) = browser.browserID(request)
+        let (chrome, setCookie) = browser.chrome(request, identity, isAdmin: true, section: .admin)
         let setup = apiServerSetup(algorithms: runtime.keys.publishedAlgorithms())
-        var view = APIServerView(csrf: browser.csrfToken(browserID: bid), username: identity.username, flags: setup.flags,
+        var view = APIServerView(chrome: chrome, flags: setup.flags,
                                  authenticationConfiguration: setup.authenticationConfiguration,
                                  usernameClaim: setup.usernameClaim, usernamePrefix: setup.usernamePrefix, groupsPrefix: setup.groupsPrefix,
                                  caPEM: runtime.issuerCAPEM, caFilePath: setup.caFilePath)
         view.webhookFlags = setup.webhookFlags
         view.webhookKubeconfig = setup.webhookKubeconfig
         view.webhookEnabled = runtime.webhookToken != nil
-        return Responses.html(.ok, pages.render(view), cookies: setCookie.map { [$0] } ?? [])
+        return Responses.html(.ok, pages.render(view), cookies: setCookie)
     }
 
     func apiServerSetup(algorithms: [SigningAlgorithm]) -> APIServerSetup {

@@ -1,0 +1,186 @@
+import Foundation
+import IdP
+import Templates
+
+/// The admin sections as pages: names where people expect names (not ids), dates in UTC words,
+/// an empty state that says what the list is for, and the button that fills it.
+struct AdminPages {
+    let runtime: Runtime
+
+    typealias F = AdminView.Field
+    typealias A = AdminView.Action
+    typealias H = AdminView.Hidden
+    typealias C = AdminView.Cell
+
+    static func date(_ d: Date?) -> String {
+        guard let d else { return "never" }
+        let f = DateFormatter()
+        f.dateFormat = "yyyy-MM-dd HH:mm"
+        f.timeZone = TimeZone(identifier: "UTC")
+        return f.string(from: d) + " UTC"
+    }
+
+    /// "in 3 days", "in 5 hours", "expired 2 days ago".
+    static func relative(_ d: Date, now: Date) -> String {
+        let s = d.timeIntervalSince(now)
+        let words = DurationParser.words(Self.round(abs(s)))
+        return s > 0 ? "in \(words)" : "expired \(words) ago"
+    }
+
+    static func round(_ s: TimeInterval) -> TimeInterval {
+        if s >= 2 * 86400 { return (s / 86400).rounded(.down) * 86400 }
+        if s >= 7200 { return (s / 3600).rounded(.down) * 3600 }
+        return max(60, (s / 60).rounded(.down) * 60)
+    }
+
+    func view(_ path: String, _ q: FormParameters, admin: Identity, chrome: Chrome) async throws -> AdminView {
+        let csrf = chrome.csrf
+        let d = Self.date
+        let now = runtime.clock.now()
+        switch path {
+        case "/admin/users":
+            let users = try await runtime.storage.listUsers()
+            return AdminView(chrome: chrome, current: path, heading: "Users",
+                             intro: "Local accounts. Directory (LDAP) people sign in with their directory password and are managed in the directory.",
+                             forms: [.init(title: "Add a user", action: "/admin/users", submit: "Add user", csrf: csrf, fields: [
+                                 F("username", "Username", required: true), F("password", "Password", type: "password", required: true),
+                                 F("name", "Display name"), F("email", "Email", type: "email"),
+                                 F("groups", "Groups (comma-separated)"), F("admin", "Administrator", type: "checkbox"),
+                             ])],
+                             columns: ["Username", "Email", "Groups", "Status"],
+                             rows: users.map { u in
+                                 let who = [H("username", u.username)]
+                                 let status = [u.isAdmin ? "administrator" : nil, u.disabled ? "disabled" : "active"].compactMap { $0 }.joined(separator: ", ")
+                                 return AdminView.Row(cells: [C(u.username, sub: u.displayName == u.username ? nil : u.displayName), C(u.email.isEmpty ? "—" : u.email),
+                                                              C(u.groups.isEmpty ? "—" : u.groups.joined(separator: ", ")), C(status, kind: "nowrap")],
+                                                      actions: [
+                                                          u.disabled ? A("Enable", action: "/admin/users/enable", csrf: csrf, object: u.username, hidden: who)
+                                                              : A("Disable", action: "/admin/users/disable", csrf: csrf, object: u.username, hidden: who, danger: true),
+                                                          u.isAdmin ? A("Remove admin", action: "/admin/users/demote", csrf: csrf, object: u.username, hidden: who, danger: true)
+                                                              : A("Make admin", action: "/admin/users/promote", csrf: csrf, object: u.username, hidden: who),
+                                                          A("Reset password", action: "/admin/users/password", csrf: csrf, object: u.username, hidden: who,
+                                                            input: "password", inputLabel: "new password", inputType: "password"),
+                                                          A("Delete", action: "/admin/users/delete", csrf: csrf, object: u.username, hidden: who, danger: true),
+                                                      ])
+                             },
+                             empty: "No local users yet. Local accounts are for people outside the directory and for break-glass administrators.",
+                             emptyHref: "#add", emptyLink: "Add a user")
+        case "/admin/robots":
+            let robots = try await runtime.storage.listRobots()
+            return AdminView(chrome: chrome, current: path, heading: "Robots",
+                             intro: "Accounts for CI jobs and controllers, owned by a team. Kubernetes sees them as robot:<name>. Secrets are never listed.",
+                             forms: [.init(title: "Add a robot", action: "/admin/robots", submit: "Add robot", csrf: csrf, fields: [
+                                 F("name", "Name (a-z, 0-9, -)", required: true), F("team", "Owning team (group)", required: true),
+                                 F("groups", "Groups (comma-separated)"), F("description", "Description"),
+                             ])],
+                             columns: ["Robot", "Team", "Groups", "Status"],
+                             rows: robots.map { r in
+                                 let who = [H("id", r.id)]
+                                 return AdminView.Row(cells: [C(r.username, sub: r.description.isEmpty ? nil : r.description), C(r.team),
+                                                              C(r.groups.isEmpty ? "—" : r.groups.joined(separator: ", ")), C(r.disabled ? "disabled" : "active", kind: "nowrap")],
+                                                      actions: [
+                                                          A("New credential", action: "", csrf: csrf, object: r.username, hidden: [],
+                                                            link: "/admin/robots/credential?id=" + FormParameters.escape(r.id)),
+                                                          r.disabled ? A("Enable", action: "/admin/robots/enable", csrf: csrf, object: r.username, hidden: who)
+                                                              : A("Disable", action: "/admin/robots/disable", csrf: csrf, object: r.username, hidden: who, danger: true),
+                                                          A("Delete", action: "/admin/robots/delete", csrf: csrf, object: r.username, hidden: who, danger: true),
+                                                      ])
+                             },
+                             empty: "No robots yet. A robot is an account for a CI job or a controller, owned by a team; its credentials work with stock kubectl through the webhook.",
+                             emptyHref: "#add", emptyLink: "Add a robot")
+        case "/admin/credentials":
+            let owner = q["owner"].flatMap { $0.isEmpty ? nil : $0 }
+            var ownerID = owner
+            if let o = owner {
+                if let u = try await runtime.storage.user(username: Usernames.canonical(o)) { ownerID = u.id }
+                else if let r = try await runtime.storage.robot(name: o.replacingOccurrences(of: Robot.usernamePrefix, with: "")) { ownerID = r.id }
+            }
+            let creds = try await runtime.storage.listCredentials(ownerID: ownerID, includeRevoked: true)
+            let names = try await Names.load(runtime)
+            return AdminView(chrome: chrome, current: path, heading: "All credentials",
+                             intro: "Every application credential, people's and robots'. Revoking one stops it \(AdminRoutes.webhookCache).",
+                             filter: .init(action: path, fields: [F("owner", "Owner", value: owner ?? "", placeholder: "username or robot name")], active: owner != nil),
+                             columns: ["Credential", "Owner", "Created", "Last used", "Expires", "State"],
+                             rows: creds.map { c in
+                                 let state = c.revokedAt != nil ? "revoked" : (c.expiresAt <= now ? "expired" : "active")
+                                 return AdminView.Row(cells: [C(c.name, sub: c.id), C(names.name(c.ownerID)), C.date(d(c.createdAt)), C.date(d(c.lastUsedAt)),
+                                                              C(d(c.expiresAt), kind: "nowrap", sub: state == "active" ? Self.relative(c.expiresAt, now: now) : nil),
+                                                              C(state, kind: "nowrap")],
+                                                      actions: state == "active" ? [A("Revoke", action: "/admin/credentials/revoke", csrf: csrf, object: c.name,
+                                                                                      hidden: [H("id", c.id)], danger: true)] : [])
+                             },
+                             empty: owner == nil ? "No application credentials yet. People create their own under Credentials; robots get theirs from an administrator under Robots."
+                                 : "No credentials belong to \(owner ?? "").",
+                             emptyHref: owner == nil ? "/admin/robots" : "/admin/credentials", emptyLink: owner == nil ? "Go to robots" : "Show all credentials")
+        case "/admin/sessions":
+            let families = try await runtime.storage.activeFamilies(userID: nil, now: now)
+            let names = try await Names.load(runtime)
+            return AdminView(chrome: chrome, current: path, heading: "Active sessions",
+                             intro: "Each row is one sign-in on one device (kubectl, an application): a chain of rotating refresh tokens. Ending it stops its refresh token at once.",
+                             columns: ["User", "Device", "Client", "Started", "Last refresh", "Ends"],
+                             rows: families.prefix(500).map { f in
+                                 AdminView.Row(cells: [C(names.name(f.grant.userID), sub: "by \(f.grant.authMethod)"),
+                                                       C(DeviceName.describe(userAgent: f.userAgent), sub: f.address.isEmpty ? nil : f.address),
+                                                       C(f.grant.clientID), C.date(d(f.createdAt)), C.date(d(f.lastUsedAt)), C.date(d(f.expiresAt))],
+                                               actions: [A("End", action: "/admin/sessions/revoke", csrf: csrf, object: "\(names.name(f.grant.userID))'s sign-in",
+                                                           hidden: [H("id", f.id)], danger: true)])
+                             },
+                             empty: "Nobody is signed in with kubectl or an application right now. Each sign-in appears here, one row per device.")
+        case "/admin/keys":
+            let status = await runtime.keys.status()
+            return AdminView(chrome: chrome, current: path, heading: "Signing keys",
+                             intro: "Routine rotation: the published next key signs once every verifier can have it. Emergency rotation, for a suspected compromise: a new key signs at once and every other key leaves JWKS. You choose on the next page.",
+                             forms: [.init(title: "Rotate", action: "/admin/keys/rotate", submit: "Rotate signing key…", csrf: csrf, fields: [], anchor: "rotate")],
+                             columns: ["Key id", "Algorithm", "State", "Signs from", "Leaves JWKS", "At rest"],
+                             rows: status.map { s in
+                                 AdminView.Row(cells: [C.id(s.kid), C(s.algorithm.rawValue, kind: "nowrap"), C(s.state, kind: "nowrap"), C.date(d(s.activatesAt)),
+                                                       C.date(s.expiresAt.map { d($0) } ?? "—"), C(s.encrypted ? "encrypted" : "NOT encrypted", kind: "nowrap")])
+                             },
+                             empty: "No signing keys yet: the portal makes one at start.")
+        case "/admin/throttles":
+            return AdminView(chrome: chrome, current: path, heading: "Sign-in throttles",
+                             intro: "Failed sign-ins and client authentications, counted per account and address. An address an account has signed in from before is never delayed by failures elsewhere. Clearing a row lets the next attempt through at once.",
+                             columns: ["Counts", "Account", "Address", "Failures", "Delayed until"],
+                             rows: try await runtime.login.throttle.list(now: now).map { s in
+                                 let (kind, account, address) = ThrottleKey.describe(s.key)
+                                 return AdminView.Row(cells: [C(kind), C(account), C(address), C("\(s.failures)", kind: "nowrap"),
+                                                              C.date(s.lockedUntil.map { $0 > now ? d($0) : "—" } ?? "—")],
+                                                      actions: [A("Clear", action: "/admin/throttles/clear", csrf: csrf, object: account, hidden: [H("key", s.key)])])
+                             },
+                             empty: "No sign-in is being delayed. Failed sign-ins show up here, counted per account and address.")
+        case "/admin/clients":
+            let clients = try await runtime.provider.clients.all()
+            return AdminView(chrome: chrome, current: path, heading: "OAuth clients",
+                             intro: "Applications that sign people in here. Declared in the configuration file or added with `portal client add`.",
+                             columns: ["Client", "Type", "Redirect URIs", "Source"],
+                             rows: clients.map { c in
+                                 AdminView.Row(cells: [C(c.name, sub: c.id), C(c.isPublic ? "public (PKCE)" : "confidential", kind: "nowrap"),
+                                                       C(c.redirectURIs.joined(separator: " ")),
+                                                       C(runtime.provider.clients.isConfigured(c.id) ? "configuration" : "database", kind: "nowrap")])
+                             },
+                             empty: "No OAuth clients. Declare them under clients: in the configuration file, or add one with `portal client add`.")
+        default:
+            return try await AuditPage(runtime: runtime).view(q, chrome: chrome)
+        }
+    }
+}
+
+/// Names for the ids stored in records: users, robots, credentials.
+struct Names {
+    var byID: [String: String] = [:]
+
+    static func load(_ runtime: Runtime, credentials: Bool = false) async throws -> Names {
+        var n = Names()
+        for u in try await runtime.storage.listUsers() { n.byID[u.id] = u.username }
+        for r in try await runtime.storage.listRobots() { n.byID[r.id] = r.username }
+        if credentials {
+            for c in try await runtime.storage.listCredentials(ownerID: nil, includeRevoked: true) where n.byID[c.id] == nil {
+                n.byID[c.id] = "credential “\(c.name)” (\(c.id))"
+            }
+        }
+        return n
+    }
+
+    /// The name behind an id, or the id itself (a directory user's subject, a client, a key id).
+    func name(_ id: String) -> String { byID[id] ?? id }
+}
