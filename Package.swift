@@ -34,6 +34,8 @@ let package = Package(
         .systemLibrary(name: "CSQLite3", path: "Sources/CSQLite3", providers: [.apt(["libsqlite3-dev"])]),
         // The system OpenSSL 3 libcrypto (Debian: libssl-dev): RS256 signing.
         .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL", providers: [.apt(["libssl-dev"])]),
+        // zlib (Debian: zlib1g-dev): gzip response bodies.
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
         // Protocol core: OIDC/OAuth flows, tokens, keys, authenticators. No HTTP, no SQL.
         .target(
             name: "IdP",
@@ -74,7 +76,7 @@ let package = Package(
         .executableTarget(
             name: "Portal",
             dependencies: [
-                "IdP", "Storage", "Templates",
+                "IdP", "Storage", "Templates", "CZlib",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 // HTTPRequestPart/HTTPResponsePart for the slow-client guard (already built for Hummingbird).
@@ -100,7 +102,7 @@ let package = Package(
         .testTarget(
             name: "PortalTests",
             dependencies: [
-                "Portal", "IdP", "Storage",
+                "Portal", "IdP", "Storage", "CZlib",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings

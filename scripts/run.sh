@@ -9,6 +9,7 @@ ensure_apt libldap2-dev     # the portal links libldap (LDAP logins)
 ensure_apt libkrb5-dev      # the portal links libgssapi_krb5 (Kerberos/SPNEGO logins)
 ensure_apt libsqlite3-dev   # the embedded database
 ensure_apt libssl-dev       # OpenSSL's libcrypto signs RS256 tokens
+ensure_apt zlib1g-dev       # zlib gzips pages and static files
 cd "$ROOT"
 echo "==> building portal (the first build takes several minutes)"
 swift build --product portal

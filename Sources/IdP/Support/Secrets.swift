@@ -35,7 +35,7 @@ public enum Secrets {
     }
 
     /// HMAC-SHA256, base64url. Used to derive values that must be re-computable
-    /// without being stored (refresh-token successors, CSRF tokens).
+    /// without being stored (refresh-token successors).
     public static func hmac(_ key: SymmetricKey, _ message: String) -> String {
         Base64URL.encode(HMAC<SHA256>.authenticationCode(for: Data(message.utf8), using: key))
     }

@@ -14,6 +14,8 @@ import Templates
 /// The one way to build the HTTP application: `portal serve` and the tests both call it.
 func buildRouter(runtime: Runtime, pages: Pages, assets: StaticAssets) -> Router<PortalContext> {
     let router = Router(context: PortalContext.self)
+    // First, so outermost: it gzips the finished response (Compression.swift says what and why not no-store).
+    router.add(middleware: CompressionMiddleware())
     router.add(middleware: PortalMiddleware(pages: pages, hsts: runtime.config.tls != nil || runtime.config.issuer.hasPrefix("https://"),
                                             trustedProxies: runtime.config.trustedProxies, forwardedHeader: runtime.config.forwardedHeader))
     // Request counts and latency histograms per route (hb_requests, hb_request_duration_seconds).

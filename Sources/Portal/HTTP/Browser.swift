@@ -34,12 +34,35 @@ struct Browser: Sendable {
     /// A Set-Cookie for a brand-new browser id (rotates the CSRF token; sent at every sign-in).
     func freshBrowserCookie() -> String { cookie(browserCookieName, SystemRandom().token(), maxAge: 400 * 86400) }
 
-    func csrfToken(browserID: String) -> String { Secrets.hmac(key, "csrf\u{0}" + browserID) }
+    /// The CSRF token for this browser, masked afresh on every call as Django does:
+    /// base64url(pad ‖ pad XOR secret) with a random 32-byte pad, the secret being an HMAC of the
+    /// browser id. Pages are gzipped next to reflected input (`next=`, the username); a token that
+    /// differs in every response gives BREACH nothing stable to guess.
+    func csrfToken(browserID: String) -> String {
+        let pad = SystemRandom().bytes(Self.csrfSize)
+        return Base64URL.encode(pad + zip(pad, csrfSecret(browserID)).map { $0 ^ $1 })
+    }
 
     /// Constant-time check of the form's CSRF token against the browser cookie.
     func csrfValid(_ request: Request, form: FormParameters) -> Bool {
-        guard let b = request.cookie(browserCookieName), let sent = form["csrf"], !sent.isEmpty else { return false }
-        return Secrets.constantTimeEqual(sent, csrfToken(browserID: b))
+        guard let b = request.cookie(browserCookieName), let sent = form["csrf"] else { return false }
+        return csrfValid(sent, browserID: b)
+    }
+
+    /// Unmasks `sent` and compares it with the browser's secret in constant time. Anything but
+    /// exactly 64 bytes in canonical base64url is refused.
+    func csrfValid(_ sent: String, browserID: String) -> Bool {
+        guard sent.utf8.count == Self.csrfEncodedSize, let bytes = Base64URL.decode(sent), bytes.count == 2 * Self.csrfSize else { return false }
+        let unmasked = (0..<Self.csrfSize).map { bytes[$0] ^ bytes[Self.csrfSize + $0] }
+        return Secrets.constantTimeEqual(unmasked, csrfSecret(browserID))
+    }
+
+    static let csrfSize = 32
+    /// base64url of 64 bytes, unpadded.
+    static let csrfEncodedSize = 86
+
+    private func csrfSecret(_ browserID: String) -> [UInt8] {
+        Array(HMAC<SHA256>.authenticationCode(for: Data(("csrf\u{0}" + browserID).utf8), using: key))
     }
 
     func sessionCookie(_ value: String) -> String { cookie(sessionCookieName, value, maxAge: Int(sessionTTL)) }

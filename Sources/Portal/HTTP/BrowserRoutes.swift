@@ -116,7 +116,7 @@ struct BrowserRoutes {
             view.notice = "Your session has ended. Sign in again to continue."
             cookies.append(browser.clearSessionCookie())
         }
-        return Responses.html(.ok, pages.render(view), cookies: cookies)
+        return Responses.html(.ok, pages.render(view), cookies: cookies, cacheControl: Responses.revalidate)
     }
 
     func loginSubmit(_ request: Request, _ context: PortalContext) async throws -> Response {
@@ -140,7 +140,7 @@ struct BrowserRoutes {
             var view = LoginView(csrf: browser.csrfToken(browserID: bid), pending: pendingResult?.id, clientName: clientName,
                                  username: String(username.prefix(256)), error: error, next: Self.safeNext(form["next"]))
             view.requestID = context.requestID
-            return Responses.html(status, pages.render(view))
+            return Responses.html(status, pages.render(view), cacheControl: Responses.revalidate)
         }
         switch outcome {
         case .invalidCredentials:

@@ -42,8 +42,11 @@ extension Request {
 }
 
 enum Responses {
-    static func html(_ status: HTTPResponse.Status, _ body: String, cookies: [String] = []) -> Response {
-        var headers: HTTPFields = [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"]
+    /// A page, `no-store` unless told otherwise. Only a page that holds no secret but the (masked)
+    /// CSRF token may pass `revalidate`: it is then gzipped, and a no-store page never is (BREACH,
+    /// see CompressionMiddleware).
+    static func html(_ status: HTTPResponse.Status, _ body: String, cookies: [String] = [], cacheControl: String = "no-store") -> Response {
+        var headers: HTTPFields = [.contentType: "text/html; charset=utf-8", .cacheControl: cacheControl]
         for c in cookies { headers.append(HTTPField(name: .setCookie, value: c)) }
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
     }
@@ -58,6 +61,9 @@ enum Responses {
         headers.append(contentsOf: extra)
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
     }
+
+    /// For pages without secrets (the sign-in form): kept by no shared cache, fetched again before any reuse.
+    static let revalidate = "private, no-cache"
 
     static func redirect(_ location: String, status: HTTPResponse.Status = .found, cookies: [String] = []) -> Response {
         var headers: HTTPFields = [.location: location, .cacheControl: "no-store"]

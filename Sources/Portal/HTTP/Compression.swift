@@ -1,0 +1,167 @@
+import CZlib
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// Gzips pages, CSS, script, JSON, YAML and SVG for clients that accept gzip.
+///
+/// Never compressed: a response with `Cache-Control: no-store`. BREACH: a compressed body's
+/// length leaks how well a secret compresses against text next to it, and an attacker who can
+/// put text in the page (a reflected parameter, a form value) and watch the sizes on the wire
+/// recovers the secret byte by byte. Everything that holds a one-time secret or a token — the
+/// token endpoint, the page that shows a new credential once, kubeconfig downloads, the setup
+/// page, every signed-in page — is `no-store`, so it always goes out uncompressed. Pages that
+/// are compressed (the sign-in page) carry no secret but the CSRF token, which is masked afresh
+/// for every response (`Browser.csrfToken`), so there is nothing stable to guess.
+///
+/// Added outermost, so it sees the headers every other middleware has set (the default
+/// `no-store` included) and the error pages they render.
+struct CompressionMiddleware: RouterMiddleware {
+    typealias Context = PortalContext
+
+    /// Smaller bodies gain nothing worth the CPU and the gzip header.
+    static let minimumSize = 1024
+    /// Bodies are collected to be compressed in one call; larger (or streamed) ones pass through.
+    static let maximumSize = 4 << 20
+    static let types: Set<String> = [
+        "text/html", "text/css", "text/javascript", "application/javascript", "application/json",
+        "application/jwk-set+json", "application/yaml", "image/svg+xml",
+    ]
+
+    func handle(_ request: Request, context: PortalContext, next: (Request, PortalContext) async throws -> Response) async throws -> Response {
+        var response = try await next(request, context)
+        guard Self.compressible(response) else { return response }
+        // From here the bytes sent depend on Accept-Encoding, whether or not this client gets gzip.
+        Self.addVary(&response.headers)
+        // HEAD: the body is already gone; the headers describe the identity body (its length).
+        guard request.method != .head, Self.acceptsGzip(request.headers[values: .acceptEncoding]),
+              let length = response.body.contentLength, length >= Self.minimumSize, length <= Self.maximumSize
+        else { return response }
+
+        let sink = CollectedBody()
+        try await response.body.write(CollectingWriter(sink: sink, limit: Self.maximumSize))
+        guard let gzipped = Gzip.compress(sink.buffer), gzipped.readableBytes < sink.buffer.readableBytes else {
+            response.body = Self.body(sink.buffer, trailers: sink.trailers)
+            return response
+        }
+        response.headers[.contentEncoding] = "gzip"
+        response.body = Self.body(gzipped, trailers: sink.trailers)
+        response.headers[.contentLength] = String(gzipped.readableBytes)
+        return response
+    }
+
+    static func body(_ buffer: ByteBuffer, trailers: HTTPFields?) -> ResponseBody {
+        guard let trailers else { return ResponseBody(byteBuffer: buffer) }
+        return ResponseBody(contentLength: buffer.readableBytes) { writer in
+            try await writer.write(buffer)
+            try await writer.finish(trailers)
+        }
+    }
+
+    /// Compressible by its headers: a text type, no encoding yet, a body that may exist, not `no-store`.
+    static func compressible(_ response: Response) -> Bool {
+        guard response.status != .noContent, response.status != .notModified, response.status.code >= 200,
+              response.headers[.contentEncoding] == nil,
+              let type = response.headers[.contentType]?.split(separator: ";", maxSplits: 1).first,
+              types.contains(type.trimmingCharacters(in: .whitespaces).lowercased())
+        else { return false }
+        return !isNoStore(response.headers[values: .cacheControl])
+    }
+
+    static func isNoStore(_ cacheControl: [String]) -> Bool {
+        cacheControl.contains { value in
+            value.split(separator: ",").contains { directive in
+                directive.split(separator: "=", maxSplits: 1).first?.trimmingCharacters(in: .whitespaces).lowercased() == "no-store"
+            }
+        }
+    }
+
+    /// Accept-Encoding (RFC 9110 §12.5.3): gzip (or x-gzip) with a q-value above zero, or else
+    /// `*` with one. An absent header, an empty one or `identity` alone get no gzip; a gzip entry
+    /// with q=0 refuses it even when `*` is accepted, and a malformed q-value counts as 0.
+    static func acceptsGzip(_ values: [String]) -> Bool {
+        var gzip: Double?, any: Double?
+        for value in values {
+            for element in value.split(separator: ",") {
+                let parts = element.split(separator: ";")
+                guard let coding = parts.first?.trimmingCharacters(in: .whitespaces).lowercased(), !coding.isEmpty else { continue }
+                var q = 1.0
+                for parameter in parts.dropFirst() {
+                    let kv = parameter.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                    if kv[0].trimmingCharacters(in: .whitespaces).lowercased() == "q" {
+                        q = kv.count == 2 ? qValue(kv[1].trimmingCharacters(in: .whitespaces)) ?? 0 : 0
+                    }
+                }
+                if coding == "gzip" || coding == "x-gzip" { gzip = min(gzip ?? q, q) } else if coding == "*" { any = min(any ?? q, q) }
+            }
+        }
+        if let gzip { return gzip > 0 }
+        return (any ?? 0) > 0
+    }
+
+    /// qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )
+    static func qValue(_ s: String) -> Double? {
+        guard (1...5).contains(s.utf8.count), s.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2E }),
+              let q = Double(s), (0...1).contains(q) else { return nil }
+        return q
+    }
+
+    static func addVary(_ headers: inout HTTPFields) {
+        let present = headers[values: .vary].contains { value in
+            value.split(separator: ",").contains {
+                let v = $0.trimmingCharacters(in: .whitespaces).lowercased()
+                return v == "accept-encoding" || v == "*"
+            }
+        }
+        if !present { headers.append(HTTPField(name: .vary, value: "Accept-Encoding")) }
+    }
+}
+
+/// gzip (RFC 1952) in one call through zlib.
+enum Gzip {
+    /// The gzip form of `input` at level 6, or nil if zlib fails (the caller sends it as it is).
+    static func compress(_ input: ByteBuffer, level: Int32 = 6) -> ByteBuffer? {
+        var stream = z_stream()
+        guard czlib_gzip_init(&stream, level) == Z_OK else { return nil }
+        defer { deflateEnd(&stream) }
+        // With this much room one deflate(Z_FINISH) ends the stream (zlib.h, deflateBound).
+        let bound = Int(deflateBound(&stream, uLong(input.readableBytes)))
+        var output = ByteBufferAllocator().buffer(capacity: bound)
+        var finished = false
+        input.withUnsafeReadableBytes { source in
+            output.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { target in
+                stream.next_in = UnsafeMutablePointer(mutating: source.baseAddress?.assumingMemoryBound(to: Bytef.self))
+                stream.avail_in = uInt(source.count)
+                stream.next_out = target.baseAddress?.assumingMemoryBound(to: Bytef.self)
+                stream.avail_out = uInt(target.count)
+                finished = deflate(&stream, Z_FINISH) == Z_STREAM_END
+                return finished ? target.count - Int(stream.avail_out) : 0
+            }
+        }
+        return finished ? output : nil
+    }
+}
+
+/// Where `CollectingWriter` leaves the body it was given.
+private final class CollectedBody {
+    var buffer = ByteBuffer()
+    var trailers: HTTPFields?
+}
+
+private struct CollectingWriter: ResponseBodyWriter {
+    struct TooLarge: Error {}
+    let sink: CollectedBody
+    let limit: Int
+
+    mutating func write(_ buffer: ByteBuffer) async throws {
+        // The declared length was within the limit; a body that writes more is refused, not buffered.
+        guard sink.buffer.readableBytes + buffer.readableBytes <= limit else { throw TooLarge() }
+        var buffer = buffer
+        sink.buffer.writeBuffer(&buffer)
+    }
+
+    consuming func finish(_ trailingHeaders: HTTPFields?) async throws {
+        sink.trailers = trailingHeaders
+    }
+}
