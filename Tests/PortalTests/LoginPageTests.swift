@@ -246,8 +246,7 @@ import Testing
             let login = try await client.get("/login")
             #expect(login.status == .ok)
             #expect(login.contentType == "text/html; charset=utf-8")
-            // The sign-in form holds no secret but the masked CSRF token: revalidated, not no-store, so it may be gzipped.
-            checkHeaders(login, cacheControl: "private, no-cache")
+            checkHeaders(login, cacheControl: "no-store")
             // No inline script or style that the CSP would block.
             #expect(!login.text.contains("<script>"))
             #expect(!login.text.contains("style=\""))

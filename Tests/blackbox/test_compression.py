@@ -1,6 +1,6 @@
-"""gzip through a real `portal serve`: the sign-in page and static files are compressed for clients
-that accept it; nothing that is no-store (the token endpoint, signed-in pages) ever is (BREACH),
-and the CSRF token is masked afresh in every response."""
+"""gzip through a real `portal serve`: pages and static files are compressed for clients that
+accept it; nothing that holds a secret (the token endpoint, a credential shown once, a kubeconfig
+download) ever is (BREACH), and the CSRF token is masked afresh in every response."""
 import base64
 import gzip
 import hashlib
@@ -47,7 +47,7 @@ def test_the_login_page_is_gzipped_for_clients_that_accept_it(portal):
     page = gzip.decompress(body).decode()
     assert page.lower().lstrip().startswith("<!doctype html")
     assert 'name="csrf"' in page and "/credentials" in page
-    assert r.headers["Cache-Control"] == "private, no-cache"
+    assert r.headers["Cache-Control"] == "no-store"
     assert "'unsafe-inline'" not in r.headers["Content-Security-Policy"]
 
     plain, plain_body = raw_get(portal.base + "/login?next=%2Fcredentials", "identity")
@@ -82,7 +82,7 @@ def test_static_files_are_gzipped(portal):
     assert "Content-Encoding" not in plain.headers and body == css
 
 
-def test_the_token_response_and_signed_in_pages_are_never_gzipped(portal, user):
+def test_the_token_response_and_secrets_shown_once_are_never_gzipped_but_pages_are(portal, user):
     s = requests.Session()
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
@@ -112,10 +112,16 @@ def test_the_token_response_and_signed_in_pages_are_never_gzipped(portal, user):
 
     for path in ["/", "/credentials"]:
         r, body = raw_get(portal.base + path, "gzip", session=s)
-        assert r.status_code == 200 and len(body) >= 1024, path
-        assert r.headers["Cache-Control"] == "no-store", path
-        assert "Content-Encoding" not in r.headers, path
-        assert b'name="csrf"' in body, path
+        assert r.status_code == 200 and r.headers["Cache-Control"] == "no-store", path
+        assert r.headers["Content-Encoding"] == "gzip", path
+        assert b'name="csrf"' in gzip.decompress(body), path
+    # A new credential's token is shown once, from a page that is never compressed.
+    csrf = csrf_of(s.get(portal.base + "/credentials").text)
+    r = s.post(portal.base + "/credentials", data={"csrf": csrf, "name": "gz", "expires": "86400"}, allow_redirects=False)
+    assert r.status_code == 303 and r.headers["Location"].startswith("/shown/")
+    r, body = raw_get(portal.base + r.headers["Location"], "gzip", session=s)
+    assert r.status_code == 200 and b"kpc_" in body and len(body) >= 1024
+    assert "Content-Encoding" not in r.headers and "x-portal-holds-secret" not in {k.lower() for k in r.headers}
 
 
 def test_the_csrf_token_differs_in_every_response_and_each_one_works(portal, user):

@@ -282,9 +282,17 @@ def test_first_run_admin_creates_a_user_who_sets_up_kubectl(env):
     assert ui.path() == "/" and "Dana Scully" in ui.heading()
     ui.get("/kubernetes")
     assert ui.heading() == "Set up kubectl"
+    assert not ui.all("#bash-0"), "no token on the page until asked for"
     ui.check("kubernetes")
+    ui.submit("form[action='/kubernetes/command'] button[type=submit]")
+    assert ui.path().startswith("/shown/") and ui.heading() == f"kubectl for {CLUSTER}"
     line = ui.css("#bash-0").get_attribute("textContent")
     assert line.startswith("PORTAL_CA=") and "kubectl config set-credentials" in line
+    ui.driver.execute_script("document.querySelectorAll('pre').forEach(e => e.style.filter = 'blur(4px)')")
+    ui.check("kubernetes-command", headers_url=portal.base + "/kubernetes")
+    ui.driver.refresh()
+    ui.loaded()
+    assert ui.heading() == "Already shown" and not ui.all("#bash-0")
 
     # The bash line, run with the real kubectl against the TLS stand-in.
     k = Kubectl("1.32")
@@ -297,6 +305,7 @@ def test_first_run_admin_creates_a_user_who_sets_up_kubectl(env):
     assert sorted(standin.seen[-1][1]) == ["oidc:dev", "oidc:ops"]
 
     # The "Download kubeconfig" button: a real download by Chromium.
+    ui.get("/kubernetes")
     for f in glob.glob(os.path.join(ui.downloads, "*")):
         os.remove(f)
     ui.css("form[action='/kubernetes/kubeconfig'] button[type=submit]").click()
@@ -330,6 +339,7 @@ def test_application_credential_works_through_the_webhook_until_the_admin_revoke
     ui.check("credentials")
     ui.fill({"#c-name": "ci deploy", "#c-desc": "made in the browser"})
     ui.submit("form[action='/credentials'] button[type=submit]")
+    assert ui.path().startswith("/shown/")
     token = ui.css("#new-token").get_attribute("textContent").strip()
     assert token.startswith("kpc_")
     kubeconfig = ui.css("#kc-0").get_attribute("textContent")
@@ -358,6 +368,13 @@ def test_application_credential_works_through_the_webhook_until_the_admin_revoke
     row.find_element("css selector", "form[action='/admin/credentials/revoke'] button").click()
     ui.wait().until(EC.staleness_of(old))
     ui.loaded()
+    # Asked first, naming what stops working; nothing happened yet.
+    assert ui.heading() == "Revoke “ci deploy”?"
+    assert "dana's credential “ci deploy” stops authenticating within 2 minutes" in ui.css("main").text
+    ui.check("admin-confirm-revoke", headers_url=portal.base + "/admin/credentials")
+    assert k.run("get", "pods").returncode == 0
+    ui.submit("form[action='/admin/credentials/revoke'] button[type=submit]")
+    assert ui.path() == "/admin/credentials"
     assert "Credential revoked." in ui.css("[role=status]").text
     ui.check("admin-credentials-revoked", headers_url=portal.base + "/admin/credentials")
     r = k.run("get", "pods")

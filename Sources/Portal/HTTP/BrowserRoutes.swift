@@ -116,7 +116,7 @@ struct BrowserRoutes {
             view.notice = "Your session has ended. Sign in again to continue."
             cookies.append(browser.clearSessionCookie())
         }
-        return Responses.html(.ok, pages.render(view), cookies: cookies, cacheControl: Responses.revalidate)
+        return Responses.html(.ok, pages.render(view), cookies: cookies)
     }
 
     func loginSubmit(_ request: Request, _ context: PortalContext) async throws -> Response {
@@ -140,7 +140,7 @@ struct BrowserRoutes {
             var view = LoginView(csrf: browser.csrfToken(browserID: bid), pending: pendingResult?.id, clientName: clientName,
                                  username: String(username.prefix(256)), error: error, next: Self.safeNext(form["next"]))
             view.requestID = context.requestID
-            return Responses.html(status, pages.render(view), cacheControl: Responses.revalidate)
+            return Responses.html(status, pages.render(view))
         }
         switch outcome {
         case .invalidCredentials:
@@ -228,7 +228,7 @@ struct BrowserRoutes {
         guard try await runtime.setup.tokenIsUsable(token) else { return setupLinkDead(context) }
         let (bid, setCookie) = browser.browserID(request)
         let view = SetupView(csrf: browser.csrfToken(browserID: bid), token: token, minLength: runtime.config.passwords.minLength)
-        return Responses.html(.ok, pages.render(view), cookies: setCookie.map { [$0] } ?? [])
+        return Responses.html(.ok, pages.render(view), cookies: setCookie.map { [$0] } ?? [], secret: true)
     }
 
     func setupLinkDead(_ context: PortalContext) -> Response {
@@ -250,7 +250,7 @@ struct BrowserRoutes {
         case .rejected(let why):
             let view = SetupView(csrf: browser.csrfToken(browserID: bid), token: token, username: String((form["username"] ?? "").prefix(64)),
                                  minLength: runtime.config.passwords.minLength, error: why)
-            return Responses.html(.badRequest, pages.render(view))
+            return Responses.html(.badRequest, pages.render(view), secret: true)
         case .invalidToken, .adminExists:
             return setupLinkDead(context)
         case .created(let admin):

@@ -6,14 +6,16 @@ import NIOCore
 
 /// Gzips pages, CSS, script, JSON, YAML and SVG for clients that accept gzip.
 ///
-/// Never compressed: a response with `Cache-Control: no-store`. BREACH: a compressed body's
-/// length leaks how well a secret compresses against text next to it, and an attacker who can
-/// put text in the page (a reflected parameter, a form value) and watch the sizes on the wire
-/// recovers the secret byte by byte. Everything that holds a one-time secret or a token — the
-/// token endpoint, the page that shows a new credential once, kubeconfig downloads, the setup
-/// page, every signed-in page — is `no-store`, so it always goes out uncompressed. Pages that
-/// are compressed (the sign-in page) carry no secret but the CSRF token, which is masked afresh
-/// for every response (`Browser.csrfToken`), so there is nothing stable to guess.
+/// Never compressed: a response that holds a secret. BREACH: a compressed body's length leaks
+/// how well a secret compresses against text next to it, and an attacker who can put text in the
+/// page (a reflected parameter, a form value) and watch the sizes on the wire recovers the secret
+/// byte by byte. So:
+/// - no-store responses that are not HTML (the token endpoint and its errors, kubeconfig
+///   downloads, userinfo) go out as they are;
+/// - HTML pages that show a one-time secret (`/shown/…`, the setup page with its token) are
+///   marked with `Responses.secretMarker`, which this middleware removes and honours;
+/// - every other page is compressed: its only secret is the CSRF token, masked afresh for every
+///   response (`Browser.csrfToken`), so there is nothing stable to guess.
 ///
 /// Added outermost, so it sees the headers every other middleware has set (the default
 /// `no-store` included) and the error pages they render.
@@ -31,7 +33,9 @@ struct CompressionMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: PortalContext, next: (Request, PortalContext) async throws -> Response) async throws -> Response {
         var response = try await next(request, context)
-        guard Self.compressible(response) else { return response }
+        let secret = response.headers[Responses.secretMarker] != nil
+        response.headers[Responses.secretMarker] = nil
+        guard !secret, Self.compressible(response) else { return response }
         // From here the bytes sent depend on Accept-Encoding, whether or not this client gets gzip.
         Self.addVary(&response.headers)
         // HEAD: the body is already gone; the headers describe the identity body (its length).
@@ -59,14 +63,15 @@ struct CompressionMiddleware: RouterMiddleware {
         }
     }
 
-    /// Compressible by its headers: a text type, no encoding yet, a body that may exist, not `no-store`.
+    /// Compressible by its headers: a text type, no encoding yet, a body that may exist, HTML or not `no-store`.
     static func compressible(_ response: Response) -> Bool {
         guard response.status != .noContent, response.status != .notModified, response.status.code >= 200,
               response.headers[.contentEncoding] == nil,
-              let type = response.headers[.contentType]?.split(separator: ";", maxSplits: 1).first,
-              types.contains(type.trimmingCharacters(in: .whitespaces).lowercased())
+              let raw = response.headers[.contentType]?.split(separator: ";", maxSplits: 1).first
         else { return false }
-        return !isNoStore(response.headers[values: .cacheControl])
+        let type = raw.trimmingCharacters(in: .whitespaces).lowercased()
+        guard types.contains(type) else { return false }
+        return type == "text/html" || !isNoStore(response.headers[values: .cacheControl])
     }
 
     static func isNoStore(_ cacheControl: [String]) -> Bool {

@@ -42,11 +42,11 @@ extension Request {
 }
 
 enum Responses {
-    /// A page, `no-store` unless told otherwise. Only a page that holds no secret but the (masked)
-    /// CSRF token may pass `revalidate`: it is then gzipped, and a no-store page never is (BREACH,
-    /// see CompressionMiddleware).
-    static func html(_ status: HTTPResponse.Status, _ body: String, cookies: [String] = [], cacheControl: String = "no-store") -> Response {
-        var headers: HTTPFields = [.contentType: "text/html; charset=utf-8", .cacheControl: cacheControl]
+    /// A page, `no-store`. `secret`: it shows a one-time secret, so it is never gzipped (BREACH, see
+    /// CompressionMiddleware, which removes the marker).
+    static func html(_ status: HTTPResponse.Status, _ body: String, cookies: [String] = [], secret: Bool = false) -> Response {
+        var headers: HTTPFields = [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"]
+        if secret { headers[secretMarker] = "1" }
         for c in cookies { headers.append(HTTPField(name: .setCookie, value: c)) }
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
     }
@@ -62,8 +62,8 @@ enum Responses {
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
     }
 
-    /// For pages without secrets (the sign-in form): kept by no shared cache, fetched again before any reuse.
-    static let revalidate = "private, no-cache"
+    /// Internal: set on a response that shows a secret; never leaves the portal.
+    static let secretMarker = HTTPField.Name("x-portal-holds-secret")!
 
     static func redirect(_ location: String, status: HTTPResponse.Status = .found, cookies: [String] = []) -> Response {
         var headers: HTTPFields = [.location: location, .cacheControl: "no-store"]

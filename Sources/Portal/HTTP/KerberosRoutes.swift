@@ -20,7 +20,7 @@ extension BrowserRoutes {
             var clientName: String?
             if let p = pendingResult { clientName = try await runtime.provider.clients.client(id: p.request.clientID)?.name }
             let view = LoginView(csrf: browser.csrfToken(browserID: bid), pending: pendingResult?.id, clientName: clientName, error: error, next: next)
-            var response = Responses.html(status, pages.render(view), cookies: cookies, cacheControl: Responses.revalidate)
+            var response = Responses.html(status, pages.render(view), cookies: cookies)
             if challenge { response.headers[.wwwAuthenticate] = "Negotiate" }
             return response
         }

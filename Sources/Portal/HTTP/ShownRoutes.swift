@@ -30,7 +30,7 @@ struct ShownRoutes {
             case "kubectl": view = kubectl(payload, chrome: chrome, notice: flash?.notice)
             default: view = credential(payload, chrome: chrome, notice: flash?.notice)
             }
-            return Responses.html(.ok, pages.render(view), cookies: cookies + clear + [reveals.clearCookie()])
+            return Responses.html(.ok, pages.render(view), cookies: cookies + clear + [reveals.clearCookie()], secret: true)
         }
     }
 
