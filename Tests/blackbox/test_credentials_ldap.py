@@ -41,7 +41,7 @@ def test_directory_owner_disabled_or_removed_from_a_group(setup):
     csrf = re.search(r'name="csrf" value="([^"]+)"', s.get(p.base + "/credentials").text).group(1)   # replaced at sign-in
     r = s.post(p.base + "/credentials", data={"csrf": csrf, "name": "erin's pipeline", "expires": "86400"})
     assert r.status_code == 200, r.text
-    token = re.search(r'<pre id="new-token">([^<]+)</pre>', r.text).group(1)
+    token = re.search(r'<pre id="new-token"[^>]*>([^<]+)</pre>', r.text).group(1)
     st = review(p, token)
     assert st["authenticated"] is True and st["user"]["username"] == "oidc:erin"
     assert {"oidc:dev", "oidc:ops", "oidc:platform", "oidc:staff"} <= set(st["user"]["groups"])

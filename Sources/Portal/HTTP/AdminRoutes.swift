@@ -48,7 +48,8 @@ struct AdminRoutes {
                     return Responses.html(.notFound, pages.render(ErrorView(heading: "No such robot", message: "It may have been deleted.",
                                                                             requestID: context.requestID, backLink: "/admin/robots", backLabel: "Back to robots")))
                 }
-                return Responses.html(.ok, pages.render(robotCredentialForm(robot, chrome: chrome)), cookies: cookies)
+                let (flash, clear) = browser.takeFlash(request)
+                return Responses.html(.ok, pages.render(robotCredentialForm(robot, chrome: chrome, error: flash?.error)), cookies: cookies + clear)
             }
         }
         for p in posts() { registerPost(router, p) }
@@ -231,22 +232,18 @@ struct AdminRoutes {
                         return try await Reveals(runtime: runtime, browser: browser).stash(kind: kind, payload: payload, request: request, notice: notice)
                     }
                 } catch let e as UserAdminError {
-                    return try await failed(p, request, form, admin, chrome, e.description)
+                    return failed(p, form, e.description, cookies)
                 } catch let e as CredentialError {
-                    return try await failed(p, request, form, admin, chrome, e.description)
+                    return failed(p, form, e.description, cookies)
                 }
             }
         }
     }
 
-    /// Nothing changed: the page again, with the reason (a reload repeats only the refusal).
-    func failed(_ p: Post, _ request: Request, _ form: FormParameters, _ admin: Identity, _ chrome: Chrome, _ why: String) async throws -> Response {
-        if p.path == "/admin/robots/credential", let robot = try await runtime.storage.robot(id: form["id"] ?? "") {
-            return Responses.html(.badRequest, pages.render(robotCredentialForm(robot, chrome: chrome, error: why)))
-        }
-        var view = try await AdminPages(runtime: runtime).view(p.back, FormParameters(), admin: admin, chrome: chrome)
-        view.error = why
-        return Responses.html(.badRequest, pages.render(view))
+    /// Nothing changed: back to the page with the reason (a 303 too, so a reload sends nothing again).
+    func failed(_ p: Post, _ form: FormParameters, _ why: String, _ cookies: [String]) -> Response {
+        let back = p.path == "/admin/robots/credential" ? "/admin/robots/credential?id=" + FormParameters.escape(form["id"] ?? "") : p.back
+        return browser.done(back, error: why, cookies: cookies)
     }
 
     func guarded(_ request: Request, _ context: PortalContext, _ body: (Identity, Chrome, [String]) async throws -> Response) async throws -> Response {

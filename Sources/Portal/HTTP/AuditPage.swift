@@ -21,8 +21,9 @@ struct AuditPage {
         return f.date(from: text)
     }
 
-    /// A detail's value in words: times stored as epoch seconds become dates.
-    static func detail(_ key: String, _ value: String) -> String {
+    /// A detail's value in words: times stored as epoch seconds become dates, ids become names.
+    static func detail(_ key: String, _ value: String, _ names: Names) -> String {
+        if let name = names.byID[value] { return "\(key) \(name)" }
         if key.hasSuffix("_at") || key.hasSuffix("until") || key == "expires" || key == "time", let n = Double(value), n > 1_000_000_000, n < 10_000_000_000 {
             return "\(key) \(AdminPages.date(Date(timeIntervalSince1970: n)))"
         }
@@ -62,7 +63,7 @@ struct AuditPage {
                                                    C(e.type, kind: e.success ? "nowrap" : "nowrap bad", sub: e.success ? nil : "failed"),
                                                    C(e.actor.isEmpty ? "—" : e.actor), C(e.subject.isEmpty ? "—" : names.name(e.subject)),
                                                    C(e.clientID.isEmpty ? "—" : e.clientID), C(e.remoteAddress.isEmpty ? "—" : e.remoteAddress),
-                                                   C(e.details.sorted { $0.key < $1.key }.map { Self.detail($0.key, $0.value) }.joined(separator: "; "))])
+                                                   C(e.details.sorted { $0.key < $1.key }.map { Self.detail($0.key, $0.value, names) }.joined(separator: "; "))])
                          },
                          empty: filtered ? "No events match these filters." : "Nothing has happened yet. Sign-ins, tokens and changes appear here as they happen.",
                          emptyHref: filtered ? "/admin/audit" : nil, emptyLink: "Show every event",

@@ -94,7 +94,8 @@ struct CredentialRoutes {
                 return Responses.html(.ok, pages.render(view), cookies: cookies)
             }
         } catch let e as CredentialError {
-            return try await page(request, identity: identity, error: e.description, status: .badRequest)
+            // Nothing changed: back to the list with the reason (a reload sends nothing again).
+            return browser.done("/credentials", error: e.description)
         }
     }
 

@@ -19,8 +19,11 @@ extension BrowserRoutes {
         func form(_ status: HTTPResponse.Status, error: String? = nil, challenge: Bool) async throws -> Response {
             var clientName: String?
             if let p = pendingResult { clientName = try await runtime.provider.clients.client(id: p.request.clientID)?.name }
-            let view = LoginView(csrf: browser.csrfToken(browserID: bid), pending: pendingResult?.id, clientName: clientName, error: error, next: next)
-            var response = Responses.html(status, pages.render(view), cookies: cookies)
+            var view = LoginView(csrf: browser.csrfToken(browserID: bid), pending: pendingResult?.id, clientName: clientName, error: error, next: next)
+            let (flash, clear) = browser.takeFlash(request)
+            view.notice = flash?.notice
+            view.setupPending = (try? await runtime.storage.adminExists()) == false
+            var response = Responses.html(status, pages.render(view), cookies: cookies + clear)
             if challenge { response.headers[.wwwAuthenticate] = "Negotiate" }
             return response
         }
