@@ -1,4 +1,4 @@
-"""Page weight (HTML + the CSS and JS it links, uncompressed) and time to first byte on loopback
+"""Page weight (HTML + the CSS and JS it links, uncompressed, and on the wire with gzip) and time to first byte on loopback
 for the main pages, against a throwaway `portal serve` (debug build unless PORTAL_BIN says otherwise).
 Fails (exit 1) if a page weighs 100 KB or more. Not part of the test command. N=50 for more rounds."""
 import http.client
@@ -43,7 +43,7 @@ kubernetes:
         pages = [("/login", False), (portal.setup_url.removeprefix(portal.base), False), ("/", True), ("/kubernetes", True),
                  ("/credentials", True), ("/admin/users", True), ("/admin/audit", True), ("/admin/apiserver", True),
                  ("/no-such-page", False)]
-        print(f"{'page':<22}{'status':>7}{'HTML':>9}{'CSS+JS':>9}{'total':>9}   TTFB p50 / p99 (ms, {ROUNDS} rounds)")
+        print(f"{'page':<22}{'status':>7}{'HTML':>9}{'CSS+JS':>9}{'total':>9}{'gzipped':>9}   TTFB p50 / p99 (ms, {ROUNDS} rounds)")
         failed = False
         for path, signed_in in pages:
             headers = {"Cookie": cookie} if signed_in else {}
@@ -53,15 +53,25 @@ kubernetes:
             html_bytes = len(body.encode())
             status, times = ttfb(portal.port, path, headers)
             total = html_bytes + asset_bytes
+            wire = sum(wire_bytes(portal.port, p, headers) for p in [path] + assets)
             failed |= total >= LIMIT
             label = path if len(path) <= 20 else path[:17] + "…"
-            print(f"{label:<22}{status:>7}{html_bytes:>9}{asset_bytes:>9}{total:>9}   {pct(times, 50):6.2f} / {pct(times, 99):6.2f}"
+            print(f"{label:<22}{status:>7}{html_bytes:>9}{asset_bytes:>9}{total:>9}{wire:>9}   {pct(times, 50):6.2f} / {pct(times, 99):6.2f}"
                   + ("   OVER 100 KB" if total >= LIMIT else ""))
         return 1 if failed else 0
     finally:
         portal.stop()
         shutil.rmtree(portal.dir, ignore_errors=True)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def wire_bytes(port, path, headers):
+    """Body bytes sent for a client that accepts gzip (what a browser downloads)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", path, headers={**headers, "Accept-Encoding": "gzip"})
+    size = len(conn.getresponse().read())
+    conn.close()
+    return size
 
 
 def ttfb(port, path, headers):
