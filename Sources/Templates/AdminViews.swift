@@ -115,6 +115,8 @@ public struct AdminView: PageView {
     public var tabs: [AdminTab]
     public var filter: Filter?
     public var forms: [Form]
+    /// The first form, linked above the list ("Add a user").
+    public var firstForm: Form?
     public var columns: [String]
     public var rows: [Row]
     public var hasRows: Bool
@@ -130,7 +132,7 @@ public struct AdminView: PageView {
                 columns: [String], rows: [Row], empty: String, emptyHref: String? = nil, emptyLink: String = "", nextPage: String? = nil) {
         self.chrome = chrome; self.csrf = chrome.csrf; self.heading = heading; self.intro = intro
         self.tabs = AdminSections.tabs(current: current)
-        self.filter = filter; self.forms = forms; self.columns = columns
+        self.filter = filter; self.forms = forms; self.firstForm = forms.first; self.columns = columns
         // Every cell knows its column, so narrow screens can show rows as labelled cards.
         self.rows = rows.map { r in
             var r = r

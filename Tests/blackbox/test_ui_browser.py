@@ -31,7 +31,8 @@ USER, USER_PW = "dana", "dana-password-in-the-browser"
 WEBHOOK_TOKEN = "wh-" + "b" * 40
 CLUSTER = "staging"
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
-MAIN_SCREENSHOTS = {"login", "kubernetes", "kubernetes-phone", "credentials-created", "admin-users", "admin-apiserver"}
+MAIN_SCREENSHOTS = {"login", "kubernetes", "kubernetes-command", "kubernetes-phone", "credentials-created", "admin-users",
+                    "admin-confirm-revoke", "admin-apiserver"}
 REQUEST_ID = re.compile(r"^[A-Za-z0-9_-]{8,}$")
 
 
