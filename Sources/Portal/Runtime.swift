@@ -106,7 +106,8 @@ struct Runtime: Sendable {
                                  clock: clock, random: random, logger: logger)
         let setup = SetupService(store: storage, hasher: hasher, passwords: config.passwords, linkLifetime: config.setupLinkLifetime,
                                  clock: clock, random: random, logger: logger)
-        let users = UserAdmin(store: storage, hasher: hasher, passwords: config.passwords, clock: clock, random: random, logger: logger)
+        let users = UserAdmin(store: storage, hasher: hasher, passwords: config.passwords, clock: clock, random: random, logger: logger,
+                              adminGroups: Set(config.adminGroups))
         var clusters: [ClusterSpec] = []
         for c in config.clusters {
             var ca = c.caData

@@ -10,9 +10,10 @@ public struct LifetimeOption: Sendable {
 public struct CredentialsView: PageView {
     public static let template = "credentials"
     public struct Item {
-        public var id, name, description, created, lastUsed, expires, expiresIn, groups, csrf: String
+        public var id, name, created, lastUsed, expires, expiresIn, groups, csrf: String
+        public var description: String?
         public var soon: Bool
-        public init(id: String, name: String, description: String, created: String, lastUsed: String, expires: String, expiresIn: String,
+        public init(id: String, name: String, description: String?, created: String, lastUsed: String, expires: String, expiresIn: String,
                     soon: Bool, groups: String, csrf: String) {
             self.id = id; self.name = name; self.description = description; self.created = created; self.lastUsed = lastUsed
             self.expires = expires; self.expiresIn = expiresIn; self.soon = soon; self.groups = groups; self.csrf = csrf

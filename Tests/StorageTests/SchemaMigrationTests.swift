@@ -43,7 +43,7 @@ struct SchemaMigrationTests {
             let r = RevealStoreConformance.reveal()
             try await store.createReveal(r)
             _ = try await SQLStorage.open(db, now: Fixture.t0 + 120)
-            #expect(try await store.takeReveal(id: r.id, now: Fixture.t0 + 60) == r)
+            #expect(try await store.takeReveal(id: r.id, browserHash: r.browserHash, now: Fixture.t0 + 60) == r)
         }
     }
 
@@ -86,8 +86,8 @@ struct SchemaMigrationTests {
             #expect(summary.rows.contains { $0.table == "refresh_families" && $0.count == 1 })
             #expect(!summary.rows.contains { $0.table == "reveals" })
             #expect(try await to.family(id: family.id) == family)
-            #expect(try await to.takeReveal(id: reveal.id, now: Fixture.t0) == nil)
+            #expect(try await to.takeReveal(id: reveal.id, browserHash: reveal.browserHash, now: Fixture.t0) == nil)
         }
-        #expect(try await from.takeReveal(id: reveal.id, now: Fixture.t0) == reveal, "the source keeps its reveal")
+        #expect(try await from.takeReveal(id: reveal.id, browserHash: reveal.browserHash, now: Fixture.t0) == reveal, "the source keeps its reveal")
     }
 }

@@ -57,6 +57,13 @@ def test_the_login_page_is_gzipped_for_clients_that_accept_it(portal):
     assert blank(plain_body.decode()) == blank(page)
 
 
+def test_the_setup_page_with_its_one_time_token_is_never_gzipped(portal):
+    r, body = raw_get(portal.setup_url, "gzip")
+    assert r.status_code == 200 and len(body) >= 1024 and b'name="token"' in body
+    assert "Content-Encoding" not in r.headers
+    assert "x-portal-holds-secret" not in {k.lower() for k in r.headers}
+
+
 @pytest.mark.parametrize("encoding", ["identity", "gzip;q=0", "gzip;q=0, *", "br", ""])
 def test_no_gzip_unless_accepted(portal, encoding):
     r, body = raw_get(portal.base + "/login", encoding)

@@ -178,6 +178,7 @@ def test_destructive_admin_actions_ask_first_and_a_reload_repeats_nothing(env):
     click_in_row(ui, "robot:ci-deployer", "form[action='/admin/robots/disable'] button")
     assert "robot:ci-deployer's 1 credential stops authenticating within 2 minutes" in ui.css("main").text
     cancel(ui)
+    assert not events(portal, "admin.robot.disable") and "active" in next(tr for tr in ui.all("tbody tr") if "ci-deployer" in tr.text).text
     # Revoking it from All credentials.
     ui.get("/admin/credentials")
     click_in_row(ui, "pipeline", "form[action='/admin/credentials/revoke'] button")
@@ -205,6 +206,13 @@ def test_destructive_admin_actions_ask_first_and_a_reload_repeats_nothing(env):
     reload(ui)
     rotations = events(portal, "admin.keys.rotate")
     assert len(rotations) == 1 and rotations[0]["details"]["kind"] == "routine"
+    # And the emergency one, chosen on the same page.
+    ui.submit("form[action='/admin/keys/rotate'] button[type=submit]")
+    ui.css("input[name=kind][value=emergency]").click()
+    confirm(ui)
+    reload(ui)
+    rotations = events(portal, "admin.keys.rotate")
+    assert len(rotations) == 2 and rotations[0]["details"]["kind"] == "emergency"
 
 
 def test_the_last_administrator_cannot_lock_themselves_out(env):
@@ -221,10 +229,20 @@ def test_the_last_administrator_cannot_lock_themselves_out(env):
             assert f"You cannot {verb} yourself" in ui.css("[role=alert]").text, (action, spelling)
             ui.get("/admin/users")
     ui.check("admin-self-lockout-refused")
+    # Another administrator can be made and removed (asked first); nothing changes before the confirmation.
+    def is_admin(name):
+        return any(line.split("\t")[0] == name and "admin" in line.split("\t")[-1] for line in portal.cli("user", "list").stdout.splitlines())
+    click_in_row(ui, DANA, "form[action='/admin/users/promote'] button")
+    assert ui.path() == "/admin/users" and is_admin(DANA)
+    click_in_row(ui, DANA, "form[action='/admin/users/demote'] button")
+    assert ui.heading() == f"Remove administration from {DANA}?" and is_admin(DANA)
+    confirm(ui)
+    reload(ui)
+    assert not is_admin(DANA) and len(events(portal, "admin.user.demote")) == 1
     # The CLI refuses to leave no administrator either.
     r = portal.cli("user", "disable", ADMIN)
-    assert r.returncode != 0 and "last active administrator" in (r.stdout + r.stderr)
-    assert "Sign in" not in ui.css("h1").text and not events(portal, "admin.user.demote")
+    assert r.returncode != 0 and "last active local administrator" in (r.stdout + r.stderr)
+    assert "Sign in" not in ui.css("h1").text
 
 
 def test_a_person_rotates_and_revokes_with_a_confirmation_and_nothing_repeats(env):
@@ -303,6 +321,7 @@ def test_sessions_and_audit_show_names_devices_and_dates(env):
     assert "Chrome on Linux" in row.text and "127.0.0.1" in row.text, row.text
     click_in_row(ui, DANA, "form[action='/admin/sessions/revoke'] button")
     assert ui.heading() == "End dana's sign-in?" and "Chrome on Linux" in ui.css("main").text
+    assert not events(portal, "admin.session.revoke")
     confirm(ui)
     reload(ui)
     assert len(events(portal, "admin.session.revoke")) == 1
@@ -330,15 +349,38 @@ def test_no_page_is_wider_than_a_phone(env):
     assert r.returncode == 0, r.stderr
     pages = ["/", "/kubernetes", "/kubernetes?variant=exec", "/credentials", "/admin/users", "/admin/robots", "/admin/credentials",
              "/admin/sessions", "/admin/keys", "/admin/clients", "/admin/throttles", "/admin/audit", "/admin/apiserver"]
+
+    def fits(name):
+        width = ui.driver.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
+        assert width[0] <= width[1], (name, width)
+        if ui.all("header.top form.signout"):
+            top = ui.css("header.top").size["height"]
+            assert top < 60, (name, "the top bar wraps", top)
+            current = [a for a in ui.all("nav[aria-label=Main] [aria-current=page]") if a.is_displayed()]
+            assert len(current) == 1 or name.startswith("/shown"), (name, "no visible current page")
+        ui.check("phone" + re.sub(r"[/?=]", "-", name))
+
     ui.viewport(390, 844, mobile=True)
     try:
         for path in pages:
             ui.get(path)
-            width = ui.driver.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
-            assert width[0] <= width[1], (path, width)
-            top = ui.css("header.top").size["height"]
-            assert top < 60, (path, "the top bar wraps", top)
-            ui.check("phone" + path.replace("/", "-").replace("?", "-").replace("=", "-"))
+            fits(path)
+        # A confirmation, the robot credential form, a secret shown once, and the sign-in page.
+        ui.get("/admin/users")
+        click_in_row(ui, LONG, "form[action='/admin/users/delete'] button")
+        fits("/confirm-delete")
+        ui.get("/admin/robots")
+        ui.fill({"form[action='/admin/robots'] input[name=name]": "phone-bot", "form[action='/admin/robots'] input[name=team]": "platform"})
+        ui.submit("form[action='/admin/robots'] button[type=submit]")
+        click_in_row(ui, "robot:phone-bot", "a.button")
+        fits("/admin/robots/credential")
+        ui.fill({"#c-name": "from a phone"})
+        ui.submit("form[action='/admin/robots/credential'] button[type=submit]")
+        assert ui.path().startswith("/shown/")
+        fits("/shown")
+        ui.driver.delete_all_cookies()
+        ui.get("/login")
+        fits("/login")
     finally:
         ui.viewport(1280, 800)
 
@@ -346,6 +388,8 @@ def test_no_page_is_wider_than_a_phone(env):
 def test_copy_buttons_have_names_and_say_what_happened(env):
     _, ui = env
     ui.driver.execute_cdp_cmd("Browser.grantPermissions", {"permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]})
+    ui.get("/login")
+    sign_in(ui, ADMIN, ADMIN_PW)
     ui.get("/admin/apiserver")
     names = [b.accessible_name for b in ui.all("button.copy")]
     assert names and all(n.startswith("Copy the ") for n in names) and len(set(names)) == len(names), names

@@ -15,10 +15,13 @@ public struct UserAdmin: Sendable {
     let clock: any Clock
     let random: any RandomSource
     let auditor: Auditor
+    /// `admin_groups`: a local user in one of them is an administrator too.
+    let adminGroups: Set<String>
 
     public init(store: any Storage, hasher: any PasswordHasher, passwords: PasswordPolicy, clock: any Clock,
-                random: any RandomSource, logger: Logger) {
+                random: any RandomSource, logger: Logger, adminGroups: Set<String> = []) {
         self.store = store; self.hasher = hasher; self.passwords = passwords; self.clock = clock; self.random = random
+        self.adminGroups = adminGroups
         self.auditor = Auditor(store: store, clock: clock, logger: logger)
     }
 
@@ -51,34 +54,40 @@ public struct UserAdmin: Sendable {
         return u
     }
 
-    /// Refuses to take administration away from the one doing it (`actorID`, whatever spelling of the name was
-    /// typed: the account it resolves to counts) or from the last active administrator: otherwise nobody is left
-    /// to manage the portal but the CLI. `verb` completes "You cannot … yourself".
-    public func checkRemoval(_ u: User, verb: String, actorID: String?) async throws {
-        if let actorID, u.id == actorID {
-            throw UserAdminError("You cannot \(verb) yourself: ask another administrator.")
+    func administers(_ u: User) -> Bool { u.isAdmin || u.groups.contains { adminGroups.contains($0) } }
+
+    /// Refuses to take administration away from the one doing it (`actorID`: an administrator in the admin
+    /// UI, whatever spelling of the name was typed — the account it resolves to counts) or, without an actor
+    /// (the CLI), from the last active local administrator (the flag or an `admin_groups` group) unless
+    /// `force`: otherwise nobody could manage the portal. An acting administrator who is not the target stays
+    /// one, so the portal keeps an administrator. `verb` completes "You cannot … yourself".
+    public func checkRemoval(_ u: User, verb: String, actorID: String?, force: Bool = false) async throws {
+        if let actorID {
+            if u.id == actorID { throw UserAdminError("You cannot \(verb) yourself: ask another administrator.") }
+            return
         }
-        guard u.isAdmin, !u.disabled else { return }
-        let others = try await store.listUsers().filter { $0.isAdmin && !$0.disabled && $0.id != u.id }
+        guard !force, administers(u), !u.disabled else { return }
+        let others = try await store.listUsers().filter { administers($0) && !$0.disabled && $0.id != u.id }
         if others.isEmpty {
-            throw UserAdminError("\(u.username) is the last active administrator: make someone else an administrator first, or nobody could manage the portal.")
+            throw UserAdminError("\(u.username) is the last active local administrator: make another one first (portal user add --admin, or "
+                + "Make admin in the admin UI), or pass --force if directory administrators (admin_groups) remain.")
         }
     }
 
     /// The account a typed name resolves to (any spelling), or an error naming it.
     public func resolve(_ raw: String) async throws -> User { try await existing(raw) }
 
-    public func setAdmin(_ raw: String, isAdmin: Bool, actor: String, actorID: String? = nil) async throws {
+    public func setAdmin(_ raw: String, isAdmin: Bool, actor: String, actorID: String? = nil, force: Bool = false) async throws {
         let u = try await existing(raw)
-        if !isAdmin { try await checkRemoval(u, verb: "remove administration from", actorID: actorID) }
+        if !isAdmin { try await checkRemoval(u, verb: "remove administration from", actorID: actorID, force: force) }
         let now = clock.now()
         try await store.updateUser(id: u.id) { $0.isAdmin = isAdmin; $0.updatedAt = now }
         await auditor.record(isAdmin ? "admin.user.promote" : "admin.user.demote", actor: actor, subject: u.id, details: ["username": u.username])
     }
 
-    public func setDisabled(_ raw: String, disabled: Bool, actor: String, actorID: String? = nil) async throws {
+    public func setDisabled(_ raw: String, disabled: Bool, actor: String, actorID: String? = nil, force: Bool = false) async throws {
         let u = try await existing(raw)
-        if disabled { try await checkRemoval(u, verb: "disable", actorID: actorID) }
+        if disabled { try await checkRemoval(u, verb: "disable", actorID: actorID, force: force) }
         let now = clock.now()
         try await store.updateUser(id: u.id) { $0.disabled = disabled; $0.updatedAt = now }
         if disabled {
@@ -89,9 +98,9 @@ public struct UserAdmin: Sendable {
                              details: ["username": u.username])
     }
 
-    public func delete(_ raw: String, actor: String, actorID: String? = nil) async throws {
+    public func delete(_ raw: String, actor: String, actorID: String? = nil, force: Bool = false) async throws {
         let u = try await existing(raw)
-        try await checkRemoval(u, verb: "delete", actorID: actorID)
+        try await checkRemoval(u, verb: "delete", actorID: actorID, force: force)
         let now = clock.now()
         try await store.deleteSessions(userID: u.id)
         try await store.revokeFamilies(userID: u.id, now: now, reason: "account deleted")

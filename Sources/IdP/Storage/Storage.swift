@@ -168,9 +168,9 @@ public protocol RevealStore: Sendable {
     func createReveal(_ reveal: Reveal) async throws
     /// Deletes the reveal and returns it when it was stored and unexpired (`expiresAt > now`);
     /// an expired one is deleted too, and nil returned. Exactly one of any number of concurrent
-    /// callers, on any replica, gets it. The caller checks `browserHash`: a take by another
-    /// browser still consumes the reveal.
-    func takeReveal(id: String, now: Date) async throws -> Reveal?
+    /// callers, on any replica, gets it. Only a caller presenting the reveal's `browserHash` takes
+    /// it: anyone else matches no row, gets nil, and leaves it for its owner.
+    func takeReveal(id: String, browserHash: String, now: Date) async throws -> Reveal?
 }
 
 public protocol MaintenanceStore: Sendable {

@@ -136,8 +136,9 @@ struct CredentialCommand: AsyncParsableCommand {
             guard let seconds = DurationParser.seconds(overlap) else { throw UserAdminError("--overlap: not a duration: \(overlap)") }
             try await withCLIRuntime(options) { rt in
                 do {
-                    let (_, token) = try await rt.credentials.rotate(id: id, overlap: seconds, actor: "cli")
-                    let old = seconds > 0 ? "the old secret works until \(AdminPages.date(rt.clock.now() + seconds))" : "the old secret no longer works"
+                    let (c, token) = try await rt.credentials.rotate(id: id, overlap: seconds, actor: "cli")
+                    let old = seconds > 0 ? "the old secret works until \(AdminPages.date(min(rt.clock.now() + seconds, c.expiresAt)))"
+                        : "the old secret no longer works"
                     FileHandle.standardError.write(Data("rotated \(id); \(old); the new token (shown once):\n".utf8))
                     print(token)
                 } catch let e as CredentialError { throw UserAdminError(e.description) }

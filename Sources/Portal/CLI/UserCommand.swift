@@ -4,7 +4,33 @@ import IdP
 
 struct UserCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "user", abstract: "Manage local users.",
-                                                    subcommands: [Add.self, Disable.self, Enable.self, Delete.self, SetPassword.self, SetGroups.self, List.self])
+                                                    subcommands: [Add.self, Disable.self, Enable.self, Delete.self, Promote.self, Demote.self, SetPassword.self,
+                                                                  SetGroups.self, List.self])
+
+    struct Promote: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Make a local user an administrator.")
+        @OptionGroup var options: ConfigOption
+        @Argument var name: String
+        func run() async throws {
+            try await withCLIRuntime(options) { rt in
+                try await rt.users.setAdmin(name, isAdmin: true, actor: "cli")
+                print("\(name) is an administrator")
+            }
+        }
+    }
+
+    struct Demote: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove the administrator flag from a local user (not the last active one, unless --force).")
+        @OptionGroup var options: ConfigOption
+        @Argument var name: String
+        @Flag(help: "Even if no other local administrator remains (directory administrators through admin_groups do).") var force = false
+        func run() async throws {
+            try await withCLIRuntime(options) { rt in
+                try await rt.users.setAdmin(name, isAdmin: false, actor: "cli", force: force)
+                print("\(name) is no longer an administrator")
+            }
+        }
+    }
 
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a local user; the password is read from standard input.")
@@ -31,9 +57,10 @@ struct UserCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Disable a user and end their sessions and refresh tokens.")
         @OptionGroup var options: ConfigOption
         @Argument var name: String
+        @Flag(help: "Even if it is the last active local administrator (directory administrators through admin_groups remain).") var force = false
         func run() async throws {
             try await withCLIRuntime(options) { rt in
-                try await rt.users.setDisabled(name, disabled: true, actor: "cli")
+                try await rt.users.setDisabled(name, disabled: true, actor: "cli", force: force)
                 print("disabled \(name)")
             }
         }
@@ -55,9 +82,10 @@ struct UserCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Delete a user and revoke everything they hold.")
         @OptionGroup var options: ConfigOption
         @Argument var name: String
+        @Flag(help: "Even if it is the last active local administrator (directory administrators through admin_groups remain).") var force = false
         func run() async throws {
             try await withCLIRuntime(options) { rt in
-                try await rt.users.delete(name, actor: "cli")
+                try await rt.users.delete(name, actor: "cli", force: force)
                 print("deleted \(name)")
             }
         }

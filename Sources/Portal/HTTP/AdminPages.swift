@@ -96,7 +96,9 @@ struct AdminPages {
                 else if let r = try await runtime.storage.robot(name: o.replacingOccurrences(of: Robot.usernamePrefix, with: "")) { ownerID = r.id }
             }
             let creds = try await runtime.storage.listCredentials(ownerID: ownerID, includeRevoked: true)
-            let names = try await Names.load(runtime)
+            var names = try await Names.load(runtime)
+            // A person's credential is made by that person: its creator names a directory owner too.
+            for c in creds where c.ownerKind == .user && names.byID[c.ownerID] == nil { names.byID[c.ownerID] = c.createdBy }
             return AdminView(chrome: chrome, current: path, heading: "All credentials",
                              intro: "Every application credential, people's and robots'. Revoking one stops it \(AdminRoutes.webhookCache).",
                              filter: .init(action: path, fields: [F("owner", "Owner", value: owner ?? "", placeholder: "username or robot name")], active: owner != nil),
@@ -114,7 +116,8 @@ struct AdminPages {
                              emptyHref: owner == nil ? "/admin/robots" : "/admin/credentials", emptyLink: owner == nil ? "Go to robots" : "Show all credentials")
         case "/admin/sessions":
             let families = try await runtime.storage.activeFamilies(userID: nil, now: now)
-            let names = try await Names.load(runtime)
+            var names = try await Names.load(runtime)
+            await names.addDirectoryNames(families.prefix(500).map(\.grant.userID), runtime)
             return AdminView(chrome: chrome, current: path, heading: "Active sessions",
                              intro: "Each row is one sign-in on one device (kubectl, an application): a chain of rotating refresh tokens. Ending it stops its refresh token at once.",
                              columns: ["User", "Device", "Client", "Started", "Last refresh", "Ends"],
@@ -181,6 +184,17 @@ struct Names {
         return n
     }
 
-    /// The name behind an id, or the id itself (a directory user's subject, a client, a key id).
+    /// The name behind an id, or the id itself (a client, a key id, a directory person it could not find).
     func name(_ id: String) -> String { byID[id] ?? id }
+
+    /// Directory people are not local users: ask the directory for the names of up to 100 unknown
+    /// subjects, and stop asking at its first failure (a page must not wait on a directory that is down).
+    mutating func addDirectoryNames(_ ids: some Sequence<String>, _ runtime: Runtime) async {
+        guard let directory = runtime.provider.directory else { return }
+        var unknown = Set<String>()
+        for id in ids where byID[id] == nil && !id.isEmpty { unknown.insert(id); if unknown.count == 100 { break } }
+        for id in unknown {
+            do { if let identity = try await directory.revalidate(subject: id) { byID[id] = identity.username } } catch { return }
+        }
+    }
 }

@@ -216,39 +216,40 @@ struct AdminRoutes {
                 return Responses.html(.forbidden, pages.render(ErrorView(heading: "This form has expired", message: "Reload the page and try again.",
                                                                          requestID: context.requestID, backLink: p.back, backLabel: "Back")))
             }
-            return try await guarded(request, context) { admin, chrome, cookies in
+            return try await guarded(request, context, next: p.back) { admin, chrome, cookies in
                 do {
                     if let confirm = p.confirm, form["confirm"] != "yes" {
                         let c = try await confirm(form, admin)
                         let chosen = Set(c.choice?.options.map(\.name) ?? [])
                         let hidden = form.pairs.filter { !["csrf", "confirm"].contains($0.0) && !chosen.contains($0.0) }.map { H($0.0, $0.1) }
                         let view = ConfirmView(chrome: chrome, heading: c.heading, consequences: c.consequences, action: p.path, hidden: hidden,
-                                               choice: c.choice, submit: c.submit, danger: true, cancel: p.back)
+                                               choice: c.choice, submit: c.submit, danger: c.choice == nil, cancel: p.back)
                         return Responses.html(.ok, pages.render(view), cookies: cookies)
                     }
                     switch try await p.body(form, admin, context) {
-                    case .notice(let n): return browser.done(p.back, notice: n, cookies: cookies)
+                    case .notice(let n): return browser.done(request, p.back, notice: n, cookies: cookies)
                     case .reveal(let kind, let payload, let notice):
-                        return try await Reveals(runtime: runtime, browser: browser).stash(kind: kind, payload: payload, request: request, notice: notice)
+                        return try await Reveals(runtime: runtime, browser: browser).stash(kind: kind, payload: payload, request: request, owner: admin, notice: notice)
                     }
                 } catch let e as UserAdminError {
-                    return failed(p, form, e.description, cookies)
+                    return failed(p, request, form, e.description, cookies)
                 } catch let e as CredentialError {
-                    return failed(p, form, e.description, cookies)
+                    return failed(p, request, form, e.description, cookies)
                 }
             }
         }
     }
 
     /// Nothing changed: back to the page with the reason (a 303 too, so a reload sends nothing again).
-    func failed(_ p: Post, _ form: FormParameters, _ why: String, _ cookies: [String]) -> Response {
+    func failed(_ p: Post, _ request: Request, _ form: FormParameters, _ why: String, _ cookies: [String]) -> Response {
         let back = p.path == "/admin/robots/credential" ? "/admin/robots/credential?id=" + FormParameters.escape(form["id"] ?? "") : p.back
-        return browser.done(back, error: why, cookies: cookies)
+        return browser.done(request, back, error: why, cookies: cookies)
     }
 
-    func guarded(_ request: Request, _ context: PortalContext, _ body: (Identity, Chrome, [String]) async throws -> Response) async throws -> Response {
+    func guarded(_ request: Request, _ context: PortalContext, next: String? = nil,
+                 _ body: (Identity, Chrome, [String]) async throws -> Response) async throws -> Response {
         guard let (_, identity) = try await session(request) else {
-            return Responses.redirect("/login?next=" + FormParameters.escape(request.uri.path), status: .seeOther)
+            return Responses.redirect("/login?next=" + FormParameters.escape(next ?? request.uri.path), status: .seeOther)
         }
         guard isAdmin(identity, runtime) else {
             return Responses.html(.forbidden, pages.render(ErrorView(heading: "Administrators only", message: "This page is for administrators.",
@@ -283,7 +284,7 @@ struct AdminCounts {
         let now = runtime.clock.now()
         let families = try await runtime.storage.activeFamilies(userID: u.id, now: now).count
         let creds = try await runtime.storage.listCredentials(ownerID: u.id, includeRevoked: false).filter { $0.expiresAt > now }.count
-        return ["\(u.username) is signed out of the portal everywhere, and their \(Self.plural(families, "kubectl sign-in", "kubectl sign-ins")) end at once.",
+        return ["\(u.username) is signed out of the portal everywhere; their \(Self.plural(families, "kubectl sign-in stops", "kubectl sign-ins stop")) refreshing at once, so kubectl stops within \(DurationParser.words(runtime.config.tokens.idTokenTTL)) (the lifetime of a token already issued).",
                 "\(u.username)'s \(Self.plural(creds, "credential stops", "credentials stop")) authenticating \(AdminRoutes.webhookCache)."]
     }
 

@@ -45,7 +45,8 @@ struct AuditPage {
             next = "/admin/audit?" + FormParameters.encode(params)
         }
         let types = try await runtime.storage.auditEventTypes()
-        let names = try await Names.load(runtime, credentials: true)
+        var names = try await Names.load(runtime, credentials: true)
+        await names.addDirectoryNames(events.map(\.subject), runtime)
         let filter = AdminView.Filter(action: "/admin/audit", fields: [
             F("type", "Event", options: [.init(value: "", label: "All events", selected: type == nil)]
                 + types.map { .init(value: $0, label: $0, selected: $0 == type) }),

@@ -32,7 +32,11 @@ struct Browser: Sendable {
     }
 
     /// A Set-Cookie for a brand-new browser id (rotates the CSRF token; sent at every sign-in).
-    func freshBrowserCookie() -> String { cookie(browserCookieName, SystemRandom().token(), maxAge: 400 * 86400) }
+    func freshBrowserCookie() -> String { freshBrowser().setCookie }
+    func freshBrowser() -> (id: String, setCookie: String) {
+        let id = SystemRandom().token()
+        return (id, cookie(browserCookieName, id, maxAge: 400 * 86400))
+    }
 
     /// The CSRF token for this browser, masked afresh on every call as Django does:
     /// base64url(pad ‖ pad XOR secret) with a random 32-byte pad, the secret being an HMAC of the

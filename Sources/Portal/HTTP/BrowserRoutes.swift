@@ -107,7 +107,8 @@ struct BrowserRoutes {
         var cookies = setCookie.map { [$0] } ?? []
         let (flash, clear) = browser.takeFlash(request)
         view.notice = flash?.notice; cookies += clear
-        view.setupPending = (try? await runtime.storage.adminExists()) == false
+        let noAdministrator = (try? await runtime.storage.adminExists()) == false
+        view.setupPending = noAdministrator && runtime.config.adminGroups.isEmpty
         // A session cookie that no longer names a live session (idle or absolute expiry, sign-out elsewhere,
         // revoked by an admin): say why the person is here, and drop the dead cookie.
         // (A directory that cannot be asked right now proves nothing: no notice then.)
@@ -187,7 +188,9 @@ struct BrowserRoutes {
             }
             try await runtime.login.endSession(cookie: c)
         }
-        return browser.done("/login", notice: "You have signed out.", cookies: [browser.clearSessionCookie()])
+        // A one-time secret not yet viewed is not for whoever signs in next on this browser.
+        return browser.done(request, "/login", notice: "You have signed out.",
+                            cookies: [browser.clearSessionCookie(), Reveals(runtime: runtime, browser: browser).clearCookie()])
     }
 
     // MARK: / (home)
@@ -256,8 +259,9 @@ struct BrowserRoutes {
         case .created(let admin):
             let (cookie, _) = try await runtime.login.startSession(identity: Identity(user: admin), method: "password")
             await runtime.login.remember(account: admin.username, remoteAddress: context.remoteAddress)
-            return browser.done("/", notice: "Welcome, \(admin.username): you are the first administrator. The next steps are below.",
-                                cookies: [browser.sessionCookie(cookie), browser.freshBrowserCookie()])
+            let fresh = browser.freshBrowser()
+            return browser.done(request, "/", notice: "Welcome, \(admin.username): you are the first administrator.",
+                                cookies: [browser.sessionCookie(cookie), fresh.setCookie], browserID: fresh.id)
         }
     }
 }

@@ -33,18 +33,21 @@ struct CredentialRoutes {
             let c = try await owned(form["id"], by: identity)
             guard form["confirm"] == "yes" else {
                 let now = runtime.clock.now()
+                let choices = Self.overlaps.filter { $0.0 <= runtime.config.credentials.maxRotationOverlap }
                 return .confirm(Confirmation(heading: "Rotate “\(c.name)”?", consequences: [
                     "A new secret is made and shown once. Put it where the old one is used (a CI variable, a kubeconfig).",
-                    "The old secret keeps working for the overlap you choose, then stops.",
-                ], submit: "Rotate “\(c.name)”", choice: .init(legend: "The old secret keeps working for", options: Self.overlaps.map { s, label in
-                    .init(name: "overlap", value: String(Int(s)), label: label, hint: s > 0 ? "until \(AdminPages.date(now + s))" : nil,
-                          selected: s == Self.defaultOverlap)
+                    "The old secret keeps working for the overlap you choose, then stops. Both stop when the credential expires, \(AdminPages.date(c.expiresAt)).",
+                ], submit: "Rotate “\(c.name)”", choice: .init(legend: "The old secret keeps working for", options: choices.map { s, label in
+                    .init(name: "overlap", value: String(Int(s)), label: label, hint: s > 0 ? "until \(AdminPages.date(min(now + s, c.expiresAt)))" : nil,
+                          selected: s == min(Self.defaultOverlap, choices.map(\.0).max() ?? 0))
                 }), danger: false))
             }
             let overlap = TimeInterval(form["overlap"] ?? "") ?? Self.defaultOverlap
             let (rotated, token) = try await runtime.credentials.rotate(id: c.id, overlap: overlap, actor: identity.username,
                                                                         remoteAddress: context.remoteAddress)
-            let old = overlap > 0 ? "The old secret works until \(AdminPages.date(runtime.clock.now() + overlap))." : "The old secret no longer works."
+            // The old secret never outlives the credential (it expires with it).
+            let old = overlap > 0 ? "The old secret works until \(AdminPages.date(min(runtime.clock.now() + overlap, rotated.expiresAt)))."
+                : "The old secret no longer works."
             return .reveal(["token": token, "name": rotated.name, "user": identity.username, "back": "/credentials"], "Rotated “\(rotated.name)”. \(old)")
         } }
         router.post("/credentials/revoke") { request, context in try await mutate(request, context) { form, identity, _ in
@@ -83,9 +86,9 @@ struct CredentialRoutes {
         do {
             switch try await body(form, identity, s.authMethod) {
             case .reveal(let payload, let notice):
-                return try await Reveals(runtime: runtime, browser: browser).stash(kind: "credential", payload: payload, request: request, notice: notice)
+                return try await Reveals(runtime: runtime, browser: browser).stash(kind: "credential", payload: payload, request: request, owner: identity, notice: notice)
             case .notice(let n):
-                return browser.done("/credentials", notice: n)
+                return browser.done(request, "/credentials", notice: n)
             case .confirm(let c):
                 let (chrome, cookies) = browser.chrome(request, identity, isAdmin: isAdmin(identity, runtime), section: .credentials)
                 let hidden = [AdminView.Hidden("id", form["id"] ?? "")]
@@ -95,7 +98,7 @@ struct CredentialRoutes {
             }
         } catch let e as CredentialError {
             // Nothing changed: back to the list with the reason (a reload sends nothing again).
-            return browser.done("/credentials", error: e.description)
+            return browser.done(request, "/credentials", error: e.description)
         }
     }
 
@@ -104,7 +107,7 @@ struct CredentialRoutes {
         let (chrome, setCookie) = browser.chrome(request, identity, isAdmin: isAdmin(identity, runtime), section: .credentials)
         let now = runtime.clock.now()
         let items = try await runtime.storage.listCredentials(ownerID: identity.subject, includeRevoked: false).map { c in
-            CredentialsView.Item(id: c.id, name: c.name, description: c.description, created: AdminPages.date(c.createdAt),
+            CredentialsView.Item(id: c.id, name: c.name, description: c.description.isEmpty ? nil : c.description, created: AdminPages.date(c.createdAt),
                                  lastUsed: AdminPages.date(c.lastUsedAt), expires: AdminPages.date(c.expiresAt),
                                  expiresIn: AdminPages.relative(c.expiresAt, now: now), soon: c.expiresAt.timeIntervalSince(now) < 7 * 86400,
                                  groups: c.groups.map { $0.joined(separator: ", ") } ?? "all of yours", csrf: chrome.csrf)

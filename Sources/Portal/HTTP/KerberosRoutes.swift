@@ -22,7 +22,8 @@ extension BrowserRoutes {
             var view = LoginView(csrf: browser.csrfToken(browserID: bid), pending: pendingResult?.id, clientName: clientName, error: error, next: next)
             let (flash, clear) = browser.takeFlash(request)
             view.notice = flash?.notice
-            view.setupPending = (try? await runtime.storage.adminExists()) == false
+            let noAdministrator = (try? await runtime.storage.adminExists()) == false
+            view.setupPending = noAdministrator && runtime.config.adminGroups.isEmpty
             var response = Responses.html(status, pages.render(view), cookies: cookies + clear)
             if challenge { response.headers[.wwwAuthenticate] = "Negotiate" }
             return response

@@ -91,7 +91,7 @@ struct KubernetesRoutes {
                                                           userAgent: request.headers[.userAgent] ?? "")
         return try await Reveals(runtime: runtime, browser: browser).stash(kind: "kubectl", payload: [
             "cluster": cluster.name, "user": identity.username, "id_token": t.idToken, "refresh_token": t.refreshToken,
-        ], request: request)
+        ], request: request, owner: identity)
     }
 
     func download(_ request: Request, _ context: PortalContext) async throws -> Response {

@@ -17,11 +17,12 @@ struct ShownRoutes {
             let id = context.parameters.get("id") ?? ""
             let reveals = Reveals(runtime: runtime, browser: browser)
             let admin = isAdmin(identity, runtime)
-            guard let (kind, payload) = try await reveals.open(id: id, request: request) else {
+            guard let (kind, payload) = try await reveals.open(id: id, request: request, owner: identity) else {
+                let (_, clear) = browser.takeFlash(request)
                 return Responses.html(.gone, pages.render(ErrorView(
                     heading: "Already shown", message: "A secret is shown once, and this one was already shown (or more than 10 minutes passed).",
                     hint: "Nothing can show it again. For a credential, rotate it to get a new secret; for kubectl, ask for a new command.",
-                    requestID: context.requestID, backLink: "/", backLabel: "Back to the start page")), cookies: [reveals.clearCookie()])
+                    requestID: context.requestID, backLink: "/", backLabel: "Back to the start page")), cookies: clear + [reveals.clearCookie()])
             }
             let (flash, clear) = browser.takeFlash(request)
             let (chrome, cookies) = browser.chrome(request, identity, isAdmin: admin, section: kind == "kubectl" ? .kubernetes : (payload["back"] == "/credentials" ? .credentials : .admin))

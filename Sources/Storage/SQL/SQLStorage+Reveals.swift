@@ -16,12 +16,13 @@ extension SQLStorage {
 
     /// One statement: the row is gone for everyone the moment one caller has it. On PostgreSQL a
     /// concurrent DELETE of the same row waits for the first to commit and then deletes nothing;
-    /// SQLite has one writer.
-    public func takeReveal(id: String, now: Date) async throws -> Reveal? {
+    /// SQLite has one writer. Only the browser (and person) it was made for can take it: anyone
+    /// else's attempt matches no row and leaves it for its owner.
+    public func takeReveal(id: String, browserHash: String, now: Date) async throws -> Reveal? {
         let n = t(now)
         return try await run { db in
             guard let r = try await db.raw("""
-                DELETE FROM reveals WHERE id = \(bind: id)
+                DELETE FROM reveals WHERE id = \(bind: id) AND browser_hash = \(bind: browserHash)
                 RETURNING id, browser_hash, kind, sealed, created_at, expires_at
                 """).first()
             else { return nil }
