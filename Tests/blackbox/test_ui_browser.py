@@ -112,9 +112,13 @@ class UI:
 
     def submit(self, button_selector):
         """Clicks a submit button and waits for the next document (the old <html> goes stale)."""
+        self.click_and_wait(self.css(button_selector))
+
+    def click_and_wait(self, element):
+        """Clicks `element` and waits until the document it was in is replaced by the next one."""
         from selenium.common.exceptions import WebDriverException
         old = self.css("html")
-        self.css(button_selector).click()
+        element.click()
 
         def gone(_):
             # Chromium reports a replaced document either as a stale element or as
@@ -364,11 +368,7 @@ def test_application_credential_works_through_the_webhook_until_the_admin_revoke
     ui.get("/admin/credentials")
     cid = token.split("_")[1]
     row = next(tr for tr in ui.all("tbody tr") if cid in tr.text)
-    from selenium.webdriver.support import expected_conditions as EC
-    old = ui.css("html")
-    row.find_element("css selector", "form[action='/admin/credentials/revoke'] button").click()
-    ui.wait().until(EC.staleness_of(old))
-    ui.loaded()
+    ui.click_and_wait(row.find_element("css selector", "form[action='/admin/credentials/revoke'] button"))
     # Asked first, naming what stops working; nothing happened yet.
     assert ui.heading() == "Revoke “ci deploy”?"
     assert "dana's credential “ci deploy” stops authenticating within 2 minutes" in ui.css("main").text

@@ -56,12 +56,8 @@ def reload(ui):
 
 def click_in_row(ui, text, selector):
     """Clicks `selector` in the table row that mentions `text`; waits for the next page."""
-    from selenium.webdriver.support import expected_conditions as EC
     row = next(tr for tr in ui.all("tbody tr") if text in tr.text)
-    old = ui.css("html")
-    row.find_element("css selector", selector).click()
-    ui.wait().until(EC.staleness_of(old))
-    ui.loaded()
+    ui.click_and_wait(row.find_element("css selector", selector))
 
 
 def confirm(ui):
@@ -69,11 +65,7 @@ def confirm(ui):
 
 
 def cancel(ui):
-    from selenium.webdriver.support import expected_conditions as EC
-    old = ui.css("html")
-    ui.css("main .actions-row a.button").click()
-    ui.wait().until(EC.staleness_of(old))
-    ui.loaded()
+    ui.click_and_wait(ui.css("main .actions-row a.button"))
 
 
 def focused_id(ui):

@@ -82,8 +82,7 @@ struct AdminRoutes {
                 return .notice("Created user \(u.username).")
             },
             Post(path: "/admin/users/disable", back: "/admin/users", confirm: { form, admin in
-                let u = try await users.resolve(form["username"] ?? "")
-                try await users.checkRemoval(u, verb: "disable", actorID: admin.subject)
+                let u = try await counts.removable(form, by: admin, verb: "disable")
                 return Confirmation(heading: "Disable \(u.username)?",
                                     consequences: try await counts.personEnds(u) + ["You can enable \(u.username) again later; their credentials then work again."],
                                     submit: "Disable \(u.username)")
@@ -100,8 +99,7 @@ struct AdminRoutes {
                 return .notice("\(form["username"] ?? "") is now an administrator.")
             },
             Post(path: "/admin/users/demote", back: "/admin/users", confirm: { form, admin in
-                let u = try await users.resolve(form["username"] ?? "")
-                try await users.checkRemoval(u, verb: "remove administration from", actorID: admin.subject)
+                let u = try await counts.removable(form, by: admin, verb: "remove administration from")
                 return Confirmation(heading: "Remove administration from \(u.username)?",
                                     consequences: ["\(u.username) can no longer open the admin pages (unless a directory group in admin_groups makes them one)."],
                                     submit: "Remove administrator")
@@ -114,8 +112,7 @@ struct AdminRoutes {
                 return .notice("Password reset for \(form["username"] ?? ""); their sessions and refresh tokens were revoked.")
             },
             Post(path: "/admin/users/delete", back: "/admin/users", confirm: { form, admin in
-                let u = try await users.resolve(form["username"] ?? "")
-                try await users.checkRemoval(u, verb: "delete", actorID: admin.subject)
+                let u = try await counts.removable(form, by: admin, verb: "delete")
                 return Confirmation(heading: "Delete \(u.username)?",
                                     consequences: try await counts.personEnds(u) + ["This cannot be undone: the account, its credentials and its sign-ins are gone for good."],
                                     submit: "Delete \(u.username)")
@@ -267,6 +264,13 @@ struct AdminCounts {
     func robot(_ id: String?) async throws -> Robot {
         guard let r = try await runtime.storage.robot(id: id ?? "") else { throw UserAdminError("No such robot.") }
         return r
+    }
+
+    /// The account named in the form, once it is clear the admin may take it away (not themself).
+    func removable(_ form: FormParameters, by admin: Identity, verb: String) async throws -> User {
+        let u = try await runtime.users.resolve(form["username"] ?? "")
+        try await runtime.users.checkRemoval(u, verb: verb, actorID: admin.subject)
+        return u
     }
 
     func userName(_ id: String) async throws -> String { try await runtime.storage.user(id: id)?.username ?? "a deleted or directory user" }

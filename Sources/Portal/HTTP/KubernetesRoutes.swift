@@ -75,13 +75,11 @@ struct KubernetesRoutes {
 
     /// The built-in variant's command for one cluster: a new sign-in (refresh family) for this device, shown once.
     func command(_ request: Request, _ context: PortalContext) async throws -> Response {
-        var request = request
-        guard let form = try? await request.form(limit: runtime.config.maxBodyBytes), browser.csrfValid(request, form: form) else {
-            return Responses.html(.forbidden, pages.render(ErrorView(heading: "This form has expired", message: "Reload the kubectl page and try again.",
-                                                                     requestID: context.requestID, backLink: "/kubernetes", backLabel: "Back to kubectl")))
+        let (form, s, identity): (FormParameters, LoginSession, Identity)
+        switch try await posted(request, context) {
+        case .refused(let page): return page
+        case .ok(let f, let session, let who): (form, s, identity) = (f, session, who)
         }
-        guard let (s, identity) = try await session(request) else { return Responses.redirect("/login?next=%2Fkubernetes", status: .seeOther) }
-        if let refusal = unnameable(identity, context) { return refusal }
         guard let cluster = runtime.clusters.first(where: { $0.name == form["cluster"] }) else {
             return Responses.html(.notFound, pages.render(ErrorView(heading: "Unknown cluster", message: "There is no cluster with that name.",
                                                                     requestID: context.requestID, backLink: "/kubernetes", backLabel: "Back to kubectl")))
@@ -95,13 +93,11 @@ struct KubernetesRoutes {
     }
 
     func download(_ request: Request, _ context: PortalContext) async throws -> Response {
-        var request = request
-        guard let form = try? await request.form(limit: runtime.config.maxBodyBytes), browser.csrfValid(request, form: form) else {
-            return Responses.html(.forbidden, pages.render(ErrorView(heading: "This form has expired", message: "Reload the Kubernetes page and try again.",
-                                                                     requestID: context.requestID, backLink: "/kubernetes", backLabel: "Back to Kubernetes")))
+        let (form, s, identity): (FormParameters, LoginSession, Identity)
+        switch try await posted(request, context) {
+        case .refused(let page): return page
+        case .ok(let f, let session, let who): (form, s, identity) = (f, session, who)
         }
-        guard let (s, identity) = try await session(request) else { return Responses.redirect("/login?next=%2Fkubernetes", status: .seeOther) }
-        if let refusal = unnameable(identity, context) { return refusal }
         let which = form["cluster"] ?? "*"
         let clusters = which == "*" ? runtime.clusters : runtime.clusters.filter { $0.name == which }
         guard !clusters.isEmpty else {
@@ -116,6 +112,21 @@ struct KubernetesRoutes {
         return Response(status: .ok, headers: [.contentType: "application/yaml; charset=utf-8", .cacheControl: "no-store",
                                                .contentDisposition: "attachment; filename=\"\(filename).yaml\""],
                         body: .init(byteBuffer: ByteBuffer(string: Kubeconfig.yaml(es))))
+    }
+
+    enum Posted { case ok(FormParameters, LoginSession, Identity), refused(Response) }
+
+    /// A POST from the kubectl page: its form and who sent it, or the page that says why not
+    /// (an expired form, no session, a person Kubernetes cannot name).
+    func posted(_ request: Request, _ context: PortalContext) async throws -> Posted {
+        var request = request
+        guard let form = try? await request.form(limit: runtime.config.maxBodyBytes), browser.csrfValid(request, form: form) else {
+            return .refused(Responses.html(.forbidden, pages.render(ErrorView(heading: "This form has expired", message: "Reload the kubectl page and try again.",
+                                                                              requestID: context.requestID, backLink: "/kubernetes", backLabel: "Back to kubectl"))))
+        }
+        guard let (s, identity) = try await session(request) else { return .refused(Responses.redirect("/login?next=%2Fkubernetes", status: .seeOther)) }
+        if let refusal = unnameable(identity, context) { return .refused(refusal) }
+        return .ok(form, s, identity)
     }
 
     /// A friendly page when Kubernetes could not name this person (see `KubernetesMapping`).
