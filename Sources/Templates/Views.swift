@@ -176,6 +176,7 @@ public struct APIServerView: PageView {
     public var caPEM: String?
     public var caFilePath: String
     public var webhookFlags: String = ""
+    public var audienceAdvice: String = ""
     public var webhookKubeconfig: String = ""
     public var webhookEnabled = false
     public init(chrome: Chrome, flags: String, authenticationConfiguration: String, usernameClaim: String,

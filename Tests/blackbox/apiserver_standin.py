@@ -131,11 +131,18 @@ class StandIn:
         self.server.server_close()
 
 
-class WebhookAuthenticator:
-    """kube-apiserver's --authentication-token-webhook-config-file, v1: POST a TokenReview with the
-    bearer token the webhook kubeconfig names, read status.authenticated / user."""
+# What a stock kube-apiserver names in spec.audiences: its --api-audiences, which defaults to its
+# --service-account-issuer (this is kubeadm's and most distributions' issuer).
+API_AUDIENCES = ["https://kubernetes.default.svc.cluster.local"]
 
-    def __init__(self, url, bearer, version="authentication.k8s.io/v1", audiences=None):
+
+class WebhookAuthenticator:
+    """kube-apiserver's --authentication-token-webhook-config-file, v1, as stock kube-apiserver does
+    it: POST a TokenReview (metadata, spec.token, spec.audiences = its API audiences, an empty
+    status) with the bearer token the webhook kubeconfig names; accept status.authenticated only if
+    status.audiences is empty (valid for the API server) or shares one of the API audiences."""
+
+    def __init__(self, url, bearer, version="authentication.k8s.io/v1", audiences=API_AUDIENCES):
         self.url, self.bearer, self.version, self.audiences = url, bearer, version, audiences
         self.calls = 0
 
@@ -143,13 +150,17 @@ class WebhookAuthenticator:
         self.calls += 1
         spec = {"token": token}
         if self.audiences:
-            spec["audiences"] = self.audiences
-        r = requests.post(self.url, json={"apiVersion": self.version, "kind": "TokenReview", "spec": spec},
-                          headers={"Authorization": "Bearer " + self.bearer}, timeout=5)
+            spec["audiences"] = list(self.audiences)
+        body = {"kind": "TokenReview", "apiVersion": self.version, "metadata": {"creationTimestamp": None},
+                "spec": spec, "status": {"user": {}}}
+        r = requests.post(self.url, json=body, headers={"Authorization": "Bearer " + self.bearer}, timeout=5)
         if r.status_code != 200:
             raise ValueError(f"webhook answered {r.status_code}")
         status = r.json().get("status", {})
         if not status.get("authenticated"):
             raise ValueError(status.get("error", "not authenticated"))
+        got = status.get("audiences") or []
+        if self.audiences and got and not set(got) & set(self.audiences):
+            raise ValueError(f"webhook audiences {got} are not the API server's {self.audiences}")
         user = status["user"]
         return user["username"], user.get("groups", [])

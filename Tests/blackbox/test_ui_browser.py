@@ -214,7 +214,6 @@ def env(pki, tmp_path_factory):  # noqa: F811
     extra = f"""
 webhook:
   bearer_token_file: {d / 'token'}
-  audiences: ["kubernetes"]
 kubernetes:
   clusters:
     - name: {CLUSTER}

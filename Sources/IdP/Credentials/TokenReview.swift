@@ -37,7 +37,9 @@ public enum TokenReview {
             audiences = asked.filter { acceptedAudiences.contains($0) }
             if audiences.isEmpty {
                 status.add("authenticated", false)
-                status.add("error", "the token is not valid for the requested audiences")
+                // Said plainly: this is what an operator sees in the API server's log when the two settings disagree.
+                status.add("error", "none of the audiences kube-apiserver named (\(asked.prefix(5).joined(separator: ", "))) is in webhook.audiences "
+                    + "(\(acceptedAudiences.joined(separator: ", "))): add one to kube-apiserver's --api-audiences, or leave webhook.audiences empty")
                 return reply(apiVersion, status, authenticated: false)
             }
         }

@@ -14,6 +14,8 @@ public struct APIServerSetup: Sendable, Equatable {
     public var issuerCAPEM: String?
     /// Where the operator puts that CA on the control-plane nodes.
     public var caFilePath: String
+    /// `webhook.audiences`: a TokenReview must name one of these (empty: any).
+    public var webhookAudiences: [String] = []
 
     public init(issuer: String, clientIDs: [String], usernameClaim: String, usernamePrefix: String, groupsClaim: String,
                 groupsPrefix: String, signingAlgorithms: [SigningAlgorithm], issuerCAPEM: String?,
@@ -71,12 +73,28 @@ public struct APIServerSetup: Sendable, Equatable {
         return y
     }
 
-    /// Flags that turn the webhook on (they combine with either OIDC form).
+    /// Flags that turn the webhook on (they combine with either OIDC form). With `webhook.audiences`
+    /// set, kube-apiserver must name one of them: its `--api-audiences` (which replaces the default,
+    /// its service-account issuer, so that stays first).
     public var webhookFlags: String {
-        [
+        var f = [
             "--authentication-token-webhook-config-file=/etc/kubernetes/portal-webhook.kubeconfig",
             "--authentication-token-webhook-version=v1",
             "--authentication-token-webhook-cache-ttl=2m0s",
-        ].joined(separator: "\n")
+        ]
+        if let first = webhookAudiences.first { f.append("--api-audiences=<your --service-account-issuer>,\(first)") }
+        return f.joined(separator: "\n")
+    }
+
+    /// What `--api-audiences` goes with the portal's `webhook.audiences`, in words.
+    public var audienceAdvice: String {
+        guard !webhookAudiences.isEmpty else {
+            return "kube-apiserver names its --api-audiences in every TokenReview (by default its --service-account-issuer). "
+                + "webhook.audiences is empty, so the portal accepts whatever it names: leave --api-audiences as it is."
+        }
+        return "The portal accepts a TokenReview only if it names one of \(webhookAudiences.joined(separator: ", ")) (webhook.audiences). "
+            + "kube-apiserver names its --api-audiences, which default to its --service-account-issuer alone, so every credential would be "
+            + "refused: add one of them after the issuer, as in the last flag above (the issuer must stay first, or service-account tokens "
+            + "stop working), or empty webhook.audiences."
     }
 }

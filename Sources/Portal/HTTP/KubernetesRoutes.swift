@@ -149,6 +149,7 @@ struct KubernetesRoutes {
                                  usernameClaim: setup.usernameClaim, usernamePrefix: setup.usernamePrefix, groupsPrefix: setup.groupsPrefix,
                                  caPEM: runtime.issuerCAPEM, caFilePath: setup.caFilePath)
         view.webhookFlags = setup.webhookFlags
+        view.audienceAdvice = setup.audienceAdvice
         view.webhookKubeconfig = setup.webhookKubeconfig
         view.webhookEnabled = runtime.webhookToken != nil
         return Responses.html(.ok, pages.render(view), cookies: setCookie)
@@ -161,8 +162,10 @@ struct KubernetesRoutes {
         // Published keys (signing and next) decide the algorithms; the configured one is always included.
         var algs = algorithms
         if !algs.contains(runtime.config.signing.algorithm) { algs.append(runtime.config.signing.algorithm) }
-        return APIServerSetup(issuer: runtime.config.issuer, clientIDs: clientIDs, usernameClaim: a.usernameClaim,
-                              usernamePrefix: a.usernamePrefix, groupsClaim: a.groupsClaim, groupsPrefix: a.groupsPrefix,
-                              signingAlgorithms: SigningAlgorithm.allCases.filter { algs.contains($0) }, issuerCAPEM: runtime.issuerCAPEM)
+        var setup = APIServerSetup(issuer: runtime.config.issuer, clientIDs: clientIDs, usernameClaim: a.usernameClaim,
+                                   usernamePrefix: a.usernamePrefix, groupsClaim: a.groupsClaim, groupsPrefix: a.groupsPrefix,
+                                   signingAlgorithms: SigningAlgorithm.allCases.filter { algs.contains($0) }, issuerCAPEM: runtime.issuerCAPEM)
+        setup.webhookAudiences = runtime.config.webhookAudiences
+        return setup
     }
 }
