@@ -270,6 +270,25 @@ def test_principal_mapping_rule_and_disabled_account(portal, kdc):
     assert not any("session" in c for c in headers.get("set-cookie", []))
 
 
+def test_a_kerberos_only_local_account_has_no_password(portal, kdc):
+    # `user add --no-password`: the account exists for Kerberos; no password ever signs it in.
+    r = portal.cli("user", "add", "dave", "--no-password", "--group", "dev")
+    assert r.returncode == 0, r.stderr
+    r = portal.cli("user", "add", "eve")  # neither flag: refused with the way out
+    assert r.returncode != 0 and "--no-password" in r.stderr
+    s = requests.Session()
+    page = s.get(portal.issuer + "/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    for guess in ["", "dave", "dave-kerberos-password"]:
+        r = s.post(portal.issuer + "/login", data={"csrf": csrf, "username": "dave", "password": guess}, allow_redirects=False)
+        assert r.status_code in (400, 401), (guess, r.status_code)
+    kdc.add_user("dave", "dave-kerberos-password")
+    dave = kdc.kinit("dave", "dave-kerberos-password")
+    dump = curl(dave, "--negotiate", "-u", ":", "-o", "/dev/null", "-D", "-", portal.issuer + "/login?next=%2F")
+    status, headers = responses(dump)[-1]
+    assert status == 303 and headers["location"] == ["/"]
+
+
 def test_a_principal_of_a_realm_not_allowed_is_refused(kdc, keytab, alice_env):
     p = kerberos_portal(kdc, keytab, realms="[CORP.EXAMPLE.ORG]")
     try:

@@ -25,13 +25,14 @@ public struct UserAdmin: Sendable {
         self.auditor = Auditor(store: store, clock: clock, logger: logger)
     }
 
-    public func add(username raw: String, password: String, email: String, displayName: String, groups: [String], isAdmin: Bool,
+    /// `password` nil: an account with no password at all (a Kerberos-only person): password sign-in always fails.
+    public func add(username raw: String, password: String?, email: String, displayName: String, groups: [String], isAdmin: Bool,
                     actor: String) async throws -> User {
         let username = Usernames.canonical(raw)
         guard Usernames.isValidLocal(username) else {
             throw UserAdminError("invalid username '\(raw)': use letters, digits, '.', '_', '-' and '@' (at most 64)")
         }
-        if let problem = passwords.problem(with: password) { throw UserAdminError(problem) }
+        if let password, let problem = passwords.problem(with: password) { throw UserAdminError(problem) }
         for g in groups where g.trimmingCharacters(in: .whitespaces).isEmpty || g.count > 256 {
             throw UserAdminError("invalid group name '\(g)'")
         }
@@ -39,13 +40,13 @@ public struct UserAdmin: Sendable {
         let now = clock.now()
         let user = User(id: random.uuid(), username: username, displayName: displayName.isEmpty ? username : displayName,
                         email: email, emailVerified: !email.isEmpty, groups: groups, isAdmin: isAdmin,
-                        passwordHash: try await hasher.hash(password), createdAt: now)
+                        passwordHash: password == nil ? nil : try await hasher.hash(password ?? ""), createdAt: now)
         do {
             try await store.createUser(user)
         } catch let e as StorageError where e.isConflict {
             throw UserAdminError("user '\(username)' already exists")
         }
-        await auditor.record("admin.user.add", actor: actor, subject: user.id, details: ["username": username, "admin": "\(isAdmin)"])
+        await auditor.record("admin.user.add", actor: actor, subject: user.id, details: ["username": username, "admin": "\(isAdmin)", "password": password == nil ? "none" : "set"])
         return user
     }
 

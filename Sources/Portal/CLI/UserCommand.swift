@@ -36,15 +36,19 @@ struct UserCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a local user; the password is read from standard input.")
         @OptionGroup var options: ConfigOption
         @Argument(help: "Login name.") var name: String
-        @Flag(name: .customLong("password-stdin"), help: "Read the password from standard input (required).") var passwordStdin = false
+        @Flag(name: .customLong("password-stdin"), help: "Read the password from standard input.") var passwordStdin = false
+        @Flag(name: .customLong("no-password"), help: "No password at all: the person signs in with Kerberos only.") var noPassword = false
         @Option var email: String = ""
         @Option(name: .customLong("name"), help: "Display name.") var displayName: String = ""
         @Option(name: .customLong("group"), help: "A group (repeatable).") var groups: [String] = []
         @Flag var admin = false
 
         func run() async throws {
-            guard passwordStdin else { throw ValidationError("pass --password-stdin and the password on standard input (never on the command line)") }
-            let password = try readSecretFromStdin()
+            guard passwordStdin != noPassword else {
+                throw ValidationError("pass --password-stdin and the password on standard input (never on the command line), "
+                    + "or --no-password for an account that signs in with Kerberos only")
+            }
+            let password = noPassword ? nil : try readSecretFromStdin()
             try await withCLIRuntime(options) { rt in
                 let u = try await rt.users.add(username: name, password: password, email: email, displayName: displayName,
                                                groups: groups, isAdmin: admin, actor: "cli")
