@@ -100,8 +100,10 @@ public struct AdminView: PageView {
     public struct Cell {
         public var text: String; public var label: String; public var kind: String; public var code: Bool
         public var sub: String?; public var title: String?
-        public init(_ text: String, kind: String = "wrap", code: Bool = false, sub: String? = nil, title: String? = nil) {
-            self.text = text; self.label = ""; self.kind = kind; self.code = code; self.sub = sub; self.title = title
+        /// The cell's text is a link to this page (a person's page, say).
+        public var link: String?
+        public init(_ text: String, kind: String = "wrap", code: Bool = false, sub: String? = nil, title: String? = nil, link: String? = nil) {
+            self.text = text; self.label = ""; self.kind = kind; self.code = code; self.sub = sub; self.title = title; self.link = link
         }
         public static func date(_ text: String) -> Cell { Cell(text, kind: "nowrap") }
         public static func id(_ text: String) -> Cell { Cell(text, kind: "id", code: true, title: text) }
@@ -126,6 +128,10 @@ public struct AdminView: PageView {
     public var emptyHref: String?
     public var emptyLink: String
     public var nextPage: String?
+    public var nextLabel = "Older entries →"
+    public var previousPage: String?
+    /// "51–100 of 5,000".
+    public var pageInfo: String?
     public var error: String?
     public var notice: String?
 
@@ -187,5 +193,55 @@ public struct ShownView: PageView {
     public var backLabel: String
     public init(chrome: Chrome, heading: String, notice: String?, items: [Item], back: String, backLabel: String) {
         self.chrome = chrome; self.heading = heading; self.notice = notice; self.items = items; self.back = back; self.backLabel = backLabel
+    }
+}
+
+/// /admin/users/<name>: one person — groups and where they come from, sign-ins, credentials,
+/// the audit trail — with the actions that change them (not one set per row of a long list).
+public struct PersonView: PageView {
+    public static let template = "person"
+    public struct Action { public var action, label, csrf, username, back: String; public var danger: Bool
+        public var input: String?; public var inputLabel: String; public var inputType: String
+        public init(_ label: String, action: String, csrf: String, username: String, back: String, danger: Bool = false,
+                    input: String? = nil, inputLabel: String = "", inputType: String = "text") {
+            self.label = label; self.action = action; self.csrf = csrf; self.username = username; self.back = back; self.danger = danger
+            self.input = input; self.inputLabel = inputLabel; self.inputType = inputType
+        } }
+    public struct Family { public var id, device, client, started, lastUsed, csrf, back: String; public var address: String?
+        public init(id: String, device: String, address: String?, client: String, started: String, lastUsed: String, csrf: String, back: String) {
+            self.id = id; self.device = device; self.address = address; self.client = client; self.started = started; self.lastUsed = lastUsed
+            self.csrf = csrf; self.back = back
+        } }
+    public struct Credential { public var id, name, created, expires, state, csrf, back: String; public var active: Bool
+        public init(id: String, name: String, created: String, expires: String, state: String, csrf: String, back: String) {
+            self.id = id; self.name = name; self.created = created; self.expires = expires; self.state = state; self.csrf = csrf
+            self.back = back; self.active = state == "active"
+        } }
+    public struct Event { public var time, type, actor, address: String; public var ok: Bool
+        public init(time: String, type: String, actor: String, address: String, ok: Bool) {
+            self.time = time; self.type = type; self.actor = actor; self.address = address; self.ok = ok
+        } }
+
+    public var chrome: Chrome
+    public var tabs = AdminSections.tabs(current: "/admin/users")
+    public var username, displayName, email, source, status, adminWhy, subject, browserSessions, auditLink: String
+    public var groups: [String]
+    public var actions: [Action]
+    public var families: [Family]
+    public var hasFamilies: Bool
+    public var credentials: [Credential]
+    public var hasCredentials: Bool
+    public var events: [Event]
+    public var hasEvents: Bool
+    public var notice: String?
+    public var error: String?
+
+    public init(chrome: Chrome, username: String, displayName: String, email: String, source: String, status: String, adminWhy: String,
+                subject: String, groups: [String], browserSessions: String, actions: [Action], families: [Family],
+                credentials: [Credential], events: [Event], auditLink: String) {
+        self.chrome = chrome; self.username = username; self.displayName = displayName; self.email = email; self.source = source
+        self.status = status; self.adminWhy = adminWhy; self.subject = subject; self.groups = groups; self.browserSessions = browserSessions
+        self.actions = actions; self.families = families; self.hasFamilies = !families.isEmpty; self.credentials = credentials
+        self.hasCredentials = !credentials.isEmpty; self.events = events; self.hasEvents = !events.isEmpty; self.auditLink = auditLink
     }
 }

@@ -263,7 +263,7 @@ def test_first_run_admin_creates_a_user_who_sets_up_kubectl(env):
 
     # The admin creates a user on /admin/users.
     ui.get("/admin/users")
-    form = "form[action='/admin/users'] "
+    form = "form[method=post][action='/admin/users'] "
     ui.fill({form + "input[name=username]": USER, form + "input[name=password]": USER_PW, form + "input[name=name]": "Dana Scully",
              form + "input[name=email]": "dana@example.org", form + "input[name=groups]": "dev, ops"})
     ui.submit(form + "button[type=submit]")

@@ -60,6 +60,14 @@ def click_in_row(ui, text, selector):
     ui.click_and_wait(row.find_element("css selector", selector))
 
 
+def person_action(ui, name, action):
+    """Opens the person's own page (where the actions are) and presses one."""
+    ui.get("/admin/users")
+    click_in_row(ui, name, f"a[href='/admin/users/{name}']")
+    assert ui.heading() == name
+    ui.submit(f"form[action='/admin/users/{action}'] button[type=submit]")
+
+
 def confirm(ui):
     ui.submit("main form input[name=confirm][value=yes] ~ .actions-row button[type=submit]")
 
@@ -116,7 +124,7 @@ def test_one_navigation_marks_the_current_page(env):
 def test_destructive_admin_actions_ask_first_and_a_reload_repeats_nothing(env):
     portal, ui = env
     ui.get("/admin/users")
-    form = "form[action='/admin/users'] "
+    form = "form[method=post][action='/admin/users'] "
     for name, pw in [(DANA, DANA_PW), ("erin", DANA_PW)]:
         ui.fill({form + "input[name=username]": name, form + "input[name=password]": pw, form + "input[name=groups]": "dev, ops"})
         ui.submit(form + "button[type=submit]")
@@ -125,24 +133,26 @@ def test_destructive_admin_actions_ask_first_and_a_reload_repeats_nothing(env):
     assert len(events(portal, "admin.user.add")) == 2 and "[role=alert]" not in ui.driver.page_source
 
     # Disable: asked first, nothing changes until confirmed; Cancel goes back.
-    click_in_row(ui, "erin", "form[action='/admin/users/disable'] button")
+    person_action(ui, "erin", "disable")
     assert ui.heading() == "Disable erin?"
     assert "erin is signed out of the portal everywhere" in ui.css("main").text
     ui.check("confirm-disable")
     assert not events(portal, "admin.user.disable")
     cancel(ui)
-    assert ui.path() == "/admin/users"
-    click_in_row(ui, "erin", "form[action='/admin/users/disable'] button")
+    assert ui.path() == "/admin/users/erin"
+    person_action(ui, "erin", "disable")
     confirm(ui)
-    assert ui.path() == "/admin/users" and "Disabled erin" in ui.css("[role=status]").text
+    assert ui.path() == "/admin/users/erin" and "Disabled erin" in ui.css("[role=status]").text
+    assert "admin.user.disable" in ui.css("main").text  # the person's own audit trail
     reload(ui)
     assert len(events(portal, "admin.user.disable")) == 1
 
     # Delete: the same.
-    click_in_row(ui, "erin", "form[action='/admin/users/delete'] button")
+    person_action(ui, "erin", "delete")
     assert ui.heading() == "Delete erin?" and "cannot be undone" in ui.css("main").text
     assert "erin" in portal.cli("user", "list").stdout
     confirm(ui)
+    assert ui.path() == "/admin/users"
     reload(ui)
     assert len(events(portal, "admin.user.delete")) == 1 and "erin" not in portal.cli("user", "list").stdout
 
@@ -209,24 +219,22 @@ def test_destructive_admin_actions_ask_first_and_a_reload_repeats_nothing(env):
 
 def test_the_last_administrator_cannot_lock_themselves_out(env):
     portal, ui = env
-    ui.get("/admin/users")
     for action, verb in [("disable", "disable"), ("delete", "delete"), ("demote", "remove administration from")]:
         for spelling in [ADMIN, "ROOT-ADMIN", " Root-Admin "]:
+            ui.get(f"/admin/users/{ADMIN}")
             # Another spelling of the same account, typed into the form.
             ui.driver.execute_script("""
-                const f = [...document.querySelectorAll(`form[action='/admin/users/${arguments[0]}']`)]
-                  .find(f => f.querySelector('input[name=username]').value === arguments[1]);
-                f.querySelector('input[name=username]').value = arguments[2];""", action, ADMIN, spelling)
-            click_in_row(ui, ADMIN, f"form[action='/admin/users/{action}'] button")
+                document.querySelector(`form[action='/admin/users/${arguments[0]}'] input[name=username]`).value = arguments[1];""",
+                                     action, spelling)
+            ui.submit(f"form[action='/admin/users/{action}'] button[type=submit]")
             assert f"You cannot {verb} yourself" in ui.css("[role=alert]").text, (action, spelling)
-            ui.get("/admin/users")
     ui.check("admin-self-lockout-refused")
     # Another administrator can be made and removed (asked first); nothing changes before the confirmation.
     def is_admin(name):
         return any(line.split("\t")[0] == name and "admin" in line.split("\t")[-1] for line in portal.cli("user", "list").stdout.splitlines())
-    click_in_row(ui, DANA, "form[action='/admin/users/promote'] button")
-    assert ui.path() == "/admin/users" and is_admin(DANA)
-    click_in_row(ui, DANA, "form[action='/admin/users/demote'] button")
+    person_action(ui, DANA, "promote")
+    assert ui.path() == f"/admin/users/{DANA}" and is_admin(DANA)
+    person_action(ui, DANA, "demote")
     assert ui.heading() == f"Remove administration from {DANA}?" and is_admin(DANA)
     confirm(ui)
     reload(ui)
@@ -358,8 +366,9 @@ def test_no_page_is_wider_than_a_phone(env):
             ui.get(path)
             fits(path)
         # A confirmation, the robot credential form, a secret shown once, and the sign-in page.
-        ui.get("/admin/users")
-        click_in_row(ui, LONG, "form[action='/admin/users/delete'] button")
+        ui.get(f"/admin/users/{LONG}")
+        fits("/admin/users/person")
+        ui.submit("form[action='/admin/users/delete'] button[type=submit]")
         fits("/confirm-delete")
         ui.get("/admin/robots")
         ui.fill({"form[action='/admin/robots'] input[name=name]": "phone-bot", "form[action='/admin/robots'] input[name=team]": "platform"})

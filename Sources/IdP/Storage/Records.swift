@@ -213,6 +213,13 @@ public struct AuditEvent: Sendable, Equatable {
     }
 }
 
+/// One page of a user search.
+public struct UserPage: Sendable, Equatable {
+    public var users: [User]
+    public var total: Int
+    public init(users: [User], total: Int) { self.users = users; self.total = total }
+}
+
 public struct AuditQuery: Sendable {
     public var type: String?
     public var actor: String?

@@ -41,6 +41,9 @@ public protocol UserStore: Sendable {
     /// Deletes the user; returns false when there was none.
     func deleteUser(id: String) async throws -> Bool
     func listUsers() async throws -> [User]
+    /// Users whose name, display name, email or a group contains `query` (case-insensitive; empty: all),
+    /// by username, one page of at most `limit` after `offset`, and how many match in all.
+    func searchUsers(_ query: String, limit: Int, offset: Int) async throws -> UserPage
     /// True when at least one enabled admin exists.
     func adminExists() async throws -> Bool
 }

@@ -39,32 +39,7 @@ struct AdminPages {
         let now = runtime.clock.now()
         switch path {
         case "/admin/users":
-            let users = try await runtime.storage.listUsers()
-            return AdminView(chrome: chrome, current: path, heading: "Users",
-                             intro: "Local accounts. Directory (LDAP) people sign in with their directory password and are managed in the directory.",
-                             forms: [.init(title: "Add a user", action: "/admin/users", submit: "Add user", csrf: csrf, fields: [
-                                 F("username", "Username", required: true), F("password", "Password", type: "password", required: true),
-                                 F("name", "Display name"), F("email", "Email", type: "email"),
-                                 F("groups", "Groups (comma-separated)"), F("admin", "Administrator", type: "checkbox"),
-                             ])],
-                             columns: ["Username", "Email", "Groups", "Status"],
-                             rows: users.map { u in
-                                 let who = [H("username", u.username)]
-                                 let status = [u.isAdmin ? "administrator" : nil, u.disabled ? "disabled" : "active"].compactMap { $0 }.joined(separator: ", ")
-                                 return AdminView.Row(cells: [C(u.username, sub: u.displayName == u.username ? nil : u.displayName), C(u.email.isEmpty ? "—" : u.email),
-                                                              C(u.groups.isEmpty ? "—" : u.groups.joined(separator: ", ")), C(status, kind: "nowrap")],
-                                                      actions: [
-                                                          u.disabled ? A("Enable", action: "/admin/users/enable", csrf: csrf, object: u.username, hidden: who)
-                                                              : A("Disable", action: "/admin/users/disable", csrf: csrf, object: u.username, hidden: who, danger: true),
-                                                          u.isAdmin ? A("Remove admin", action: "/admin/users/demote", csrf: csrf, object: u.username, hidden: who, danger: true)
-                                                              : A("Make admin", action: "/admin/users/promote", csrf: csrf, object: u.username, hidden: who),
-                                                          A("Reset password", action: "/admin/users/password", csrf: csrf, object: u.username, hidden: who,
-                                                            input: "password", inputLabel: "new password", inputType: "password"),
-                                                          A("Delete", action: "/admin/users/delete", csrf: csrf, object: u.username, hidden: who, danger: true),
-                                                      ])
-                             },
-                             empty: "No local users yet. Local accounts are for people outside the directory and for break-glass administrators.",
-                             emptyHref: "#add", emptyLink: "Add a user")
+            return try await PersonPage(runtime: runtime).list(q, chrome: chrome)
         case "/admin/robots":
             let robots = try await runtime.storage.listRobots()
             return AdminView(chrome: chrome, current: path, heading: "Robots",

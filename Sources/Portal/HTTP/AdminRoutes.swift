@@ -42,6 +42,17 @@ struct AdminRoutes {
                 }
             }
         }
+        router.get("/admin/users/:name") { request, context in
+            try await guarded(request, context) { _, chrome, cookies in
+                guard var view = try await PersonPage(runtime: runtime).person(context.parameters.get("name") ?? "", chrome: chrome) else {
+                    return Responses.html(.notFound, pages.render(ErrorView(heading: "No such user", message: "There is no local user by that name.",
+                                                                            requestID: context.requestID, backLink: "/admin/users", backLabel: "Back to users")))
+                }
+                let (flash, clear) = browser.takeFlash(request)
+                view.notice = flash?.notice; view.error = flash?.error
+                return Responses.html(.ok, pages.render(view), cookies: cookies + clear)
+            }
+        }
         router.get("/admin/robots/credential") { request, context in
             try await guarded(request, context) { _, chrome, cookies in
                 guard let robot = try await runtime.storage.robot(id: request.queryParameters?["id"] ?? "") else {
@@ -213,6 +224,9 @@ struct AdminRoutes {
                 return Responses.html(.forbidden, pages.render(ErrorView(heading: "This form has expired", message: "Reload the page and try again.",
                                                                          requestID: context.requestID, backLink: p.back, backLabel: "Back")))
             }
+            // A change made from a person's page goes back there (only admin pages; deleting goes to the list).
+            let back = form["back"].flatMap { BrowserRoutes.safeNext($0) }.flatMap { $0.hasPrefix("/admin/") && p.path != "/admin/users/delete" ? $0 : nil } ?? p.back
+            let p = Post(path: p.path, back: back, confirm: p.confirm, body: p.body)
             return try await guarded(request, context, next: p.back) { admin, chrome, cookies in
                 do {
                     if let confirm = p.confirm, form["confirm"] != "yes" {

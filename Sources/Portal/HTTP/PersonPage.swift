@@ -1,0 +1,93 @@
+import Foundation
+import Hummingbird
+import IdP
+import Templates
+
+/// /admin/users: search and pages (built for thousands of people), each name a link to the
+/// person's own page, where the actions are.
+struct PersonPage {
+    let runtime: Runtime
+    static let pageSize = 50
+
+    typealias C = AdminView.Cell
+
+    func list(_ q: FormParameters, chrome: Chrome) async throws -> AdminView {
+        let query = String((q["q"] ?? "").prefix(100))
+        let page = max(1, Int(q["page"] ?? "") ?? 1)
+        let found = try await runtime.storage.searchUsers(query, limit: Self.pageSize, offset: (page - 1) * Self.pageSize)
+        func link(_ p: Int) -> String {
+            "/admin/users?" + FormParameters.encode((query.isEmpty ? [] : [("q", query)]) + [("page", String(p))])
+        }
+        let first = (page - 1) * Self.pageSize
+        var view = AdminView(chrome: chrome, current: "/admin/users", heading: "Users",
+                             intro: "Local accounts. Directory (LDAP) people sign in with their directory password and are managed in the directory. Open a person to see their sign-ins, credentials and audit trail, and to change them.",
+                             filter: .init(action: "/admin/users", fields: [AdminView.Field("q", "Search", type: "search", value: query,
+                                                                                              placeholder: "name, email or group")],
+                                           active: !query.isEmpty),
+                             forms: [.init(title: "Add a user", action: "/admin/users", submit: "Add user", csrf: chrome.csrf, fields: [
+                                 .init("username", "Username", required: true), .init("password", "Password", type: "password", required: true),
+                                 .init("name", "Display name"), .init("email", "Email", type: "email"),
+                                 .init("groups", "Groups (comma-separated)"), .init("admin", "Administrator", type: "checkbox"),
+                             ])],
+                             columns: ["Username", "Email", "Groups", "Status"],
+                             rows: found.users.map { u in
+                                 let status = [u.isAdmin ? "administrator" : nil, u.disabled ? "disabled" : "active"].compactMap { $0 }.joined(separator: ", ")
+                                 return AdminView.Row(cells: [C(u.username, sub: u.displayName == u.username ? nil : u.displayName,
+                                                                link: "/admin/users/" + FormParameters.escape(u.username)),
+                                                              C(u.email.isEmpty ? "—" : u.email), C(u.groups.isEmpty ? "—" : u.groups.joined(separator: ", ")),
+                                                              C(status, kind: "nowrap")])
+                             },
+                             empty: query.isEmpty ? "No local users yet. Local accounts are for people outside the directory and for break-glass administrators."
+                                 : "Nobody matches “\(query)”.",
+                             emptyHref: query.isEmpty ? "#add" : "/admin/users", emptyLink: query.isEmpty ? "Add a user" : "Show everyone",
+                             nextPage: first + found.users.count < found.total ? link(page + 1) : nil)
+        view.nextLabel = "Next →"
+        view.previousPage = page > 1 ? link(page - 1) : nil
+        if found.total > 0 && !found.users.isEmpty {
+            view.pageInfo = "\(first + 1)–\(first + found.users.count) of \(found.total)"
+        }
+        return view
+    }
+
+    /// One person's page, or nil when there is no such local user.
+    func person(_ raw: String, chrome: Chrome) async throws -> PersonView? {
+        guard let u = try await runtime.storage.user(username: Usernames.canonical(raw)) else { return nil }
+        let now = runtime.clock.now()
+        let d = AdminPages.date
+        let back = "/admin/users/" + FormParameters.escape(u.username)
+        let viaGroups = u.groups.filter { runtime.config.adminGroups.contains($0) }
+        let adminWhy = u.isAdmin ? "yes (the administrator flag)" : (viaGroups.isEmpty ? "no" : "yes, through \(viaGroups.joined(separator: ", ")) in admin_groups")
+        typealias A = PersonView.Action
+        let csrf = chrome.csrf
+        var actions = [
+            u.disabled ? A("Enable", action: "/admin/users/enable", csrf: csrf, username: u.username, back: back)
+                : A("Disable", action: "/admin/users/disable", csrf: csrf, username: u.username, back: back, danger: true),
+            u.isAdmin ? A("Remove administrator", action: "/admin/users/demote", csrf: csrf, username: u.username, back: back, danger: true)
+                : A("Make administrator", action: "/admin/users/promote", csrf: csrf, username: u.username, back: back),
+            A("Reset password", action: "/admin/users/password", csrf: csrf, username: u.username, back: back, input: "password",
+              inputLabel: "New password", inputType: "password"),
+        ]
+        actions.append(A("Delete", action: "/admin/users/delete", csrf: csrf, username: u.username, back: back, danger: true))
+        let families = try await runtime.storage.activeFamilies(userID: u.id, now: now).map { f in
+            PersonView.Family(id: f.id, device: DeviceName.describe(userAgent: f.userAgent), address: f.address.isEmpty ? nil : f.address,
+                              client: f.grant.clientID, started: d(f.createdAt), lastUsed: d(f.lastUsedAt), csrf: csrf, back: back)
+        }
+        let credentials = try await runtime.storage.listCredentials(ownerID: u.id, includeRevoked: true).map { c in
+            PersonView.Credential(id: c.id, name: c.name, created: d(c.createdAt), expires: d(c.expiresAt),
+                                  state: c.revokedAt != nil ? "revoked" : (c.expiresAt <= now ? "expired" : "active"), csrf: csrf, back: back)
+        }
+        let about = try await runtime.storage.auditEvents(AuditQuery(subject: u.id, limit: 30))
+        let by = try await runtime.storage.auditEvents(AuditQuery(actor: u.username, limit: 30))
+        var seen = Set<Int64>()
+        let events = (about + by).filter { seen.insert($0.id ?? -1).inserted }.sorted { ($0.id ?? 0) > ($1.id ?? 0) }.prefix(30).map { e in
+            PersonView.Event(time: d(e.time), type: e.type, actor: e.actor.isEmpty ? "—" : e.actor, address: e.remoteAddress.isEmpty ? "—" : e.remoteAddress,
+                             ok: e.success)
+        }
+        return PersonView(chrome: chrome, username: u.username, displayName: u.displayName, email: u.email.isEmpty ? "—" : u.email,
+                          source: "local account" + (u.passwordHash == nil ? " without a password (Kerberos only)" : ""),
+                          status: u.disabled ? "disabled" : "active", adminWhy: adminWhy, subject: u.id, groups: u.groups,
+                          browserSessions: "Portal browser sessions are not listed one by one yet; disabling the account or resetting its password ends them all.",
+                          actions: actions, families: families, credentials: credentials, events: Array(events),
+                          auditLink: "/admin/audit?" + FormParameters.encode([("actor", u.username)]))
+    }
+}
