@@ -102,8 +102,9 @@ let package = Package(
         .testTarget(
             name: "PortalTests",
             dependencies: [
-                "Portal", "IdP", "Storage", "CZlib",
+                "Portal", "IdP", "Storage", "CZlib", "Templates",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Mustache", package: "swift-mustache"),
             ],
             swiftSettings: swiftSettings
         ),

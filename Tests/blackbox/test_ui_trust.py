@@ -158,7 +158,7 @@ def test_destructive_admin_actions_ask_first_and_a_reload_repeats_nothing(env):
 
     # A robot with a credential made on its own form (expiry and groups), shown once.
     ui.get("/admin/robots")
-    form = "form[action='/admin/robots'] "
+    form = "form[method=post][action='/admin/robots'] "
     ui.fill({form + "input[name=name]": "ci-deployer", form + "input[name=team]": "platform", form + "input[name=groups]": "deployers, dev"})
     ui.submit(form + "button[type=submit]")
     click_in_row(ui, "robot:ci-deployer", "a.button")
@@ -371,8 +371,8 @@ def test_no_page_is_wider_than_a_phone(env):
         ui.submit("form[action='/admin/users/delete'] button[type=submit]")
         fits("/confirm-delete")
         ui.get("/admin/robots")
-        ui.fill({"form[action='/admin/robots'] input[name=name]": "phone-bot", "form[action='/admin/robots'] input[name=team]": "platform"})
-        ui.submit("form[action='/admin/robots'] button[type=submit]")
+        ui.fill({"form[method=post][action='/admin/robots'] input[name=name]": "phone-bot", "form[method=post][action='/admin/robots'] input[name=team]": "platform"})
+        ui.submit("form[method=post][action='/admin/robots'] button[type=submit]")
         click_in_row(ui, "robot:phone-bot", "a.button")
         fits("/admin/robots/credential")
         ui.fill({"#c-name": "from a phone"})

@@ -41,8 +41,15 @@ struct AdminPages {
         case "/admin/users":
             return try await PersonPage(runtime: runtime).list(q, chrome: chrome)
         case "/admin/robots":
-            let robots = try await runtime.storage.listRobots()
-            return AdminView(chrome: chrome, current: path, heading: "Robots",
+            // Hundreds, not thousands: filtered and paged here.
+            let query = String((q["q"] ?? "").prefix(100)).trimmingCharacters(in: .whitespaces).lowercased()
+            let page = max(1, Int(q["page"] ?? "") ?? 1), size = PersonPage.pageSize
+            let matching = try await runtime.storage.listRobots().filter { r in
+                query.isEmpty || ([r.username, r.team, r.description] + r.groups).contains { $0.lowercased().contains(query) }
+            }
+            let robots = Array(matching.dropFirst((page - 1) * size).prefix(size))
+            func link(_ p: Int) -> String { "/admin/robots?" + FormParameters.encode((query.isEmpty ? [] : [("q", query)]) + [("page", String(p))]) }
+            var view = AdminView(chrome: chrome, current: path, heading: "Robots",
                              intro: "Accounts for CI jobs and controllers, owned by a team. Kubernetes sees them as robot:<name>. Secrets are never listed.",
                              forms: [.init(title: "Add a robot", action: "/admin/robots", submit: "Add robot", csrf: csrf, fields: [
                                  F("name", "Name (a-z, 0-9, -)", required: true), F("team", "Owning team (group)", required: true),
@@ -61,8 +68,15 @@ struct AdminPages {
                                                           A("Delete", action: "/admin/robots/delete", csrf: csrf, object: r.username, hidden: who, danger: true),
                                                       ])
                              },
-                             empty: "No robots yet. A robot is an account for a CI job or a controller, owned by a team; its credentials work with stock kubectl through the webhook.",
-                             emptyHref: "#add", emptyLink: "Add a robot")
+                             empty: query.isEmpty ? "No robots yet. A robot is an account for a CI job or a controller, owned by a team; its credentials work with stock kubectl through the webhook."
+                                 : "No robot matches “\(query)”.",
+                             emptyHref: query.isEmpty ? "#add" : "/admin/robots", emptyLink: query.isEmpty ? "Add a robot" : "Show every robot",
+                             nextPage: page * size < matching.count ? link(page + 1) : nil)
+            view.filter = .init(action: path, fields: [F("q", "Search", type: "search", value: query, placeholder: "name, team or group")], active: !query.isEmpty)
+            view.nextLabel = "Next →"
+            view.previousPage = page > 1 ? link(page - 1) : nil
+            if !robots.isEmpty { view.pageInfo = "\((page - 1) * size + 1)–\((page - 1) * size + robots.count) of \(matching.count)" }
+            return view
         case "/admin/credentials":
             let owner = q["owner"].flatMap { $0.isEmpty ? nil : $0 }
             var ownerID = owner

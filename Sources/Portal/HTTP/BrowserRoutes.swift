@@ -210,7 +210,7 @@ struct BrowserRoutes {
 
     /// What a new portal still needs, for administrators; empty once people and a cluster exist.
     func nextSteps() async throws -> [HomeView.Step] {
-        let localUsers = try await runtime.storage.listUsers().count
+        let localUsers = try await runtime.storage.searchUsers("", limit: 2, offset: 0).total
         let people = runtime.provider.directory != nil || localUsers > 1
         let clusters = !runtime.clusters.isEmpty
         guard !(people && clusters) else { return [] }
