@@ -45,7 +45,9 @@ struct AuditPage {
             next = "/admin/audit?" + FormParameters.encode(params)
         }
         let types = try await runtime.storage.auditEventTypes()
-        var names = try await Names.load(runtime, credentials: true)
+        // Subjects, and detail values that may be ids (owner=…): looked up one by one, only these.
+        let candidates = events.map(\.subject) + events.flatMap { $0.details.values.filter { $0.count >= 16 && $0.count <= 64 && !$0.contains(" ") } }
+        var names = try await Names.load(runtime, ids: candidates, credentials: true)
         await names.addDirectoryNames(events.map(\.subject), runtime)
         let filter = AdminView.Filter(action: "/admin/audit", fields: [
             F("type", "Event", options: [.init(value: "", label: "All events", selected: type == nil)]
