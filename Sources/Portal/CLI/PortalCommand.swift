@@ -10,7 +10,7 @@ struct PortalCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "portal",
         abstract: "Identity portal for Kubernetes: an OpenID Connect provider with kubectl onboarding.",
-        subcommands: [Serve.self, CheckConfig.self, UserCommand.self, ClientCommand.self, KeysCommand.self, AuditCommand.self, RobotCommand.self, CredentialCommand.self, SessionCommand.self, ThrottleCommand.self, BackupCommand.self, RestoreCommand.self, MigrateCommand.self, BenchCommand.self]
+        subcommands: [Serve.self, CheckConfig.self, UserCommand.self, ClientCommand.self, KeysCommand.self, AuditCommand.self, RobotCommand.self, CredentialCommand.self, SessionCommand.self, ThrottleCommand.self, BackupCommand.self, RestoreCommand.self, MigrateCommand.self, BenchCommand.self, DocsCommand.self]
     )
 }
 
