@@ -7,4 +7,5 @@ swift build --product portal >/dev/null
 bin="$(swift build --show-bin-path)/portal"
 "$bin" docs config-example > deploy/portal.example.yaml
 "$bin" docs config-reference > docs/configuration.md
-echo "updated deploy/portal.example.yaml docs/configuration.md"
+"$bin" docs cli > docs/cli.md
+echo "updated deploy/portal.example.yaml docs/configuration.md docs/cli.md"

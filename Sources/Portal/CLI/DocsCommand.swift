@@ -5,7 +5,7 @@ import ArgumentParser
 struct DocsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "docs", abstract: "Print generated documentation.", shouldDisplay: false,
-        subcommands: [ConfigExample.self, ConfigReference.self])
+        subcommands: [ConfigExample.self, ConfigReference.self, CLI.self])
 
     struct ConfigExample: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "config-example",
@@ -17,5 +17,10 @@ struct DocsCommand: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "config-reference",
                                                         abstract: "The configuration reference in Markdown (docs/configuration.md).")
         func run() { print(ConfigDocs.referenceMarkdown(), terminator: "") }
+    }
+
+    struct CLI: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "cli", abstract: "The CLI reference in Markdown (docs/cli.md).")
+        func run() throws { print(try CLIReference.markdown(), terminator: "") }
     }
 }

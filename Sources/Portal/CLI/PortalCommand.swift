@@ -15,7 +15,7 @@ struct PortalCommand: AsyncParsableCommand {
 }
 
 struct ConfigOption: ParsableArguments {
-    @Option(name: .long, help: "YAML configuration file (default: $PORTAL_CONFIG, else built-in defaults).")
+    @Option(name: .long, help: ArgumentHelp("YAML configuration file (default: $PORTAL_CONFIG, else built-in defaults).", valueName: "file"))
     var config: String?
 
     /// Loads the configuration or exits with every problem listed.
