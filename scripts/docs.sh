@@ -3,7 +3,7 @@
 # configuration reference and the CLI reference. Tests fail when the committed files differ.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-swift build --product portal >/dev/null
+swift build --product portal --quiet
 bin="$(swift build --show-bin-path)/portal"
 "$bin" docs config-example > deploy/portal.example.yaml
 "$bin" docs config-reference > docs/configuration.md

@@ -31,8 +31,8 @@ extension ConfigSchema {
         .init("log", .section, "Logs on standard error."),
         .init("log.level", .choice(["trace", "debug", "info", "notice", "warning", "error", "critical"]), default: "info",
               env: "PORTAL_LOG_LEVEL", "The least severe level logged."),
-        .init("log.format", .choice(["json", "text"]), default: "json", env: "PORTAL_LOG_FORMAT",
-              "json: one object per line, with request_id; text: swift-log's plain lines."),
+        .init("log.format", .choice(["auto", "json", "text"]), default: "auto", env: "PORTAL_LOG_FORMAT",
+              "auto: one readable line per event (time, level, label, message, key=value) when standard error is a terminal, JSON otherwise; json: always one JSON object per line, with request_id; text: swift-log's plain lines."),
 
         .init("tokens", .section, "Token and session lifetimes."),
         .init("tokens.id_token_lifetime", .duration(5...3600), default: "60s", "How long an id_token is valid."),

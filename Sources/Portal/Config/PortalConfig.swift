@@ -48,7 +48,8 @@ struct PortalConfig: Sendable {
     var databaseAcquireTimeout: TimeInterval = 3
     var tls: TLS?
     var logLevel = "info"
-    var logFormat = "json"
+    /// auto: readable lines on a terminal, JSON otherwise; json; text.
+    var logFormat = "auto"
     var tokens = TokenPolicy()
     var signing = KeyPolicy()
     var keyEncryptionKeyFile: String?
