@@ -87,8 +87,8 @@ extension ConfigSchema {
         .init("setup.link_lifetime", .duration(60...(7 * day)), default: "1h", "How long the one-time setup link printed at start works."),
 
         .init("ui", .section, "The web pages."),
-        .init("ui.public_dir", .string, example: "/usr/share/portal/public", env: "PORTAL_PUBLIC_DIR",
-              "Static assets (CSS, script). Default: Public/ beside or above the executable, then /usr/share/portal/public."),
+        .init("ui.public_dir", .string, example: "/etc/portal/public", env: "PORTAL_PUBLIC_DIR",
+              "A directory whose files (portal.css, portal.js, …) are served at /static/ instead of the built-in ones, which ship with the binary (portal_Assets.resources beside it)."),
 
         .init("credentials", .section, "Application credentials (kpc_ tokens) for people and robots."),
         .init("credentials.max_user_lifetime", .duration(3600...(3 * 365 * day)), default: "90d", "The longest expiry a person may give their own credential."),
