@@ -72,11 +72,17 @@ let package = Package(
             resources: [.copy("Resources")],
             swiftSettings: swiftSettings
         ),
+        // The stylesheet and script the pages link to, as package resources (found beside the binary).
+        .target(
+            name: "Assets",
+            resources: [.copy("Public")],
+            swiftSettings: swiftSettings
+        ),
         // The `portal` executable: CLI, configuration, HTTP application.
         .executableTarget(
             name: "Portal",
             dependencies: [
-                "IdP", "Storage", "Templates", "CZlib",
+                "IdP", "Storage", "Templates", "Assets", "CZlib",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 // HTTPRequestPart/HTTPResponsePart for the slow-client guard (already built for Hummingbird).

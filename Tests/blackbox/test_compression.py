@@ -15,7 +15,7 @@ import requests
 from conftest import CALLBACK
 
 PASSWORD = "compression-password-1"
-PUBLIC = os.path.join(os.path.dirname(__file__), "../../Public")
+PUBLIC = os.path.join(os.path.dirname(__file__), "../../Sources/Assets/Public")
 
 
 def raw_get(url, encoding, session=None, **kwargs):

@@ -9,11 +9,11 @@ struct ClientCommand: AsyncParsableCommand {
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Register a client: public (PKCE) or with a secret read from standard input.")
         @OptionGroup var options: ConfigOption
-        @Argument var id: String
+        @Argument(help: "The client_id: letters, digits, '-', '_', '.', ':' (at most 128).") var id: String
         @Option(name: .customLong("redirect-uri"), help: "An exact redirect URI (repeatable).") var redirectURIs: [String] = []
-        @Flag(name: .customLong("public")) var isPublic = false
+        @Flag(name: .customLong("public"), help: "A public client: no secret, PKCE (S256) required.") var isPublic = false
         @Flag(name: .customLong("secret-stdin"), help: "Read the client secret (at least 32 characters) from standard input.") var secretStdin = false
-        @Option var name: String?
+        @Option(help: "Shown on the sign-in page (default: the id).") var name: String?
 
         func validate() throws {
             guard isPublic != secretStdin else { throw ValidationError("choose exactly one of --public and --secret-stdin") }
@@ -59,7 +59,7 @@ struct ClientCommand: AsyncParsableCommand {
     struct Delete: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Delete a stored client.")
         @OptionGroup var options: ConfigOption
-        @Argument var id: String
+        @Argument(help: "The client_id.") var id: String
         func run() async throws {
             try await withCLIRuntime(options) { rt in
                 guard try await rt.storage.deleteClient(id: id) else { throw UserAdminError("no stored client '\(id)'") }

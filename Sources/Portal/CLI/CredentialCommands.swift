@@ -9,10 +9,10 @@ struct RobotCommand: AsyncParsableCommand {
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a robot owned by a team.")
         @OptionGroup var options: ConfigOption
-        @Argument var name: String
+        @Argument(help: "The robot's name; it signs in as robot:NAME (oidc:robot:NAME in Kubernetes with the default prefix).") var name: String
         @Option(help: "The owning team (a group name).") var team: String
         @Option(name: .customLong("group"), help: "A group (repeatable).") var groups: [String] = []
-        @Option var description: String = ""
+        @Option(help: "What the robot is for.") var description: String = ""
         func run() async throws {
             try await withCLIRuntime(options) { rt in
                 let r = try await RobotAdmin(runtime: rt).add(name: name, team: team, groups: groups.joined(separator: ","),
@@ -35,8 +35,9 @@ struct RobotCommand: AsyncParsableCommand {
     }
 
     struct Disable: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Disable a robot: its credentials stop authenticating (kept, for enable).")
         @OptionGroup var options: ConfigOption
-        @Argument var name: String
+        @Argument(help: "The robot's name (without robot:).") var name: String
         func run() async throws {
             try await withRobot(named: name, options) { admin, r in
                 try await admin.setDisabled(r.id, disabled: true, actor: "cli")
@@ -46,8 +47,9 @@ struct RobotCommand: AsyncParsableCommand {
     }
 
     struct Enable: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Enable a disabled robot: its live credentials work again.")
         @OptionGroup var options: ConfigOption
-        @Argument var name: String
+        @Argument(help: "The robot's name (without robot:).") var name: String
         func run() async throws {
             try await withRobot(named: name, options) { admin, r in
                 try await admin.setDisabled(r.id, disabled: false, actor: "cli")
@@ -57,8 +59,9 @@ struct RobotCommand: AsyncParsableCommand {
     }
 
     struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete a robot and revoke its credentials.")
         @OptionGroup var options: ConfigOption
-        @Argument var name: String
+        @Argument(help: "The robot's name (without robot:).") var name: String
         func run() async throws {
             try await withRobot(named: name, options) { admin, r in
                 try await admin.delete(r.id, actor: "cli")
@@ -83,9 +86,9 @@ struct CredentialCommand: AsyncParsableCommand {
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a credential for a robot or a local user; prints the token once.")
         @OptionGroup var options: ConfigOption
-        @Option var robot: String?
-        @Option var user: String?
-        @Option var name: String
+        @Option(help: "The robot that owns it (give --robot or --user).") var robot: String?
+        @Option(help: "The enabled local user who owns it (give --robot or --user).") var user: String?
+        @Option(help: "A name to recognise it by in lists.") var name: String
         @Option(help: "Lifetime, e.g. 30d (at most the configured maximum).") var expires: String = "30d"
         @Option(name: .customLong("group"), help: "Restrict to this group (repeatable).") var groups: [String] = []
         func validate() throws {
@@ -115,6 +118,7 @@ struct CredentialCommand: AsyncParsableCommand {
     }
 
     struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List credentials: id, name, owner, expiry, last use, state (never secrets).")
         @OptionGroup var options: ConfigOption
         @Flag(help: "Include revoked credentials.") var all = false
         func run() async throws {
@@ -129,8 +133,9 @@ struct CredentialCommand: AsyncParsableCommand {
     }
 
     struct Rotate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Give a credential a new secret; prints the new token once.")
         @OptionGroup var options: ConfigOption
-        @Argument var id: String
+        @Argument(help: "The credential id (from credential list).") var id: String
         @Option(help: "How long the old secret keeps working, e.g. 1h, 1d, or 0s to end it now.") var overlap: String = "1h"
         func run() async throws {
             guard let seconds = DurationParser.seconds(overlap) else { throw UserAdminError("--overlap: not a duration: \(overlap)") }
@@ -147,8 +152,9 @@ struct CredentialCommand: AsyncParsableCommand {
     }
 
     struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke a credential: it stops authenticating at once.")
         @OptionGroup var options: ConfigOption
-        @Argument var id: String
+        @Argument(help: "The credential id (from credential list).") var id: String
         func run() async throws {
             try await withCLIRuntime(options) { rt in
                 guard try await rt.credentials.revoke(id: id, actor: "cli") else { throw UserAdminError("no live credential '\(id)'") }
@@ -162,6 +168,7 @@ struct SessionCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "session", abstract: "Active refresh-token families (one login on one device).",
                                                     subcommands: [List.self, Revoke.self])
     struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List active sessions: id, user, client, method, last refresh, end.")
         @OptionGroup var options: ConfigOption
         func run() async throws {
             try await withCLIRuntime(options) { rt in
@@ -174,8 +181,9 @@ struct SessionCommand: AsyncParsableCommand {
         }
     }
     struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "End a session: its refresh token stops working.")
         @OptionGroup var options: ConfigOption
-        @Argument var id: String
+        @Argument(help: "The session id (from session list).") var id: String
         func run() async throws {
             try await withCLIRuntime(options) { rt in
                 guard try await rt.storage.revokeFamily(id: id, now: rt.clock.now(), reason: "revoked by cli") else {

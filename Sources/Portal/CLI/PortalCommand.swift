@@ -10,12 +10,12 @@ struct PortalCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "portal",
         abstract: "Identity portal for Kubernetes: an OpenID Connect provider with kubectl onboarding.",
-        subcommands: [Serve.self, CheckConfig.self, UserCommand.self, ClientCommand.self, KeysCommand.self, AuditCommand.self, RobotCommand.self, CredentialCommand.self, SessionCommand.self, ThrottleCommand.self, BackupCommand.self, RestoreCommand.self, MigrateCommand.self, BenchCommand.self]
+        subcommands: [Serve.self, CheckConfig.self, UserCommand.self, ClientCommand.self, KeysCommand.self, AuditCommand.self, RobotCommand.self, CredentialCommand.self, SessionCommand.self, ThrottleCommand.self, BackupCommand.self, RestoreCommand.self, MigrateCommand.self, BenchCommand.self, DocsCommand.self]
     )
 }
 
 struct ConfigOption: ParsableArguments {
-    @Option(name: .long, help: "YAML configuration file (default: $PORTAL_CONFIG, else built-in defaults).")
+    @Option(name: .long, help: ArgumentHelp("YAML configuration file (default: $PORTAL_CONFIG, else built-in defaults).", valueName: "file"))
     var config: String?
 
     /// Loads the configuration or exits with every problem listed.

@@ -1,7 +1,7 @@
 import Foundation
 import IdP
 
-/// The whole configuration. Every key is documented in docs/configuration.md and in
+/// The whole configuration. Every key is declared in `ConfigSchema` and documented (generated) in docs/configuration.md and
 /// `deploy/portal.example.yaml`; defaults make `portal serve` work with no file at all.
 struct PortalConfig: Sendable {
     struct TLS: Sendable {
@@ -48,7 +48,8 @@ struct PortalConfig: Sendable {
     var databaseAcquireTimeout: TimeInterval = 3
     var tls: TLS?
     var logLevel = "info"
-    var logFormat = "json"
+    /// auto: readable lines on a terminal, JSON otherwise; json; text.
+    var logFormat = "auto"
     var tokens = TokenPolicy()
     var signing = KeyPolicy()
     var keyEncryptionKeyFile: String?

@@ -43,10 +43,28 @@ struct JSONLogHandler: LogHandler {
 }
 
 enum Logs {
-    static func bootstrap(format: String, level: String) {
+    enum Format: Equatable { case json, console, text }
+
+    /// `auto` (the default): readable lines on a terminal, JSON lines otherwise (a file, a pipe, a
+    /// container runtime). `json` always JSON; `text` swift-log's own plain lines.
+    static func format(_ configured: String, stderrIsTerminal: Bool) -> Format {
+        switch configured {
+        case "text": return .text
+        case "auto": return stderrIsTerminal ? .console : .json
+        default: return .json
+        }
+    }
+
+    static func bootstrap(format configured: String, level: String) {
         let lvl = Logger.Level(rawValue: level) ?? .info
+        let format = format(configured, stderrIsTerminal: isatty(STDERR_FILENO) == 1)
         LoggingSystem.bootstrap { label in
-            var h: any LogHandler = format == "text" ? StreamLogHandler.standardError(label: label) : JSONLogHandler(label: label)
+            var h: any LogHandler
+            switch format {
+            case .json: h = JSONLogHandler(label: label)
+            case .console: h = ConsoleLogHandler(label: label)
+            case .text: h = StreamLogHandler.standardError(label: label)
+            }
             h.logLevel = lvl
             return h
         }
