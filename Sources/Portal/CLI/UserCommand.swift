@@ -10,7 +10,7 @@ struct UserCommand: AsyncParsableCommand {
     struct Promote: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Make a local user an administrator.")
         @OptionGroup var options: ConfigOption
-        @Argument var name: String
+        @Argument(help: "The local user's login name (any spelling: case and surrounding spaces do not matter).") var name: String
         func run() async throws {
             try await withCLIRuntime(options) { rt in
                 try await rt.users.setAdmin(name, isAdmin: true, actor: "cli")
@@ -22,7 +22,7 @@ struct UserCommand: AsyncParsableCommand {
     struct Demote: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Remove the administrator flag from a local user (not the last active one, unless --force).")
         @OptionGroup var options: ConfigOption
-        @Argument var name: String
+        @Argument(help: "The local user's login name (any spelling: case and surrounding spaces do not matter).") var name: String
         @Flag(help: "Even if no other local administrator remains (directory administrators through admin_groups do).") var force = false
         func run() async throws {
             try await withCLIRuntime(options) { rt in
@@ -38,10 +38,10 @@ struct UserCommand: AsyncParsableCommand {
         @Argument(help: "Login name.") var name: String
         @Flag(name: .customLong("password-stdin"), help: "Read the password from standard input.") var passwordStdin = false
         @Flag(name: .customLong("no-password"), help: "No password at all: the person signs in with Kerberos only.") var noPassword = false
-        @Option var email: String = ""
+        @Option(help: "Email address (marked verified: it is an administrator who typed it).") var email: String = ""
         @Option(name: .customLong("name"), help: "Display name.") var displayName: String = ""
         @Option(name: .customLong("group"), help: "A group (repeatable).") var groups: [String] = []
-        @Flag var admin = false
+        @Flag(help: "Make the user an administrator (the admin UI at /admin).") var admin = false
 
         func run() async throws {
             guard passwordStdin != noPassword else {
@@ -60,7 +60,7 @@ struct UserCommand: AsyncParsableCommand {
     struct Disable: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Disable a user and end their sessions and refresh tokens.")
         @OptionGroup var options: ConfigOption
-        @Argument var name: String
+        @Argument(help: "The local user's login name (any spelling: case and surrounding spaces do not matter).") var name: String
         @Flag(help: "Even if it is the last active local administrator (directory administrators through admin_groups remain).") var force = false
         func run() async throws {
             try await withCLIRuntime(options) { rt in
@@ -73,7 +73,7 @@ struct UserCommand: AsyncParsableCommand {
     struct Enable: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Enable a disabled user.")
         @OptionGroup var options: ConfigOption
-        @Argument var name: String
+        @Argument(help: "The local user's login name (any spelling: case and surrounding spaces do not matter).") var name: String
         func run() async throws {
             try await withCLIRuntime(options) { rt in
                 try await rt.users.setDisabled(name, disabled: false, actor: "cli")
@@ -85,7 +85,7 @@ struct UserCommand: AsyncParsableCommand {
     struct Delete: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Delete a user and revoke everything they hold.")
         @OptionGroup var options: ConfigOption
-        @Argument var name: String
+        @Argument(help: "The local user's login name (any spelling: case and surrounding spaces do not matter).") var name: String
         @Flag(help: "Even if it is the last active local administrator (directory administrators through admin_groups remain).") var force = false
         func run() async throws {
             try await withCLIRuntime(options) { rt in
@@ -98,7 +98,7 @@ struct UserCommand: AsyncParsableCommand {
     struct SetPassword: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "set-password", abstract: "Set a user's password from standard input.")
         @OptionGroup var options: ConfigOption
-        @Argument var name: String
+        @Argument(help: "The local user's login name (any spelling: case and surrounding spaces do not matter).") var name: String
         @Flag(name: .customLong("password-stdin")) var passwordStdin = false
         func run() async throws {
             guard passwordStdin else { throw ValidationError("pass --password-stdin and the password on standard input") }
@@ -113,7 +113,7 @@ struct UserCommand: AsyncParsableCommand {
     struct SetGroups: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "set-groups", abstract: "Replace a user's groups.")
         @OptionGroup var options: ConfigOption
-        @Argument var name: String
+        @Argument(help: "The local user's login name (any spelling: case and surrounding spaces do not matter).") var name: String
         @Option(name: .customLong("group"), help: "A group (repeatable); none clears them.") var groups: [String] = []
         func run() async throws {
             try await withCLIRuntime(options) { rt in
