@@ -225,7 +225,13 @@ public struct PersonView: PageView {
 
     public var chrome: Chrome
     public var tabs = AdminSections.tabs(current: "/admin/users")
+    public struct Session { public var method, started, ends: String
+        public init(method: String, started: String, ends: String) { self.method = method; self.started = started; self.ends = ends } }
     public var username, displayName, email, source, status, adminWhy, subject, browserSessions, auditLink: String
+    public var sessions: [Session] = [] { didSet { hasSessions = !sessions.isEmpty } }
+    public var hasSessions = false
+    /// Directory people are changed in the directory: no actions here but ending sign-ins and revoking credentials.
+    public var hasActions: Bool
     public var groups: [String]
     public var actions: [Action]
     public var families: [Family]
@@ -242,7 +248,7 @@ public struct PersonView: PageView {
                 credentials: [Credential], events: [Event], auditLink: String) {
         self.chrome = chrome; self.username = username; self.displayName = displayName; self.email = email; self.source = source
         self.status = status; self.adminWhy = adminWhy; self.subject = subject; self.groups = groups; self.browserSessions = browserSessions
-        self.actions = actions; self.families = families; self.hasFamilies = !families.isEmpty; self.credentials = credentials
+        self.actions = actions; self.hasActions = !actions.isEmpty; self.families = families; self.hasFamilies = !families.isEmpty; self.credentials = credentials
         self.hasCredentials = !credentials.isEmpty; self.events = events; self.hasEvents = !events.isEmpty; self.auditLink = auditLink
     }
 }

@@ -29,6 +29,17 @@ struct SessionStoreConformance {
     }
 
     @Test(arguments: Backends.all)
+    func aPersonsLiveSessionsAreListedNewestFirst(_ backend: Backend) async throws {
+        try await backend.withStore { store async throws in
+            let old = Self.session(user: "alice", at: Fixture.t0), new = Self.session(user: "alice", at: Fixture.t0 + 60)
+            let ended = Self.session(user: "alice", at: Fixture.t0 - 7200, ttl: 3600), other = Self.session(user: "bob")
+            for s in [old, new, ended, other] { try await store.createSession(s) }
+            #expect(try await store.sessions(userID: "alice", now: Fixture.t0 + 61) == [new, old], "live only, newest first, alice only")
+            #expect(try await store.sessions(userID: "nobody", now: Fixture.t0).isEmpty)
+        }
+    }
+
+    @Test(arguments: Backends.all)
     func deletingAUsersSessionsLeavesOtherUsersSessions(_ backend: Backend) async throws {
         try await backend.withStore { store async throws in
             let a1 = Self.session(user: "alice"), a2 = Self.session(user: "alice"), b = Self.session(user: "bob")

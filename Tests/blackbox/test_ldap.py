@@ -388,3 +388,23 @@ def test_check_config_reports_ldap_problems_with_locations(tmp_path):
     assert "ldap.groups.filter" in out and "{dn} or {username}" in out
     assert "ldap.cache_lifetime" in out and "id_token_lifetime" in out
     assert "did you mean 'timeouts'" in out
+
+
+def test_an_administrator_sees_a_directory_person_on_a_page_of_their_own(portal, slapd):
+    r = portal.cli("user", "add", "ldap-page-admin", "--admin", "--password-stdin", stdin="ldap-page-admin-password\n")
+    assert r.returncode == 0, r.stderr
+    carol = requests.Session()
+    assert post_login(portal, "carol", L.PASSWORDS["carol"], session=carol).status_code == 303  # a browser session
+    code_flow(portal, "carol", L.PASSWORDS["carol"])                                             # and a refresh family
+    admin = requests.Session()
+    assert post_login(portal, "ldap-page-admin", "ldap-page-admin-password", session=admin).status_code == 303
+    page = admin.get(portal.issuer + "/admin/users/Carol")
+    assert page.status_code == 200, page.text
+    text = page.text
+    assert "directory (LDAP)" in text and entry_uuid(slapd, "carol") in text
+    assert "In the browser (portal sessions)" in text and ">ldap<" in text   # the portal session, by method
+    assert "/admin/sessions/revoke" in text                                  # the kubectl/application sign-in, endable
+    # Changed in the directory, not here: no local-account actions.
+    for action in ("disable", "delete", "promote", "password"):
+        assert f'action="/admin/users/{action}"' not in text, action
+    assert admin.get(portal.issuer + "/admin/users/nobody-in-either").status_code == 404

@@ -109,6 +109,8 @@ public protocol SessionStore: Sendable {
     func session(hash: String) async throws -> LoginSession?
     func deleteSession(hash: String) async throws
     func deleteSessions(userID: String) async throws
+    /// A person's live portal sign-ins (browser sessions), newest first.
+    func sessions(userID: String, now: Date) async throws -> [LoginSession]
     func createPendingAuthorization(_ pending: PendingAuthorization) async throws
     func pendingAuthorization(id: String) async throws -> PendingAuthorization?
     func deletePendingAuthorization(id: String) async throws

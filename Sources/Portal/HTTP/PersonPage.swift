@@ -49,25 +49,51 @@ struct PersonPage {
         return view
     }
 
-    /// One person's page, or nil when there is no such local user.
+    /// Who a name on the person page is: a local user, or a person in the directory.
+    enum Person { case local(User), directory(Identity) }
+
+    func find(_ raw: String) async throws -> Person? {
+        if let u = try await runtime.storage.user(username: Usernames.canonical(raw)) { return .local(u) }
+        guard let directory = runtime.provider.directory, Usernames.canonical(raw).count <= 256 else { return nil }
+        if case .success(let identity) = try await directory.lookup(username: Usernames.canonical(raw)) { return .directory(identity) }
+        return nil
+    }
+
+    /// One person's page, or nil when there is no such person (local, or in the directory).
     func person(_ raw: String, chrome: Chrome) async throws -> PersonView? {
-        guard let u = try await runtime.storage.user(username: Usernames.canonical(raw)) else { return nil }
+        guard let found = try await find(raw) else { return nil }
         let now = runtime.clock.now()
         let d = AdminPages.date
-        let back = "/admin/users/" + FormParameters.escape(u.username)
-        let viaGroups = u.groups.filter { runtime.config.adminGroups.contains($0) }
-        let adminWhy = u.isAdmin ? "yes (the administrator flag)" : (viaGroups.isEmpty ? "no" : "yes, through \(viaGroups.joined(separator: ", ")) in admin_groups")
-        typealias A = PersonView.Action
         let csrf = chrome.csrf
-        var actions = [
-            u.disabled ? A("Enable", action: "/admin/users/enable", csrf: csrf, username: u.username, back: back)
-                : A("Disable", action: "/admin/users/disable", csrf: csrf, username: u.username, back: back, danger: true),
-            u.isAdmin ? A("Remove administrator", action: "/admin/users/demote", csrf: csrf, username: u.username, back: back, danger: true)
-                : A("Make administrator", action: "/admin/users/promote", csrf: csrf, username: u.username, back: back),
-            A("Reset password", action: "/admin/users/password", csrf: csrf, username: u.username, back: back, input: "password",
-              inputLabel: "New password", inputType: "password"),
-        ]
-        actions.append(A("Delete", action: "/admin/users/delete", csrf: csrf, username: u.username, back: back, danger: true))
+        typealias A = PersonView.Action
+        let subject: String, username: String, displayName: String, email: String, groups: [String], source: String, status: String
+        var actions: [A] = []
+        var flagAdmin = false
+        switch found {
+        case .local(let u):
+            (subject, username, displayName, email, groups) = (u.id, u.username, u.displayName, u.email, u.groups)
+            source = "local account" + (u.passwordHash == nil ? " without a password (Kerberos only)" : "")
+            status = u.disabled ? "disabled" : "active"
+            flagAdmin = u.isAdmin
+            let back = "/admin/users/" + FormParameters.escape(u.username)
+            actions = [
+                u.disabled ? A("Enable", action: "/admin/users/enable", csrf: csrf, username: u.username, back: back)
+                    : A("Disable", action: "/admin/users/disable", csrf: csrf, username: u.username, back: back, danger: true),
+                u.isAdmin ? A("Remove administrator", action: "/admin/users/demote", csrf: csrf, username: u.username, back: back, danger: true)
+                    : A("Make administrator", action: "/admin/users/promote", csrf: csrf, username: u.username, back: back),
+                A("Reset password", action: "/admin/users/password", csrf: csrf, username: u.username, back: back, input: "password",
+                  inputLabel: "New password", inputType: "password"),
+                A("Delete", action: "/admin/users/delete", csrf: csrf, username: u.username, back: back, danger: true),
+            ]
+        case .directory(let identity):
+            (subject, username, displayName, email, groups) = (identity.subject, identity.username, identity.displayName, identity.email, identity.groups)
+            source = "directory (LDAP): name, groups and account state come from the directory and are changed there"
+            status = "active in the directory"
+        }
+        let back = "/admin/users/" + FormParameters.escape(username)
+        let viaGroups = groups.filter { runtime.config.adminGroups.contains($0) }
+        let adminWhy = flagAdmin ? "yes (the administrator flag)" : (viaGroups.isEmpty ? "no" : "yes, through \(viaGroups.joined(separator: ", ")) in admin_groups")
+        let u = (id: subject, username: username)
         let families = try await runtime.storage.activeFamilies(userID: u.id, now: now).map { f in
             PersonView.Family(id: f.id, device: DeviceName.describe(userAgent: f.userAgent), address: f.address.isEmpty ? nil : f.address,
                               client: f.grant.clientID, started: d(f.createdAt), lastUsed: d(f.lastUsedAt), csrf: csrf, back: back)
@@ -83,11 +109,14 @@ struct PersonPage {
             PersonView.Event(time: d(e.time), type: e.type, actor: e.actor.isEmpty ? "—" : e.actor, address: e.remoteAddress.isEmpty ? "—" : e.remoteAddress,
                              ok: e.success)
         }
-        return PersonView(chrome: chrome, username: u.username, displayName: u.displayName, email: u.email.isEmpty ? "—" : u.email,
-                          source: "local account" + (u.passwordHash == nil ? " without a password (Kerberos only)" : ""),
-                          status: u.disabled ? "disabled" : "active", adminWhy: adminWhy, subject: u.id, groups: u.groups,
-                          browserSessions: "Portal browser sessions are not listed one by one yet; disabling the account or resetting its password ends them all.",
-                          actions: actions, families: families, credentials: credentials, events: Array(events),
-                          auditLink: "/admin/audit?" + FormParameters.encode([("actor", u.username)]))
+        var view = PersonView(chrome: chrome, username: username, displayName: displayName, email: email.isEmpty ? "—" : email,
+                              source: source, status: status, adminWhy: adminWhy, subject: subject, groups: groups,
+                              browserSessions: "Disabling the account or resetting its password ends every sign-in below.",
+                              actions: actions, families: families, credentials: credentials, events: Array(events),
+                              auditLink: "/admin/audit?" + FormParameters.encode([("actor", username)]))
+        view.sessions = try await runtime.storage.sessions(userID: subject, now: now).map {
+            PersonView.Session(method: $0.authMethod, started: d($0.createdAt), ends: d($0.expiresAt))
+        }
+        return view
     }
 }

@@ -405,6 +405,17 @@ extension SQLStorage {
         try await run { db in try await db.raw("DELETE FROM login_sessions WHERE hash = \(bind: hash)").run() }
     }
 
+    public func sessions(userID: String, now: Date) async throws -> [LoginSession] {
+        try await read { db in
+            try await db.raw("""
+                SELECT * FROM login_sessions WHERE user_id = \(bind: userID) AND expires_at > \(bind: t(now)) ORDER BY created_at DESC LIMIT 100
+                """).all().map { r in
+                LoginSession(hash: try r.s("hash"), userID: try r.s("user_id"), authTime: try r.d("auth_time"),
+                             authMethod: try r.s("auth_method"), createdAt: try r.d("created_at"), expiresAt: try r.d("expires_at"))
+            }
+        }
+    }
+
     public func deleteSessions(userID: String) async throws {
         try await run { db in try await db.raw("DELETE FROM login_sessions WHERE user_id = \(bind: userID)").run() }
     }
