@@ -228,6 +228,7 @@ public struct PersonView: PageView {
     public struct Session { public var method, started, ends: String
         public init(method: String, started: String, ends: String) { self.method = method; self.started = started; self.ends = ends } }
     public var username, displayName, email, source, status, adminWhy, subject, browserSessions, auditLink: String
+    public var auditAboutLink = ""
     public var sessions: [Session] = [] { didSet { hasSessions = !sessions.isEmpty } }
     public var hasSessions = false
     /// Directory people are changed in the directory: no actions here but ending sign-ins and revoking credentials.

@@ -100,6 +100,10 @@ def test_a_person_has_a_page_of_their_own(env):
     ui.submit("main form input[name=confirm][value=yes] ~ .actions-row button[type=submit]")
     assert ui.path() == "/admin/users/person-01234" and "disabled" in ui.css("dl.facts").text
     assert "admin.user.disable" in ui.css("main").text
+    # What was done to them (by someone else), in the audit log by subject.
+    ui.click_and_wait(ui.css("a[href^='/admin/audit?subject=']"))
+    rows = ui.all("tbody tr")
+    assert rows and all("person-01234" in r.text for r in rows) and any("admin.user.disable" in r.text for r in rows)
 
 
 def test_robots_page_and_search_at_five_hundred(env):
@@ -120,3 +124,9 @@ def test_a_deep_page_of_a_search_is_one_page_of_html(env):
     r = s.get(portal.base + "/admin/users?q=person-0&page=20")
     assert r.status_code == 200 and "951–1000 of 5000" in r.text
     assert len(r.content) < 60_000
+    # A page number from the request is bounded (it once overflowed and killed the process).
+    for path in ["/admin/users", "/admin/robots"]:
+        for page in ["9223372036854775807", "-9223372036854775808", "99999999999999999999", "x"]:
+            r = s.get(portal.base + f"{path}?page={page}")
+            assert r.status_code == 200, (path, page, r.status_code)
+    assert s.get(portal.base + "/healthz").status_code == 200

@@ -94,7 +94,7 @@ public struct APIServerSetup: Sendable, Equatable {
         }
         return "The portal accepts a TokenReview only if it names one of \(webhookAudiences.joined(separator: ", ")) (webhook.audiences). "
             + "kube-apiserver names its --api-audiences, which default to its --service-account-issuer alone, so every credential would be "
-            + "refused: add one of them after the issuer, as in the last flag above (the issuer must stay first, or service-account tokens "
-            + "stop working), or empty webhook.audiences."
+            + "refused: add one of them beside the issuer, as in the last flag above (keep the issuer in the list, or service-account tokens "
+            + "stop working; the first value is the audience new service-account tokens get, so the issuer goes first), or empty webhook.audiences."
     }
 }

@@ -133,7 +133,8 @@ enum CLIReference {
     the secrets sealed with it; without it, or with another one, it stops with `signing keys in
     the database are encrypted, but no key-encryption key is configured` (or `… were encrypted
     with another key-encryption key`). Secrets (passwords, client secrets) are read from standard
-    input, never from the command line. Errors exit with status 1; a configuration problem with 2;
+    input, never from the command line. Errors exit with status 1; a configuration problem with 2 (except
+    `check-config`, which exits 1 when it finds problems);
     a wrong option with 64.
 
     **Built in, without a configuration file.** The public client `kubernetes` (what kubectl uses;

@@ -33,7 +33,7 @@ struct UserCommand: AsyncParsableCommand {
     }
 
     struct Add: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create a local user; the password is read from standard input.")
+        static let configuration = CommandConfiguration(abstract: "Create a local user: the password from standard input (--password-stdin), or none (--no-password, Kerberos only).")
         @OptionGroup var options: ConfigOption
         @Argument(help: "Login name.") var name: String
         @Flag(name: .customLong("password-stdin"), help: "Read the password from standard input.") var passwordStdin = false

@@ -43,7 +43,7 @@ struct AdminPages {
         case "/admin/robots":
             // Hundreds, not thousands: filtered and paged here.
             let query = String((q["q"] ?? "").prefix(100)).trimmingCharacters(in: .whitespaces).lowercased()
-            let page = max(1, Int(q["page"] ?? "") ?? 1), size = PersonPage.pageSize
+            let page = min(max(1, Int(q["page"] ?? "") ?? 1), 1_000_000), size = PersonPage.pageSize
             let matching = try await runtime.storage.listRobots().filter { r in
                 query.isEmpty || ([r.username, r.team, r.description] + r.groups).contains { $0.lowercased().contains(query) }
             }
@@ -94,7 +94,7 @@ struct AdminPages {
                              columns: ["Credential", "Owner", "Created", "Last used", "Expires", "State"],
                              rows: creds.map { c in
                                  let state = c.revokedAt != nil ? "revoked" : (c.expiresAt <= now ? "expired" : "active")
-                                 return AdminView.Row(cells: [C(c.name, sub: c.id), C(names.name(c.ownerID)), C.date(d(c.createdAt)), C.date(d(c.lastUsedAt)),
+                                 return AdminView.Row(cells: [C(c.name, sub: c.id), C(names.name(c.ownerID), link: c.ownerKind == .user ? "/admin/users/" + FormParameters.escape(names.name(c.ownerID)) : nil), C.date(d(c.createdAt)), C.date(d(c.lastUsedAt)),
                                                               C(d(c.expiresAt), kind: "nowrap", sub: state == "active" ? Self.relative(c.expiresAt, now: now) : nil),
                                                               C(state, kind: "nowrap")],
                                                       actions: state == "active" ? [A("Revoke", action: "/admin/credentials/revoke", csrf: csrf, object: c.name,
@@ -111,7 +111,8 @@ struct AdminPages {
                              intro: "Each row is one sign-in on one device (kubectl, an application): a chain of rotating refresh tokens. Ending it stops its refresh token at once.",
                              columns: ["User", "Device", "Client", "Started", "Last refresh", "Ends"],
                              rows: families.prefix(500).map { f in
-                                 AdminView.Row(cells: [C(names.name(f.grant.userID), sub: "by \(f.grant.authMethod)"),
+                                 AdminView.Row(cells: [C(names.name(f.grant.userID), sub: "by \(f.grant.authMethod)",
+                                                         link: "/admin/users/" + FormParameters.escape(names.name(f.grant.userID))),
                                                        C(DeviceName.describe(userAgent: f.userAgent), sub: f.address.isEmpty ? nil : f.address),
                                                        C(f.grant.clientID), C.date(d(f.createdAt)), C.date(d(f.lastUsedAt)), C.date(d(f.expiresAt))],
                                                actions: [A("End", action: "/admin/sessions/revoke", csrf: csrf, object: "\(names.name(f.grant.userID))'s sign-in",

@@ -45,7 +45,7 @@ struct AdminRoutes {
         router.get("/admin/users/:name") { request, context in
             try await guarded(request, context) { _, chrome, cookies in
                 guard var view = try await PersonPage(runtime: runtime).person(context.parameters.get("name") ?? "", chrome: chrome) else {
-                    return Responses.html(.notFound, pages.render(ErrorView(heading: "No such user", message: "There is no local user by that name.",
+                    return Responses.html(.notFound, pages.render(ErrorView(heading: "No such person", message: "There is no local user, and no active person in the directory, by that name.",
                                                                             requestID: context.requestID, backLink: "/admin/users", backLabel: "Back to users")))
                 }
                 let (flash, clear) = browser.takeFlash(request)

@@ -32,16 +32,16 @@ struct AuditPage {
 
     func view(_ q: FormParameters, chrome: Chrome) async throws -> AdminView {
         func param(_ k: String) -> String? { q[k].flatMap { $0.isEmpty ? nil : $0 } }
-        let type = param("type"), actor = param("actor"), from = param("from"), to = param("to")
+        let type = param("type"), actor = param("actor"), subject = param("subject"), from = param("from"), to = param("to")
         let before = q["before"].flatMap { Int64($0) }
         let since = Self.day(from)
         let until = Self.day(to).map { $0 + 86400 }  // "to" is inclusive: up to the end of that day
-        let events = try await runtime.storage.auditEvents(AuditQuery(type: type, actor: actor, since: since, until: until, before: before,
+        let events = try await runtime.storage.auditEvents(AuditQuery(type: type, actor: actor, subject: subject, since: since, until: until, before: before,
                                                                       limit: Self.pageSize))
         var next: String?
         if events.count == Self.pageSize, let last = events.last?.id {
             var params: [(String, String)] = [("before", String(last))]
-            for (k, v) in [("type", type), ("actor", actor), ("from", from), ("to", to)] { if let v { params.append((k, v)) } }
+            for (k, v) in [("type", type), ("actor", actor), ("subject", subject), ("from", from), ("to", to)] { if let v { params.append((k, v)) } }
             next = "/admin/audit?" + FormParameters.encode(params)
         }
         let types = try await runtime.storage.auditEventTypes()
@@ -55,7 +55,7 @@ struct AuditPage {
             F("actor", "Actor", value: actor ?? "", placeholder: "username"),
             F("from", "From", type: "date", value: from ?? ""),
             F("to", "To", type: "date", value: to ?? ""),
-        ], active: type != nil || actor != nil || from != nil || to != nil)
+        ] + (subject.map { [F("subject", "Subject", value: $0)] } ?? []), active: type != nil || actor != nil || subject != nil || from != nil || to != nil)
         let filtered = filter.active || before != nil
         return AdminView(chrome: chrome, current: "/admin/audit", heading: "Audit log",
                          intro: "Every sign-in, token, credential and administrative change, newest first. Times are UTC.",

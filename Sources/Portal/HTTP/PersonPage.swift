@@ -13,7 +13,8 @@ struct PersonPage {
 
     func list(_ q: FormParameters, chrome: Chrome) async throws -> AdminView {
         let query = String((q["q"] ?? "").prefix(100))
-        let page = max(1, Int(q["page"] ?? "") ?? 1)
+        // Bounded: a page number is arithmetic on the request's say-so (and a GET any site can link to).
+        let page = min(max(1, Int(q["page"] ?? "") ?? 1), 1_000_000)
         let found = try await runtime.storage.searchUsers(query, limit: Self.pageSize, offset: (page - 1) * Self.pageSize)
         func link(_ p: Int) -> String {
             "/admin/users?" + FormParameters.encode((query.isEmpty ? [] : [("q", query)]) + [("page", String(p))])
@@ -111,9 +112,11 @@ struct PersonPage {
         }
         var view = PersonView(chrome: chrome, username: username, displayName: displayName, email: email.isEmpty ? "—" : email,
                               source: source, status: status, adminWhy: adminWhy, subject: subject, groups: groups,
-                              browserSessions: "Disabling the account or resetting its password ends every sign-in below.",
+                              browserSessions: actions.isEmpty ? "Disabling the account in the directory ends these at their next check (each refresh asks the directory)."
+                                  : "Disabling the account or resetting its password ends every sign-in below.",
                               actions: actions, families: families, credentials: credentials, events: Array(events),
                               auditLink: "/admin/audit?" + FormParameters.encode([("actor", username)]))
+        view.auditAboutLink = "/admin/audit?" + FormParameters.encode([("subject", subject)])
         view.sessions = try await runtime.storage.sessions(userID: subject, now: now).map {
             PersonView.Session(method: $0.authMethod, started: d($0.createdAt), ends: d($0.expiresAt))
         }

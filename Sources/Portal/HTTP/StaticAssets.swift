@@ -11,7 +11,8 @@ struct StaticAssets: Sendable {
 
     static func load(configured: String?, environment: [String: String] = ProcessInfo.processInfo.environment,
                      logger: Logger) -> StaticAssets {
-        if let dir = configured ?? environment["PORTAL_PUBLIC_DIR"].flatMap({ $0.isEmpty ? nil : $0 }) {
+        // The environment overrides the file, as for every other key.
+        if let dir = environment["PORTAL_PUBLIC_DIR"].flatMap({ $0.isEmpty ? nil : $0 }) ?? configured {
             let files = Assets.files(in: dir)
             if files["portal.css"] != nil { return StaticAssets(files) }
             logger.warning("no portal.css in the configured static directory; serving the built-in files", metadata: ["directory": .string(dir)])
