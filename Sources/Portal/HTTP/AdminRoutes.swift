@@ -18,8 +18,6 @@ struct AdminRoutes {
 
     /// What a change did: a word for the next page, or a one-time secret to show once.
     enum Outcome { case notice(String), reveal(kind: String, payload: [String: String], notice: String) }
-    /// The question asked before a destructive change.
-    struct Confirmation { var heading: String; var consequences: [String]; var submit: String; var choice: ConfirmView.Choice? = nil }
 
     struct Post: Sendable {
         let path, back: String
@@ -233,9 +231,7 @@ struct AdminRoutes {
                         let c = try await confirm(form, admin)
                         let chosen = Set(c.choice?.options.map(\.name) ?? [])
                         let hidden = form.pairs.filter { !["csrf", "confirm"].contains($0.0) && !chosen.contains($0.0) }.map { H($0.0, $0.1) }
-                        let view = ConfirmView(chrome: chrome, heading: c.heading, consequences: c.consequences, action: p.path, hidden: hidden,
-                                               choice: c.choice, submit: c.submit, danger: c.choice == nil, cancel: p.back)
-                        return Responses.html(.ok, pages.render(view), cookies: cookies)
+                        return Responses.html(.ok, pages.render(c.view(chrome: chrome, action: p.path, hidden: hidden, cancel: p.back)), cookies: cookies)
                     }
                     switch try await p.body(form, admin, context) {
                     case .notice(let n): return browser.done(request, p.back, notice: n, cookies: cookies)
@@ -268,6 +264,21 @@ struct AdminRoutes {
         }
         let (chrome, cookies) = browser.chrome(request, identity, isAdmin: true, section: .admin)
         return try await body(identity, chrome, cookies)
+    }
+}
+
+/// The question asked before a change (admin or a person's own): what stops working, and the one
+/// button that does it. A choice (rotation kind, overlap) makes it a primary button; without one
+/// the change only destroys, and the button says so in red.
+struct Confirmation {
+    var heading: String
+    var consequences: [String]
+    var submit: String
+    var choice: ConfirmView.Choice? = nil
+
+    func view(chrome: Chrome, action: String, hidden: [AdminView.Hidden], cancel: String) -> ConfirmView {
+        ConfirmView(chrome: chrome, heading: heading, consequences: consequences, action: action, hidden: hidden, choice: choice,
+                    submit: submit, danger: choice == nil, cancel: cancel)
     }
 }
 

@@ -40,7 +40,7 @@ struct CredentialRoutes {
                 ], submit: "Rotate “\(c.name)”", choice: .init(legend: "The old secret keeps working for", options: choices.map { s, label in
                     .init(name: "overlap", value: String(Int(s)), label: label, hint: s > 0 ? "until \(AdminPages.date(min(now + s, c.expiresAt)))" : nil,
                           selected: s == min(Self.defaultOverlap, choices.map(\.0).max() ?? 0))
-                }), danger: false))
+                })))
             }
             let overlap = TimeInterval(form["overlap"] ?? "") ?? Self.defaultOverlap
             let (rotated, token) = try await runtime.credentials.rotate(id: c.id, overlap: overlap, actor: identity.username,
@@ -56,7 +56,7 @@ struct CredentialRoutes {
                 return .confirm(Confirmation(heading: "Revoke “\(c.name)”?", consequences: [
                     "“\(c.name)” stops authenticating \(AdminRoutes.webhookCache).",
                     "Whatever uses it (a CI job, a script) stops working. This cannot be undone.",
-                ], submit: "Revoke “\(c.name)”", choice: nil, danger: true))
+                ], submit: "Revoke “\(c.name)”"))
             }
             let done = try await runtime.credentials.revoke(id: c.id, actor: identity.username, remoteAddress: context.remoteAddress)
             return .notice(done ? "Revoked “\(c.name)”. The API server may keep accepting it for up to its webhook cache TTL (2 minutes by default)."
@@ -64,7 +64,6 @@ struct CredentialRoutes {
         } }
     }
 
-    struct Confirmation { var heading: String; var consequences: [String]; var submit: String; var choice: ConfirmView.Choice?; var danger: Bool }
     enum Outcome { case reveal([String: String], String), notice(String), confirm(Confirmation) }
 
     func owned(_ id: String?, by identity: Identity) async throws -> ApplicationCredential {
@@ -91,9 +90,7 @@ struct CredentialRoutes {
                 return browser.done(request, "/credentials", notice: n)
             case .confirm(let c):
                 let (chrome, cookies) = browser.chrome(request, identity, isAdmin: isAdmin(identity, runtime), section: .credentials)
-                let hidden = [AdminView.Hidden("id", form["id"] ?? "")]
-                let view = ConfirmView(chrome: chrome, heading: c.heading, consequences: c.consequences, action: request.uri.path, hidden: hidden,
-                                       choice: c.choice, submit: c.submit, danger: c.danger, cancel: "/credentials")
+                let view = c.view(chrome: chrome, action: request.uri.path, hidden: [AdminView.Hidden("id", form["id"] ?? "")], cancel: "/credentials")
                 return Responses.html(.ok, pages.render(view), cookies: cookies)
             }
         } catch let e as CredentialError {
