@@ -12,12 +12,14 @@ struct AdminPages {
     typealias H = AdminView.Hidden
     typealias C = AdminView.Cell
 
+    /// "2026-12-01 04:21 UTC". From the broken-down UTC time, not a DateFormatter: pages format
+    /// one or more dates per row, and building a formatter each time was most of the audit page's time.
     static func date(_ d: Date?) -> String {
         guard let d else { return "never" }
-        let f = DateFormatter()
-        f.dateFormat = "yyyy-MM-dd HH:mm"
-        f.timeZone = TimeZone(identifier: "UTC")
-        return f.string(from: d) + " UTC"
+        var seconds = time_t(d.timeIntervalSince1970.rounded(.down))
+        var t = tm()
+        gmtime_r(&seconds, &t)
+        return String(format: "%04d-%02d-%02d %02d:%02d UTC", Int(t.tm_year) + 1900, Int(t.tm_mon) + 1, Int(t.tm_mday), Int(t.tm_hour), Int(t.tm_min))
     }
 
     /// "in 3 days", "in 5 hours", "expired 2 days ago".

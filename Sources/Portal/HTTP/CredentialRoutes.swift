@@ -99,7 +99,7 @@ struct CredentialRoutes {
         }
     }
 
-    func page(_ request: Request, identity: Identity, error: String? = nil, notice: String? = nil, status: HTTPResponse.Status = .ok,
+    func page(_ request: Request, identity: Identity, error: String? = nil, notice: String? = nil,
               cookies: [String] = []) async throws -> Response {
         let (chrome, setCookie) = browser.chrome(request, identity, isAdmin: isAdmin(identity, runtime), section: .credentials)
         let now = runtime.clock.now()
@@ -112,7 +112,7 @@ struct CredentialRoutes {
         let intro = "For scripts and CI jobs: a token that works with stock kubectl (no plugin) until it expires or you revoke it. It carries your groups, or only some of them, and stops working the moment your account does."
         let view = CredentialsView(chrome: chrome, intro: intro, lifetimes: CredentialForms(runtime: runtime).lifetimes(max: runtime.config.credentials.maxUserLifetime),
                                    groups: identity.groups, items: items, error: error, notice: notice)
-        return Responses.html(status, pages.render(view), cookies: setCookie + cookies)
+        return Responses.html(.ok, pages.render(view), cookies: setCookie + cookies)
     }
 }
 

@@ -23,12 +23,9 @@ struct KubernetesRoutes {
         if exec {
             return "kubectl holds a token that lasts \(DurationParser.words(t.idTokenTTL)); kubelogin renews it, and opens this portal in your browser when a new sign-in is needed."
         }
-        let f = DateFormatter()
-        f.dateFormat = "yyyy-MM-dd HH:mm 'UTC'"
-        f.timeZone = TimeZone(identifier: "UTC")
         return "kubectl holds a token that lasts \(DurationParser.words(t.idTokenTTL)) and renews itself while you use it. "
             + "You will need to come back here and log in again after \(DurationParser.words(t.refreshIdleTimeout)) without using kubectl, "
-            + "and at the latest at \(f.string(from: sessionEnd)) (\(DurationParser.words(t.refreshAbsoluteLifetime)) from now)."
+            + "and at the latest at \(AdminPages.date(sessionEnd)) (\(DurationParser.words(t.refreshAbsoluteLifetime)) from now)."
     }
 
     func entries(for identity: Identity, session: LoginSession, clusters: [ClusterSpec], exec: Bool, purpose: String,

@@ -68,16 +68,21 @@ struct PersonPage {
         let csrf = chrome.csrf
         typealias A = PersonView.Action
         let subject: String, username: String, displayName: String, email: String, groups: [String], source: String, status: String
-        var actions: [A] = []
-        var flagAdmin = false
+        var local: User?
         switch found {
         case .local(let u):
             (subject, username, displayName, email, groups) = (u.id, u.username, u.displayName, u.email, u.groups)
             source = "local account" + (u.passwordHash == nil ? " without a password (Kerberos only)" : "")
             status = u.disabled ? "disabled" : "active"
-            flagAdmin = u.isAdmin
-            let back = "/admin/users/" + FormParameters.escape(u.username)
-            actions = [
+            local = u
+        case .directory(let identity):
+            (subject, username, displayName, email, groups) = (identity.subject, identity.username, identity.displayName, identity.email, identity.groups)
+            source = "directory (LDAP): name, groups and account state come from the directory and are changed there"
+            status = "active in the directory"
+        }
+        let back = "/admin/users/" + FormParameters.escape(username)
+        // Directory people are changed in the directory: no account actions for them here.
+        let actions: [A] = local.map { u in [
                 u.disabled ? A("Enable", action: "/admin/users/enable", csrf: csrf, username: u.username, back: back)
                     : A("Disable", action: "/admin/users/disable", csrf: csrf, username: u.username, back: back, danger: true),
                 u.isAdmin ? A("Remove administrator", action: "/admin/users/demote", csrf: csrf, username: u.username, back: back, danger: true)
@@ -86,25 +91,20 @@ struct PersonPage {
                   inputLabel: "New password", inputType: "password"),
                 A("Delete", action: "/admin/users/delete", csrf: csrf, username: u.username, back: back, danger: true),
             ]
-        case .directory(let identity):
-            (subject, username, displayName, email, groups) = (identity.subject, identity.username, identity.displayName, identity.email, identity.groups)
-            source = "directory (LDAP): name, groups and account state come from the directory and are changed there"
-            status = "active in the directory"
-        }
-        let back = "/admin/users/" + FormParameters.escape(username)
+        } ?? []
         let viaGroups = groups.filter { runtime.config.adminGroups.contains($0) }
-        let adminWhy = flagAdmin ? "yes (the administrator flag)" : (viaGroups.isEmpty ? "no" : "yes, through \(viaGroups.joined(separator: ", ")) in admin_groups")
-        let u = (id: subject, username: username)
-        let families = try await runtime.storage.activeFamilies(userID: u.id, now: now).map { f in
+        let adminWhy = local?.isAdmin == true ? "yes (the administrator flag)"
+            : (viaGroups.isEmpty ? "no" : "yes, through \(viaGroups.joined(separator: ", ")) in admin_groups")
+        let families = try await runtime.storage.activeFamilies(userID: subject, now: now).map { f in
             PersonView.Family(id: f.id, device: DeviceName.describe(userAgent: f.userAgent), address: f.address.isEmpty ? nil : f.address,
                               client: f.grant.clientID, started: d(f.createdAt), lastUsed: d(f.lastUsedAt), csrf: csrf, back: back)
         }
-        let credentials = try await runtime.storage.listCredentials(ownerID: u.id, includeRevoked: true).map { c in
+        let credentials = try await runtime.storage.listCredentials(ownerID: subject, includeRevoked: true).map { c in
             PersonView.Credential(id: c.id, name: c.name, created: d(c.createdAt), expires: d(c.expiresAt),
                                   state: c.revokedAt != nil ? "revoked" : (c.expiresAt <= now ? "expired" : "active"), csrf: csrf, back: back)
         }
-        let about = try await runtime.storage.auditEvents(AuditQuery(subject: u.id, limit: 30))
-        let by = try await runtime.storage.auditEvents(AuditQuery(actor: u.username, limit: 30))
+        let about = try await runtime.storage.auditEvents(AuditQuery(subject: subject, limit: 30))
+        let by = try await runtime.storage.auditEvents(AuditQuery(actor: username, limit: 30))
         var seen = Set<Int64>()
         let events = (about + by).filter { seen.insert($0.id ?? -1).inserted }.sorted { ($0.id ?? 0) > ($1.id ?? 0) }.prefix(30).map { e in
             PersonView.Event(time: d(e.time), type: e.type, actor: e.actor.isEmpty ? "—" : e.actor, address: e.remoteAddress.isEmpty ? "—" : e.remoteAddress,
