@@ -80,7 +80,8 @@ struct Runtime: Sendable {
                 secretHash = Secrets.hashClientSecret(secret, random: random)
             }
             configured.append(Client(id: c.id, name: c.name, redirectURIs: c.redirectURIs, isPublic: c.isPublic,
-                                     secretHash: secretHash, createdAt: now))
+                                     secretHash: secretHash, createdAt: now, postLogoutRedirectURIs: c.postLogoutRedirectURIs,
+                                     backchannelLogoutURI: c.backchannelLogoutURI, introspectAll: c.introspectAll))
         }
         let clients = ClientRegistry(configured: configured, store: storage)
 

@@ -48,6 +48,19 @@ struct GarbageCollectionService: Service {
     }
 }
 
+/// Delivers back-channel logout tokens: at once when one is queued here (the kick), and every
+/// few seconds for retries and for logouts queued by the CLI or another replica.
+struct BackchannelLogoutService: Service {
+    let runtime: Runtime
+    var interval: Duration = .seconds(2)
+
+    func run() async throws {
+        let sender = BackchannelSender(provider: runtime.provider, transport: URLSessionLogoutTransport(), logger: runtime.logger)
+        runtime.provider.logoutKick.set { Task { await sender.deliverDue() } }
+        await everyUntilShutdown(interval) { await sender.deliverDue() }
+    }
+}
+
 /// Writes credentials' "last used" in batches, so the webhook never writes per request.
 struct CredentialUsageFlushService: Service {
     let runtime: Runtime

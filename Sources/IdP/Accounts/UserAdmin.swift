@@ -110,16 +110,18 @@ public struct UserAdmin: Sendable {
         await auditor.record("admin.user.delete", actor: actor, subject: u.id, details: ["username": u.username])
     }
 
-    public func setPassword(_ raw: String, password: String, actor: String) async throws {
+    /// Sets a new password and ends every existing login of the account (browser sessions and
+    /// refresh families) but the browser session `keeping` (a person changing their own password).
+    public func setPassword(_ raw: String, password: String, actor: String, keeping: String? = nil) async throws {
         if let problem = passwords.problem(with: password) { throw UserAdminError(problem) }
         let u = try await existing(raw)
         let hash = try await hasher.hash(password)
         let now = clock.now()
         try await store.updateUser(id: u.id) { $0.passwordHash = hash; $0.updatedAt = now }
-        // A new password ends every existing login of the account.
-        try await store.deleteSessions(userID: u.id)
-        try await store.revokeFamilies(userID: u.id, now: now, reason: "password changed")
-        await auditor.record("admin.user.set-password", actor: actor, subject: u.id, details: ["username": u.username])
+        let sessions = try await store.deleteSessions(userID: u.id, except: keeping)
+        let families = try await store.revokeFamilies(userID: u.id, now: now, reason: "password changed")
+        await auditor.record(keeping == nil ? "admin.user.set-password" : "password.change", actor: actor, subject: u.id,
+                             details: ["username": u.username, "sessions_ended": String(sessions), "families_ended": String(families)])
     }
 
     /// Replaces a local user's groups; the next id_token, TokenReview and credential use see the new set.

@@ -111,25 +111,42 @@ public struct LoginService: Sendable {
 
     // MARK: Browser sessions
 
-    /// Starts a browser session; returns the cookie value (only its hash is stored).
-    public func startSession(identity: Identity, method: String) async throws -> (cookie: String, session: LoginSession) {
+    /// Starts a browser session; returns the cookie value (only its hash is stored). The session
+    /// gets its own public id (`sid`), unrelated to the cookie.
+    public func startSession(identity: Identity, method: String, remoteAddress: String = "", userAgent: String = "") async throws
+        -> (cookie: String, session: LoginSession) {
         let value = random.token(byteCount: 32)
         let now = clock.now()
-        let session = LoginSession(hash: Secrets.sha256Hex(value), userID: identity.subject, authTime: now, authMethod: method,
-                                   createdAt: now, expiresAt: now + tokens.sessionTTL)
+        let session = LoginSession(hash: Secrets.sha256Hex(value), sid: random.token(byteCount: 16), userID: identity.subject, authTime: now,
+                                   authMethod: method, createdAt: now, expiresAt: now + tokens.sessionTTL, lastSeenAt: now,
+                                   address: Identifiers.printable(remoteAddress), userAgent: Identifiers.printable(String(userAgent.prefix(512))))
         try await store.createSession(session)
         return (value, session)
     }
 
-    /// The live session behind a cookie value, with the current identity; nil when expired,
-    /// unknown, or when the account was disabled since.
+    /// The live session behind a cookie value, with the current identity; nil when past its
+    /// absolute end or idle timeout, unknown, or when the account was disabled, deleted or locked
+    /// in the directory since. Each use counts as activity (stamped at most every minute or so).
     public func session(cookie: String) async throws -> (LoginSession, Identity)? {
         guard cookie.utf8.count == 43 else { return nil }
-        guard let s = try await store.session(hash: Secrets.sha256Hex(cookie)), s.expiresAt > clock.now() else { return nil }
+        let now = clock.now()
+        guard var s = try await store.session(hash: Secrets.sha256Hex(cookie)), isLive(s, now: now) else { return nil }
         let authenticator = authenticators.first { $0.method == s.authMethod } ?? authenticators.first
         guard let identity = try await authenticator?.revalidate(subject: s.userID) else { return nil }
+        if now.timeIntervalSince(s.lastSeenAt) >= min(60, tokens.sessionIdleTimeout / 4) {
+            try await store.touchSession(hash: s.hash, now: now)
+            s.lastSeenAt = now
+        }
         return (s, identity)
     }
+
+    /// Within both the absolute lifetime and the idle timeout.
+    public func isLive(_ s: LoginSession, now: Date) -> Bool {
+        s.expiresAt > now && s.lastSeenAt + tokens.sessionIdleTimeout > now
+    }
+
+    /// When an idle session ends if nothing happens.
+    public func idleEnd(_ s: LoginSession) -> Date { min(s.expiresAt, s.lastSeenAt + tokens.sessionIdleTimeout) }
 
     public func endSession(cookie: String) async throws {
         guard cookie.utf8.count == 43 else { return }

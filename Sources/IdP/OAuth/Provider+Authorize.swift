@@ -88,11 +88,13 @@ extension Provider {
 
     /// Issues a code for a logged-in user and returns the redirect to send the browser to
     /// (RFC 6749 §4.1.2, with `iss` per RFC 9207).
-    public func issueCode(for request: AuthorizationRequest, userID: String, authTime: Date, authMethod: String,
-                          remoteAddress: String) async throws -> String {
+    /// The grant remembers the browser session (`sid`), so signing out can end what it started.
+    public func issueCode(for request: AuthorizationRequest, session: LoginSession, remoteAddress: String) async throws -> String {
         let code = newToken()
         let t = now
-        let grant = Grant(userID: userID, clientID: request.clientID, scopes: request.scopes, authTime: authTime, authMethod: authMethod)
+        let userID = session.userID
+        let grant = Grant(userID: userID, clientID: request.clientID, scopes: request.scopes, authTime: session.authTime,
+                          authMethod: session.authMethod, sessionID: session.sid)
         try await store.createCode(AuthorizationCode(hash: Secrets.sha256Hex(code), grant: grant, redirectURI: request.redirectURI,
                                                      nonce: request.nonce, codeChallenge: request.codeChallenge,
                                                      createdAt: t, expiresAt: t + policy.codeTTL))

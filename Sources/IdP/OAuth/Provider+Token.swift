@@ -107,7 +107,7 @@ extension Provider {
         let refresh = newToken()
         let family = RefreshFamily(id: random.token(byteCount: 16), grant: record.grant, createdAt: t,
                                    expiresAt: t + policy.refreshAbsoluteLifetime,
-                                   address: Identifiers.printable(remoteAddress), userAgent: Identifiers.printable(userAgent))
+                                   address: Identifiers.printable(remoteAddress), userAgent: Identifiers.printable(userAgent), purpose: "signin")
         let first = RefreshToken(hash: Secrets.sha256Hex(refresh), familyID: family.id, clientID: client.id, createdAt: t,
                                  idleExpiresAt: min(t + policy.refreshIdleTimeout, family.expiresAt))
         switch try await store.redeemCode(hash: hash, now: t, family: family, firstToken: first) {
@@ -149,7 +149,7 @@ extension Provider {
         }
         // Another client's token answers exactly as an unknown one: nobody learns whether it is live.
         guard record.clientID == client.id else { throw OAuthError.invalidGrant("the refresh token is invalid or expired") }
-        guard family.revokedAt == nil else { throw OAuthError.invalidGrant("the refresh token has been revoked") }
+        guard family.revokedAt == nil else { throw OAuthError.invalidGrant(revokedMessage(family)) }
         guard family.expiresAt > t else { throw OAuthError.invalidGrant("the session has reached its maximum lifetime; log in again") }
 
         var scopes = family.grant.scopes
@@ -224,6 +224,13 @@ extension Provider {
         throw OAuthError.invalidGrant("the refresh token has already been used; this session has been revoked")
     }
 
+    /// What kubectl (or any client) prints when its family was ended: why, and where to sign in again.
+    func revokedMessage(_ family: RefreshFamily) -> String {
+        let why = family.revokeReason.map { " (\($0))" } ?? ""
+        let again = kubernetesClients.contains(family.grant.clientID) ? "sign in again at \(issuer)/kubernetes" : "sign in again"
+        return "this session has been ended\(why); \(again)"
+    }
+
     // MARK: userinfo (OIDC Core §5.3)
 
     public func userinfo(accessToken: String) async throws(OAuthError) -> String {
@@ -249,16 +256,16 @@ extension Provider {
     /// and the kubeconfig download): a fresh refresh family for `clientID`, exactly as if the
     /// code flow had run. Audited as `token.issue` with grant "portal". The family records
     /// `remoteAddress` and `userAgent` (the signed-in browser's User-Agent header).
-    public func issueForDevice(identity: Identity, clientID: String, authTime: Date, authMethod: String,
+    public func issueForDevice(identity: Identity, clientID: String, session: LoginSession,
                                remoteAddress: String, purpose: String, userAgent: String = "") async throws -> TokenResponse {
         guard try await clients.client(id: clientID) != nil else { throw OAuthError.invalidRequest("unknown client '\(clientID)'") }
         let identity = try await releasable(identity, clientID: clientID, remoteAddress: remoteAddress)
         let t = now
         let grant = Grant(userID: identity.subject, clientID: clientID, scopes: ["openid", "profile", "email", "groups", "offline_access"],
-                          authTime: authTime, authMethod: authMethod)
+                          authTime: session.authTime, authMethod: session.authMethod, sessionID: session.sid)
         let refresh = newToken()
         let family = RefreshFamily(id: random.token(byteCount: 16), grant: grant, createdAt: t, expiresAt: t + policy.refreshAbsoluteLifetime,
-                                   address: Identifiers.printable(remoteAddress), userAgent: Identifiers.printable(userAgent))
+                                   address: Identifiers.printable(remoteAddress), userAgent: Identifiers.printable(userAgent), purpose: purpose)
         let first = RefreshToken(hash: Secrets.sha256Hex(refresh), familyID: family.id, clientID: clientID, createdAt: t,
                                  idleExpiresAt: min(t + policy.refreshIdleTimeout, family.expiresAt))
         try await store.startFamily(family, firstToken: first)

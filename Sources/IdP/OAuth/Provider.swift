@@ -25,6 +25,8 @@ public struct Provider: Sendable {
     let loginPolicy: LoginPolicy
     /// The discovery document changes only with the published algorithms: rendered once per set.
     let discoveryCache = RenderCache<[SigningAlgorithm]>()
+    /// Fired when back-channel logouts are queued (see `Signout`, `BackchannelSender`).
+    public let logoutKick = LogoutKick()
 
     public init(issuer: String, policy: TokenPolicy, store: any Storage, clients: ClientRegistry, keys: KeyManager,
                 authenticators: [any Authenticator], successorKey: SymmetricKey, clock: any Clock, random: any RandomSource,
@@ -58,21 +60,28 @@ public struct Provider: Sendable {
         w.add("token_endpoint", issuer + "/token")
         w.add("userinfo_endpoint", issuer + "/userinfo")
         w.add("jwks_uri", issuer + "/keys")
+        w.add("end_session_endpoint", issuer + "/end-session")
+        w.add("revocation_endpoint", issuer + "/revoke")
+        w.add("revocation_endpoint_auth_methods_supported", ["client_secret_basic", "client_secret_post", "none"])
+        w.add("introspection_endpoint", issuer + "/introspect")
+        w.add("introspection_endpoint_auth_methods_supported", ["client_secret_basic", "client_secret_post"])
         w.add("response_types_supported", ["code"])
         w.add("response_modes_supported", ["query"])
-        w.add("grant_types_supported", ["authorization_code", "refresh_token"])
+        w.add("grant_types_supported", ["authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:token-exchange"])
         w.add("subject_types_supported", ["public"])
         w.add("id_token_signing_alg_values_supported", algorithms.map(\.rawValue))
         w.add("scopes_supported", ["openid", "profile", "email", "groups", "offline_access"])
         w.add("token_endpoint_auth_methods_supported", ["client_secret_basic", "client_secret_post", "none"])
         w.add("code_challenge_methods_supported", ["S256"])
         w.add("claims_supported", ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "preferred_username",
-                                   "name", "email", "email_verified", "groups"])
+                                   "name", "email", "email_verified", "groups", "sid"])
         w.add("prompt_values_supported", ["none", "login"])
         w.add("authorization_response_iss_parameter_supported", true)
         w.add("request_parameter_supported", false)
         w.add("request_uri_parameter_supported", false)
         w.add("claims_parameter_supported", false)
+        w.add("backchannel_logout_supported", true)
+        w.add("backchannel_logout_session_supported", true)
         return w.string
     }
 

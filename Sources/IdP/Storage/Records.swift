@@ -35,10 +35,18 @@ public struct Client: Sendable, Equatable {
     /// "sha256$salt$hex" for confidential clients; nil for public ones.
     public var secretHash: String?
     public var createdAt: Date
+    /// Where RP-initiated logout may send the browser back to (exact match).
+    public var postLogoutRedirectURIs: [String]
+    /// OIDC Back-Channel Logout: where logout tokens are POSTed ("" for none).
+    public var backchannelLogoutURI: String
+    /// RFC 7662: may introspect tokens issued to other clients (a resource server).
+    public var introspectAll: Bool
 
-    public init(id: String, name: String, redirectURIs: [String], isPublic: Bool, secretHash: String?, createdAt: Date) {
+    public init(id: String, name: String, redirectURIs: [String], isPublic: Bool, secretHash: String?, createdAt: Date,
+                postLogoutRedirectURIs: [String] = [], backchannelLogoutURI: String = "", introspectAll: Bool = false) {
         self.id = id; self.name = name; self.redirectURIs = redirectURIs; self.isPublic = isPublic
         self.secretHash = secretHash; self.createdAt = createdAt
+        self.postLogoutRedirectURIs = postLogoutRedirectURIs; self.backchannelLogoutURI = backchannelLogoutURI; self.introspectAll = introspectAll
     }
 }
 
@@ -50,9 +58,12 @@ public struct Grant: Sendable, Equatable {
     public var authTime: Date
     /// "password", "ldap", "kerberos" …
     public var authMethod: String
+    /// The portal browser session (`LoginSession.sid`) the grant came from; the id_token's `sid`.
+    public var sessionID: String
 
-    public init(userID: String, clientID: String, scopes: [String], authTime: Date, authMethod: String) {
+    public init(userID: String, clientID: String, scopes: [String], authTime: Date, authMethod: String, sessionID: String = "") {
         self.userID = userID; self.clientID = clientID; self.scopes = scopes; self.authTime = authTime; self.authMethod = authMethod
+        self.sessionID = sessionID
     }
 }
 
@@ -91,12 +102,17 @@ public struct RefreshFamily: Sendable, Equatable {
     public var address: String
     /// The User-Agent header of the request that started it ("" when unknown); see `DeviceName`.
     public var userAgent: String
+    /// What started it: "kubectl" (the kubectl page), "download" (a kubeconfig download), "signin" (a client's sign-in).
+    public var purpose: String
+    /// A name the person gave the device ("" for none).
+    public var label: String
 
     public init(id: String, grant: Grant, createdAt: Date, expiresAt: Date, lastUsedAt: Date? = nil,
-                revokedAt: Date? = nil, revokeReason: String? = nil, address: String = "", userAgent: String = "") {
+                revokedAt: Date? = nil, revokeReason: String? = nil, address: String = "", userAgent: String = "",
+                purpose: String = "", label: String = "") {
         self.id = id; self.grant = grant; self.createdAt = createdAt; self.expiresAt = expiresAt
         self.lastUsedAt = lastUsedAt ?? createdAt; self.revokedAt = revokedAt; self.revokeReason = revokeReason
-        self.address = address; self.userAgent = userAgent
+        self.address = address; self.userAgent = userAgent; self.purpose = purpose; self.label = label
     }
 }
 
@@ -119,15 +135,45 @@ public struct RefreshToken: Sendable, Equatable {
 /// A browser's logged-in session (cookie value stored as a hash).
 public struct LoginSession: Sendable, Equatable {
     public var hash: String
+    /// Public, random id of the session: the `sid` of id_tokens and logout tokens, and the handle
+    /// pages and the CLI end it by. Knowing it grants nothing.
+    public var sid: String
     public var userID: String
     public var authTime: Date
     public var authMethod: String
     public var createdAt: Date
+    /// Absolute end.
     public var expiresAt: Date
+    /// Last request seen (stamped at most about once a minute); the idle timeout counts from it.
+    public var lastSeenAt: Date
+    public var address: String
+    public var userAgent: String
 
-    public init(hash: String, userID: String, authTime: Date, authMethod: String, createdAt: Date, expiresAt: Date) {
-        self.hash = hash; self.userID = userID; self.authTime = authTime; self.authMethod = authMethod
-        self.createdAt = createdAt; self.expiresAt = expiresAt
+    public init(hash: String, sid: String = "", userID: String, authTime: Date, authMethod: String, createdAt: Date, expiresAt: Date,
+                lastSeenAt: Date? = nil, address: String = "", userAgent: String = "") {
+        self.hash = hash; self.sid = sid.isEmpty ? String(hash.prefix(32)) : sid; self.userID = userID; self.authTime = authTime
+        self.authMethod = authMethod; self.createdAt = createdAt; self.expiresAt = expiresAt; self.lastSeenAt = lastSeenAt ?? createdAt
+        self.address = address; self.userAgent = userAgent
+    }
+}
+
+/// One back-channel logout token to deliver (OIDC Back-Channel Logout 1.0 §2.5), retried until `deadline`.
+/// The token itself is signed at each attempt; only who and where is stored.
+public struct LogoutDelivery: Sendable, Equatable {
+    public var id: String
+    public var clientID: String
+    public var uri: String
+    public var subject: String
+    public var sid: String
+    public var createdAt: Date
+    public var nextAttemptAt: Date
+    public var attempts: Int
+    public var deadline: Date
+
+    public init(id: String, clientID: String, uri: String, subject: String, sid: String, createdAt: Date, nextAttemptAt: Date,
+                attempts: Int = 0, deadline: Date) {
+        self.id = id; self.clientID = clientID; self.uri = uri; self.subject = subject; self.sid = sid; self.createdAt = createdAt
+        self.nextAttemptAt = nextAttemptAt; self.attempts = attempts; self.deadline = deadline
     }
 }
 

@@ -102,15 +102,24 @@ public protocol RefreshStore: Sendable {
     func revokeFamilies(userID: String, now: Date, reason: String) async throws -> Int
     /// Live (unrevoked, unexpired) families, newest first; optionally of one user.
     func activeFamilies(userID: String?, now: Date) async throws -> [RefreshFamily]
+    /// Every family (revoked or not) started from one browser session (`Grant.sessionID`).
+    func families(sessionID: String) async throws -> [RefreshFamily]
+    /// Sets the person's label of their family; false when it is not theirs or not found.
+    func setFamilyLabel(id: String, userID: String, label: String) async throws -> Bool
 }
 
 public protocol SessionStore: Sendable {
     func createSession(_ session: LoginSession) async throws
     func session(hash: String) async throws -> LoginSession?
     func deleteSession(hash: String) async throws
-    func deleteSessions(userID: String) async throws
+    /// Ends every browser session of a person but the one with hash `except`; returns how many.
+    @discardableResult
+    func deleteSessions(userID: String, except: String?) async throws -> Int
     /// A person's live portal sign-ins (browser sessions), newest first.
     func sessions(userID: String, now: Date) async throws -> [LoginSession]
+    func session(sid: String) async throws -> LoginSession?
+    /// Stamps activity (for the idle timeout).
+    func touchSession(hash: String, now: Date) async throws
     func createPendingAuthorization(_ pending: PendingAuthorization) async throws
     func pendingAuthorization(id: String) async throws -> PendingAuthorization?
     func deletePendingAuthorization(id: String) async throws
@@ -178,6 +187,16 @@ public protocol RevealStore: Sendable {
     func takeReveal(id: String, browserHash: String, now: Date) async throws -> Reveal?
 }
 
+public protocol LogoutStore: Sendable {
+    func enqueueLogouts(_ deliveries: [LogoutDelivery]) async throws
+    /// Deliveries whose next attempt is due (and whose deadline has not passed), oldest first.
+    func dueLogouts(now: Date, limit: Int) async throws -> [LogoutDelivery]
+    /// Claims one attempt: moves the next attempt to `nextAttemptAt` only while `attempts` is still
+    /// what the caller read. Exactly one replica wins each attempt.
+    func claimLogout(id: String, attempts: Int, nextAttemptAt: Date) async throws -> Bool
+    func deleteLogout(id: String) async throws
+}
+
 public protocol MaintenanceStore: Sendable {
     /// Deletes expired codes, pending authorizations, sessions, setup tokens, reveals, dead refresh
     /// tokens and families, stale throttle rows and keys gone from JWKS. Returns rows removed.
@@ -188,7 +207,11 @@ public protocol MaintenanceStore: Sendable {
 
 /// Everything the portal persists.
 public typealias Storage = UserStore & ClientStore & CodeStore & RefreshStore & SessionStore & KeyStore & SetupStore
-    & ThrottleStore & AuditStore & MaintenanceStore & CredentialStore & RobotStore & RevealStore
+    & ThrottleStore & AuditStore & MaintenanceStore & CredentialStore & RobotStore & RevealStore & LogoutStore
+
+extension SessionStore {
+    public func deleteSessions(userID: String) async throws { try await deleteSessions(userID: userID, except: nil) }
+}
 
 extension RefreshStore {
     public func rotateRefreshToken(hash: String, now: Date, successor: RefreshToken) async throws -> RefreshRotation {

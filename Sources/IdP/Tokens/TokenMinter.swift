@@ -47,6 +47,8 @@ public struct TokenMinter: Sendable {
         id.add("exp", iat + Int(policy.idTokenTTL))
         id.add("iat", iat)
         id.add("auth_time", Int(grant.authTime.timeIntervalSince1970))
+        // OIDC Back-Channel Logout §2.1: the portal session the RP's session belongs to.
+        id.add("sid", grant.sessionID.isEmpty ? familyID : grant.sessionID)
         id.addIfPresent("nonce", nonce)
         id.add("at_hash", Self.atHash(accessToken))
         Self.addIdentityClaims(identity, scopes: scopes, to: &id)

@@ -14,11 +14,19 @@ struct ClientCommand: AsyncParsableCommand {
         @Flag(name: .customLong("public"), help: "A public client: no secret, PKCE (S256) required.") var isPublic = false
         @Flag(name: .customLong("secret-stdin"), help: "Read the client secret (at least 32 characters) from standard input.") var secretStdin = false
         @Option(help: "Shown on the sign-in page (default: the id).") var name: String?
+        @Option(name: .customLong("post-logout-redirect-uri"), help: "Where RP-initiated logout may return to, matched exactly (repeatable).")
+        var postLogoutRedirectURIs: [String] = []
+        @Option(name: .customLong("backchannel-logout-uri"), help: "Where back-channel logout tokens are POSTed.") var backchannelLogoutURI: String?
+        @Flag(name: .customLong("introspect-all-clients"), help: "May introspect tokens issued to other clients (a resource server).")
+        var introspectAll = false
 
         func validate() throws {
             guard isPublic != secretStdin else { throw ValidationError("choose exactly one of --public and --secret-stdin") }
             guard !redirectURIs.isEmpty else { throw ValidationError("at least one --redirect-uri is required") }
             for u in redirectURIs { if let why = ClientRegistry.redirectURIProblem(u) { throw ValidationError("redirect URI '\(u)': \(why)") } }
+            for u in postLogoutRedirectURIs + [backchannelLogoutURI].compactMap({ $0 }) {
+                if let why = ClientRegistry.redirectURIProblem(u) { throw ValidationError("URI '\(u)': \(why)") }
+            }
             guard !id.isEmpty, id.count <= 128, id.allSatisfy({ $0.isLetter || $0.isNumber || "-_.:".contains($0) }) else {
                 throw ValidationError("client id: letters, digits, '-', '_', '.', ':' (at most 128)")
             }
@@ -34,7 +42,8 @@ struct ClientCommand: AsyncParsableCommand {
             try await withCLIRuntime(options) { rt in
                 if rt.provider.clients.isConfigured(id) { throw UserAdminError("client '\(id)' is declared in the configuration file") }
                 let client = Client(id: id, name: name ?? id, redirectURIs: redirectURIs, isPublic: isPublic, secretHash: secretHash,
-                                    createdAt: rt.clock.now())
+                                    createdAt: rt.clock.now(), postLogoutRedirectURIs: postLogoutRedirectURIs,
+                                    backchannelLogoutURI: backchannelLogoutURI ?? "", introspectAll: introspectAll)
                 do { try await rt.storage.createClient(client) } catch let e as StorageError where e.isConflict {
                     throw UserAdminError("client '\(id)' already exists")
                 }

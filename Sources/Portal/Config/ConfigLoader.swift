@@ -83,6 +83,7 @@ extension ConfigReader {
             if let v = duration(m["refresh_absolute_lifetime"], "tokens.refresh_absolute_lifetime") { c.tokens.refreshAbsoluteLifetime = v }
             if let v = duration(m["refresh_grace_window"], "tokens.refresh_grace_window") { c.tokens.refreshGraceWindow = v }
             if let v = duration(m["session_lifetime"], "tokens.session_lifetime") { c.tokens.sessionTTL = v }
+            if let v = duration(m["session_idle_timeout"], "tokens.session_idle_timeout") { c.tokens.sessionIdleTimeout = v }
         }
         if let m = section(top["signing"], "signing") {
             if let v = duration(m["check_interval"], "signing.check_interval") { c.keyCheckInterval = v }
@@ -184,10 +185,18 @@ extension ConfigReader {
                 redirectURIs: strings(m["redirect_uris"], path + ".redirect_uris") ?? [],
                 isPublic: bool(m["public"], path + ".public") ?? false,
                 secretFile: string(m["secret_file"], path + ".secret_file"),
-                secretEnv: string(m["secret_env"], path + ".secret_env"))
+                secretEnv: string(m["secret_env"], path + ".secret_env"),
+                postLogoutRedirectURIs: strings(m["post_logout_redirect_uris"], path + ".post_logout_redirect_uris") ?? [],
+                backchannelLogoutURI: string(m["backchannel_logout_uri"], path + ".backchannel_logout_uri") ?? "",
+                introspectAll: bool(m["introspect_all_clients"], path + ".introspect_all_clients") ?? false)
             guard let id, !id.isEmpty else { problem(item, path + ".id", "is required"); continue }
-            for (j, uri) in client.redirectURIs.enumerated() {
-                if let why = ClientRegistry.redirectURIProblem(uri) { problem(m["redirect_uris"], "\(path).redirect_uris[\(j)]", "'\(uri)': \(why)") }
+            for (key, uris) in [("redirect_uris", client.redirectURIs), ("post_logout_redirect_uris", client.postLogoutRedirectURIs)] {
+                for (j, uri) in uris.enumerated() {
+                    if let why = ClientRegistry.redirectURIProblem(uri) { problem(m[key], "\(path).\(key)[\(j)]", "'\(uri)': \(why)") }
+                }
+            }
+            if !client.backchannelLogoutURI.isEmpty, let why = ClientRegistry.redirectURIProblem(client.backchannelLogoutURI) {
+                problem(m["backchannel_logout_uri"], path + ".backchannel_logout_uri", "'\(client.backchannelLogoutURI)': \(why)")
             }
             if client.isPublic && (client.secretFile != nil || client.secretEnv != nil) {
                 problem(item, path, "a public client has no secret: remove secret_file/secret_env or set public: false")

@@ -37,5 +37,11 @@ extension ConfigSchema {
               "A file holding the client secret (at least 32 characters; openssl rand -base64 32)."),
         .init("clients[].secret_env", .string, example: "GRAFANA_CLIENT_SECRET", secret: .variable,
               "An environment variable holding the client secret, instead of secret_file."),
+        .init("clients[].post_logout_redirect_uris", .strings, example: #"["https://grafana.example.org/login"]"#,
+              "Where the portal may send the browser back after RP-initiated logout (end_session_endpoint), matched exactly, and only for a request carrying a valid id_token_hint of this client."),
+        .init("clients[].backchannel_logout_uri", .string, example: "https://grafana.example.org/logout/backchannel",
+              "OIDC Back-Channel Logout: the portal POSTs a signed logout token here when a session this client signed in through ends (sign-out, My devices, an administrator). Retried for 10 minutes."),
+        .init("clients[].introspect_all_clients", .bool, default: "false",
+              "A resource server: may introspect (RFC 7662) tokens issued to other clients. Otherwise a client sees only its own tokens as active."),
     ]
 }

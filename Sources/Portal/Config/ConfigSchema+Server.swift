@@ -44,7 +44,9 @@ extension ConfigSchema {
               "A login's refresh chain ends this long after the login, however often it is used."),
         .init("tokens.refresh_grace_window", .duration(0...60), default: "5s",
               "Parallel refreshes of one token within this window get the same successor."),
-        .init("tokens.session_lifetime", .duration(60...(30 * day)), default: "12h", "The portal's own browser session."),
+        .init("tokens.session_lifetime", .duration(60...(30 * day)), default: "12h", "The portal's own browser session, at most (absolute)."),
+        .init("tokens.session_idle_timeout", .duration(10...(30 * day)), default: "30m",
+              "A browser session with no page view or sign-in redirect for this long has ended (Keycloak's SSO idle default). kubectl sessions have their own, refresh_idle_timeout."),
 
         .init("signing", .section, "Token signing keys; they live in the database."),
         .init("signing.algorithm", .choice(["RS256", "ES256"]), default: "RS256", "RS256 (kube-apiserver's default) or ES256."),

@@ -35,6 +35,9 @@ struct PortalConfig: Sendable {
         var isPublic: Bool
         var secretFile: String?
         var secretEnv: String?
+        var postLogoutRedirectURIs: [String] = []
+        var backchannelLogoutURI = ""
+        var introspectAll = false
     }
 
     var issuer = "http://localhost:8080"

@@ -29,6 +29,12 @@ struct AdminPages {
         return s > 0 ? "in \(words)" : "expired \(words) ago"
     }
 
+    /// "just now", "5 minutes ago", "3 days ago".
+    static func ago(_ d: Date, now: Date) -> String {
+        let s = now.timeIntervalSince(d)
+        return s < 60 ? "just now" : "\(DurationParser.words(Self.round(s))) ago"
+    }
+
     static func round(_ s: TimeInterval) -> TimeInterval {
         if s >= 2 * 86400 { return (s / 86400).rounded(.down) * 86400 }
         if s >= 7200 { return (s / 3600).rounded(.down) * 3600 }

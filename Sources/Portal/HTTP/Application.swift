@@ -29,6 +29,8 @@ func buildRouter(runtime: Runtime, pages: Pages, assets: StaticAssets) -> Router
     let admin = AdminRoutes(runtime: runtime, pages: pages, browser: browser, session: { try await browserRoutes.currentSession($0) })
     admin.register(router)
     ShownRoutes(runtime: runtime, pages: pages, browser: browser, session: { try await browserRoutes.currentSession($0) }).register(router)
+    SessionRoutes(runtime: runtime, pages: pages, browser: browser, session: { try await browserRoutes.currentSession($0) }).register(router)
+    DeviceRoutes(runtime: runtime, pages: pages, browser: browser, session: { try await browserRoutes.currentSession($0) }).register(router)
 
     router.get("/healthz") { _, _ in Responses.json(.ok, #"{"status":"ok"}"#) }
     router.get("/readyz") { _, context in
@@ -81,7 +83,7 @@ func buildApplication(runtime: Runtime) throws -> Application<Router<PortalConte
     let router = buildRouter(runtime: runtime, pages: pages, assets: assets)
     let c = runtime.config
     let services: [any Service] = [KeyMaintenanceService(runtime: runtime, interval: .seconds(Int(c.keyCheckInterval))), GarbageCollectionService(runtime: runtime),
-                                   CredentialUsageFlushService(runtime: runtime)]
+                                   CredentialUsageFlushService(runtime: runtime), BackchannelLogoutService(runtime: runtime)]
     let configuration = ApplicationConfiguration(address: .hostname(c.listenHost, port: c.listenPort), serverName: nil)
     let limits = SlowClientGuard.Limits(header: .milliseconds(Int64(c.headerTimeout * 1000)), body: .milliseconds(Int64(c.bodyTimeout * 1000)),
                                         idle: .milliseconds(Int64(c.idleTimeout * 1000)))

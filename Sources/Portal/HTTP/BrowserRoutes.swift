@@ -24,7 +24,6 @@ struct BrowserRoutes {
         }
         router.get("/login") { request, context in try await loginPage(request, context) }
         router.post("/login") { request, context in try await loginSubmit(request, context) }
-        router.post("/logout") { request, context in try await logout(request, context) }
         router.get("/setup") { request, context in try await setupPage(request, context) }
         router.post("/setup") { request, context in try await setupSubmit(request, context) }
         router.get("/") { request, context in try await home(request, context) }
@@ -60,8 +59,7 @@ struct BrowserRoutes {
         case .valid(let req):
             let current = try await currentSession(request)
             if provider.sessionSatisfies(req, session: current?.0), let (session, identity) = current {
-                let location = try await provider.issueCode(for: req, userID: identity.subject, authTime: session.authTime,
-                                                            authMethod: session.authMethod, remoteAddress: context.remoteAddress)
+                let location = try await provider.issueCode(for: req, session: session, remoteAddress: context.remoteAddress)
                 return Responses.redirect(location)
             }
             if req.prompt.contains("none") {
@@ -156,14 +154,14 @@ struct BrowserRoutes {
                              message: "The account directory cannot be reached right now. Nothing was changed.",
                              hint: "Try again in a minute. If it persists, tell your administrator.", backLink: "/login", backLabel: "Back to sign in")
         case .success(let identity, let method):
-            let (cookie, session) = try await runtime.login.startSession(identity: identity, method: method)
+            let (cookie, session) = try await runtime.login.startSession(identity: identity, method: method, remoteAddress: context.remoteAddress,
+                                                                         userAgent: request.headers[.userAgent] ?? "")
             // A new browser id at sign-in: CSRF tokens seen before it (by anyone) are worthless after it.
             let setCookie = [browser.sessionCookie(cookie), browser.freshBrowserCookie()]
             if let old = request.cookie(browser.sessionCookieName) { try? await runtime.login.endSession(cookie: old) }
             if let p = pendingResult {
                 try await runtime.storage.deletePendingAuthorization(id: p.id)
-                let location = try await provider.issueCode(for: p.request, userID: identity.subject, authTime: session.authTime,
-                                                            authMethod: method, remoteAddress: context.remoteAddress)
+                let location = try await provider.issueCode(for: p.request, session: session, remoteAddress: context.remoteAddress)
                 return Responses.redirect(location, status: .seeOther, cookies: setCookie)
             }
             return Responses.redirect(Self.safeNext(form["next"]) ?? "/", status: .seeOther, cookies: setCookie)
@@ -175,22 +173,6 @@ struct BrowserRoutes {
         guard let n = next, n.hasPrefix("/"), !n.hasPrefix("//"), !n.contains("\\"), n.count <= 512,
               n.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7f }) else { return nil }
         return n
-    }
-
-    func logout(_ request: Request, _ context: PortalContext) async throws -> Response {
-        var request = request
-        guard let form = try? await request.form(limit: runtime.config.maxBodyBytes), browser.csrfValid(request, form: form) else {
-            return errorPage(.forbidden, context, heading: "This form has expired", message: "Reload the page and sign out again.")
-        }
-        if let c = request.cookie(browser.sessionCookieName) {
-            if let (_, identity) = try await runtime.login.session(cookie: c) {
-                await provider.auditor.record("logout", actor: identity.username, subject: identity.subject, remoteAddress: context.remoteAddress)
-            }
-            try await runtime.login.endSession(cookie: c)
-        }
-        // A one-time secret not yet viewed is not for whoever signs in next on this browser.
-        return browser.done(request, "/login", notice: "You have signed out.",
-                            cookies: [browser.clearSessionCookie(), Reveals(runtime: runtime, browser: browser).clearCookie()])
     }
 
     // MARK: / (home)
@@ -257,7 +239,8 @@ struct BrowserRoutes {
         case .invalidToken, .adminExists:
             return setupLinkDead(context)
         case .created(let admin):
-            let (cookie, _) = try await runtime.login.startSession(identity: Identity(user: admin), method: "password")
+            let (cookie, _) = try await runtime.login.startSession(identity: Identity(user: admin), method: "password",
+                                                                   remoteAddress: context.remoteAddress, userAgent: request.headers[.userAgent] ?? "")
             await runtime.login.remember(account: admin.username, remoteAddress: context.remoteAddress)
             let fresh = browser.freshBrowser()
             return browser.done(request, "/", notice: "Welcome, \(admin.username): you are the first administrator.",

@@ -64,7 +64,8 @@ extension BrowserRoutes {
             return try await form(.serviceUnavailable, error: "The account directory cannot be reached right now. Nothing was changed; try again in a minute.",
                                   challenge: false)
         case .success(let identity, _, let mutualToken):
-            let (cookie, session) = try await runtime.login.startSession(identity: identity, method: kerberos.method)
+            let (cookie, session) = try await runtime.login.startSession(identity: identity, method: kerberos.method,
+                                                                         remoteAddress: context.remoteAddress, userAgent: request.headers[.userAgent] ?? "")
             var sessionCookies = cookies
             sessionCookies.append(browser.sessionCookie(cookie))
             sessionCookies.append(browser.freshBrowserCookie())
@@ -73,8 +74,7 @@ extension BrowserRoutes {
             var response: Response
             if let p = pendingResult {
                 try await runtime.storage.deletePendingAuthorization(id: p.id)
-                let location = try await provider.issueCode(for: p.request, userID: identity.subject, authTime: session.authTime,
-                                                            authMethod: kerberos.method, remoteAddress: context.remoteAddress)
+                let location = try await provider.issueCode(for: p.request, session: session, remoteAddress: context.remoteAddress)
                 response = Responses.redirect(location, status: .seeOther, cookies: sessionCookies)
             } else {
                 response = Responses.redirect(next ?? "/", status: .seeOther, cookies: sessionCookies)

@@ -38,8 +38,8 @@ struct KubernetesRoutes {
                 continue
             }
             // A fresh refresh family per cluster entry: entries that shared one would replay each other's tokens.
-            let t = try await runtime.provider.issueForDevice(identity: identity, clientID: c.clientID, authTime: session.authTime,
-                                                              authMethod: session.authMethod, remoteAddress: remoteAddress, purpose: purpose,
+            let t = try await runtime.provider.issueForDevice(identity: identity, clientID: c.clientID, session: session,
+                                                              remoteAddress: remoteAddress, purpose: purpose,
                                                               userAgent: userAgent)
             out.append(KubeconfigEntry(cluster: c, userName: identity.username,
                                        auth: .authProvider(OIDCCredentials(issuer: runtime.config.issuer, clientID: c.clientID,
@@ -81,8 +81,8 @@ struct KubernetesRoutes {
             return Responses.html(.notFound, pages.render(ErrorView(heading: "Unknown cluster", message: "There is no cluster with that name.",
                                                                     requestID: context.requestID, backLink: "/kubernetes", backLabel: "Back to kubectl")))
         }
-        let t = try await runtime.provider.issueForDevice(identity: identity, clientID: cluster.clientID, authTime: s.authTime,
-                                                          authMethod: s.authMethod, remoteAddress: context.remoteAddress, purpose: "kubectl command",
+        let t = try await runtime.provider.issueForDevice(identity: identity, clientID: cluster.clientID, session: s,
+                                                          remoteAddress: context.remoteAddress, purpose: "kubectl command",
                                                           userAgent: request.headers[.userAgent] ?? "")
         return try await Reveals(runtime: runtime, browser: browser).stash(kind: "kubectl", payload: [
             "cluster": cluster.name, "user": identity.username, "id_token": t.idToken, "refresh_token": t.refreshToken,

@@ -17,6 +17,20 @@ struct ProtocolRoutes {
         router.post("/token") { request, context in try await token(request, context) }
         router.on("/token", method: .get) { _, _ in Responses.oauthError(.methodNotAllowed("the token endpoint accepts POST only")) }
         router.post("/webhook/tokenreview") { request, context in try await tokenReview(request, context) }
+        router.post("/revoke") { request, context in
+            try await clientForm(request, context) { (form, basic) throws(OAuthError) in
+                try await provider.revoke(form, authorizationHeader: basic, remoteAddress: context.remoteAddress)
+                return Response(status: .ok, headers: [.cacheControl: "no-store", .contentLength: "0"])
+            }
+        }
+        router.post("/introspect") { request, context in
+            try await clientForm(request, context) { (form, basic) throws(OAuthError) in
+                Responses.json(.ok, try await provider.introspect(form, authorizationHeader: basic, remoteAddress: context.remoteAddress))
+            }
+        }
+        for path in ["/revoke", "/introspect"] {
+            router.on(RouterPath(path), method: .get) { _, _ in Responses.oauthError(.methodNotAllowed("this endpoint accepts POST only")) }
+        }
         router.get("/userinfo") { request, _ in await userinfo(request, form: nil) }
         router.post("/userinfo") { request, _ in
             var request = request
@@ -46,6 +60,25 @@ struct ProtocolRoutes {
         }
         Counter(label: "portal_webhook_requests_total", dimensions: [("result", reply.status != 200 ? "bad_request" : reply.authenticated ? "authenticated" : "refused")]).increment()
         return Responses.json(HTTPResponse.Status(code: reply.status), reply.json)
+    }
+
+    /// RFC 7009 / RFC 7662 endpoints: a form body with client authentication; OAuth error JSON on failure.
+    func clientForm(_ request: Request, _ context: PortalContext,
+                    _ body: (FormParameters, String?) async throws(OAuthError) -> Response) async throws -> Response {
+        var request = request
+        let basic = request.headers[.authorization]
+        let form: FormParameters
+        do { form = try await request.form(limit: runtime.config.maxBodyBytes) } catch .tooLarge {
+            return Responses.oauthError(.tooLarge("the request body is too large"))
+        } catch .wrongType {
+            return Responses.oauthError(.invalidRequest("the body must be application/x-www-form-urlencoded"))
+        } catch {
+            return Responses.oauthError(.invalidRequest("the body is not valid form encoding"))
+        }
+        do { return try await body(form, basic) } catch {
+            let usedBasic = basic.map { $0.lowercased().hasPrefix("basic ") } ?? false
+            return Responses.oauthError(error, basicAuthUsed: usedBasic)
+        }
     }
 
     func discovery() async -> Response {

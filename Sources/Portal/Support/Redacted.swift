@@ -21,3 +21,4 @@ extension Runtime: CustomStringConvertible, CustomDebugStringConvertible, Custom
 extension KeyMaintenanceService: CustomStringConvertible { var description: String { "KeyMaintenanceService" } }
 extension GarbageCollectionService: CustomStringConvertible { var description: String { "GarbageCollectionService" } }
 extension CredentialUsageFlushService: CustomStringConvertible { var description: String { "CredentialUsageFlushService" } }
+extension BackchannelLogoutService: CustomStringConvertible { var description: String { "BackchannelLogoutService" } }

@@ -17,8 +17,9 @@ public enum DataCopy {
     }
 
     /// Tables not copied: the schema version is the target's own; leases are held by running processes;
-    /// reveals are single-use secrets that live minutes — a restored copy could be shown a second time.
-    static let skipped: Set<String> = ["schema_migrations", "leases", "reveals"]
+    /// reveals are single-use secrets that live minutes — a restored copy could be shown a second time;
+    /// back-channel logouts pending delivery belong to the running portal that queued them.
+    static let skipped: Set<String> = ["schema_migrations", "leases", "reveals", "logout_deliveries"]
 
     /// Every table and column as the migrations declare them (TEXT and BIGINT only, by design):
     /// `CREATE TABLE`, then the columns later versions add with `ALTER TABLE … ADD COLUMN`.

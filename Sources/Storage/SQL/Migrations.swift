@@ -103,6 +103,30 @@ enum Migrations {
                 "ALTER TABLE refresh_families ADD COLUMN address TEXT NOT NULL DEFAULT ''",
                 "ALTER TABLE refresh_families ADD COLUMN user_agent TEXT NOT NULL DEFAULT ''",
             ]),
+            (5, [
+                // Sessions that can end: a public session id (id_token `sid`), the idle clock, where from.
+                "ALTER TABLE login_sessions ADD COLUMN sid TEXT NOT NULL DEFAULT ''",
+                "ALTER TABLE login_sessions ADD COLUMN last_seen_at BIGINT NOT NULL DEFAULT 0",
+                "ALTER TABLE login_sessions ADD COLUMN address TEXT NOT NULL DEFAULT ''",
+                "ALTER TABLE login_sessions ADD COLUMN user_agent TEXT NOT NULL DEFAULT ''",
+                "UPDATE login_sessions SET sid = substr(hash, 1, 32), last_seen_at = created_at",
+                "CREATE INDEX login_sessions_sid ON login_sessions (sid)",
+                // Which browser session a family (and the code before it) came from, what started it, and its label.
+                "ALTER TABLE auth_codes ADD COLUMN session_id TEXT NOT NULL DEFAULT ''",
+                "ALTER TABLE refresh_families ADD COLUMN session_id TEXT NOT NULL DEFAULT ''",
+                "ALTER TABLE refresh_families ADD COLUMN purpose TEXT NOT NULL DEFAULT ''",
+                "ALTER TABLE refresh_families ADD COLUMN label TEXT NOT NULL DEFAULT ''",
+                "CREATE INDEX refresh_families_session ON refresh_families (session_id)",
+                // RP-initiated and back-channel logout, introspection rights.
+                "ALTER TABLE clients ADD COLUMN post_logout_redirect_uris_json TEXT NOT NULL DEFAULT '[]'",
+                "ALTER TABLE clients ADD COLUMN backchannel_logout_uri TEXT NOT NULL DEFAULT ''",
+                "ALTER TABLE clients ADD COLUMN introspect_all BIGINT NOT NULL DEFAULT 0",
+                """
+                CREATE TABLE logout_deliveries (
+                  id TEXT PRIMARY KEY, client_id TEXT NOT NULL, uri TEXT NOT NULL, subject TEXT NOT NULL, sid TEXT NOT NULL,
+                  created_at BIGINT NOT NULL, next_attempt_at BIGINT NOT NULL, attempts BIGINT NOT NULL, deadline BIGINT NOT NULL)
+                """,
+            ]),
         ]
     }
 

@@ -194,14 +194,18 @@ struct UnsafeSendableBox<T>: @unchecked Sendable {
 extension SQLStorage {
     static func client(_ r: any SQLRow) throws -> Client {
         Client(id: try r.s("id"), name: try r.s("name"), redirectURIs: try r.list("redirect_uris_json"), isPublic: try r.b("is_public"),
-               secretHash: try r.os("secret_hash"), createdAt: try r.d("created_at"))
+               secretHash: try r.os("secret_hash"), createdAt: try r.d("created_at"),
+               postLogoutRedirectURIs: try r.list("post_logout_redirect_uris_json"), backchannelLogoutURI: try r.s("backchannel_logout_uri"),
+               introspectAll: try r.b("introspect_all"))
     }
 
     public func createClient(_ c: Client) async throws {
         try await run { db in
             try await db.raw("""
-                INSERT INTO clients (id, name, redirect_uris_json, is_public, secret_hash, created_at)
-                VALUES (\(bind: c.id), \(bind: c.name), \(bind: json(c.redirectURIs)), \(bind: c.isPublic ? 1 : 0), \(bind: c.secretHash), \(bind: t(c.createdAt)))
+                INSERT INTO clients (id, name, redirect_uris_json, is_public, secret_hash, created_at, post_logout_redirect_uris_json,
+                                     backchannel_logout_uri, introspect_all)
+                VALUES (\(bind: c.id), \(bind: c.name), \(bind: json(c.redirectURIs)), \(bind: c.isPublic ? 1 : 0), \(bind: c.secretHash), \(bind: t(c.createdAt)),
+                        \(bind: json(c.postLogoutRedirectURIs)), \(bind: c.backchannelLogoutURI), \(bind: c.introspectAll ? 1 : 0))
                 """).run()
         }
     }
@@ -225,7 +229,7 @@ extension SQLStorage {
     static func code(_ r: any SQLRow) throws -> AuthorizationCode {
         AuthorizationCode(hash: try r.s("hash"),
                           grant: Grant(userID: try r.s("user_id"), clientID: try r.s("client_id"), scopes: try r.list("scopes"),
-                                       authTime: try r.d("auth_time"), authMethod: try r.s("auth_method")),
+                                       authTime: try r.d("auth_time"), authMethod: try r.s("auth_method"), sessionID: try r.s("session_id")),
                           redirectURI: try r.s("redirect_uri"), nonce: try r.os("nonce"), codeChallenge: try r.os("code_challenge"),
                           createdAt: try r.d("created_at"), expiresAt: try r.d("expires_at"), usedAt: try r.od("used_at"),
                           familyID: try r.os("family_id"))
@@ -234,10 +238,11 @@ extension SQLStorage {
     public func createCode(_ c: AuthorizationCode) async throws {
         try await run { db in
             try await db.raw("""
-                INSERT INTO auth_codes (hash, user_id, client_id, scopes, auth_time, auth_method, redirect_uri, nonce, code_challenge, created_at, expires_at, used_at, family_id)
+                INSERT INTO auth_codes (hash, user_id, client_id, scopes, auth_time, auth_method, redirect_uri, nonce, code_challenge, created_at, expires_at, used_at, family_id, session_id)
                 VALUES (\(bind: c.hash), \(bind: c.grant.userID), \(bind: c.grant.clientID), \(bind: json(c.grant.scopes)),
                         \(bind: t(c.grant.authTime)), \(bind: c.grant.authMethod), \(bind: c.redirectURI), \(bind: c.nonce),
-                        \(bind: c.codeChallenge), \(bind: t(c.createdAt)), \(bind: t(c.expiresAt)), \(bind: t(c.usedAt)), \(bind: c.familyID))
+                        \(bind: c.codeChallenge), \(bind: t(c.createdAt)), \(bind: t(c.expiresAt)), \(bind: t(c.usedAt)), \(bind: c.familyID),
+                        \(bind: c.grant.sessionID))
                 """).run()
         }
     }
@@ -269,10 +274,10 @@ extension SQLStorage {
     static func family(_ r: any SQLRow) throws -> RefreshFamily {
         RefreshFamily(id: try r.s("id"),
                       grant: Grant(userID: try r.s("user_id"), clientID: try r.s("client_id"), scopes: try r.list("scopes"),
-                                   authTime: try r.d("auth_time"), authMethod: try r.s("auth_method")),
+                                   authTime: try r.d("auth_time"), authMethod: try r.s("auth_method"), sessionID: try r.s("session_id")),
                       createdAt: try r.d("created_at"), expiresAt: try r.d("expires_at"), lastUsedAt: try r.d("last_used_at"),
                       revokedAt: try r.od("revoked_at"), revokeReason: try r.os("revoke_reason"),
-                      address: try r.s("address"), userAgent: try r.s("user_agent"))
+                      address: try r.s("address"), userAgent: try r.s("user_agent"), purpose: try r.s("purpose"), label: try r.s("label"))
     }
 
     static func token(_ r: any SQLRow) throws -> RefreshToken {
@@ -283,10 +288,11 @@ extension SQLStorage {
     static func insertFamily(_ f: RefreshFamily, _ db: any SQLDatabase) async throws {
         try await db.raw("""
             INSERT INTO refresh_families (id, user_id, client_id, scopes, auth_time, auth_method, created_at, expires_at, last_used_at,
-                                          revoked_at, revoke_reason, address, user_agent)
+                                          revoked_at, revoke_reason, address, user_agent, session_id, purpose, label)
             VALUES (\(bind: f.id), \(bind: f.grant.userID), \(bind: f.grant.clientID), \(bind: json(f.grant.scopes)),
                     \(bind: t(f.grant.authTime)), \(bind: f.grant.authMethod), \(bind: t(f.createdAt)), \(bind: t(f.expiresAt)),
-                    \(bind: t(f.lastUsedAt)), \(bind: t(f.revokedAt)), \(bind: f.revokeReason), \(bind: f.address), \(bind: f.userAgent))
+                    \(bind: t(f.lastUsedAt)), \(bind: t(f.revokedAt)), \(bind: f.revokeReason), \(bind: f.address), \(bind: f.userAgent),
+                    \(bind: f.grant.sessionID), \(bind: f.purpose), \(bind: f.label))
             """).run()
     }
 
@@ -380,67 +386,3 @@ extension SQLStorage {
     }
 }
 
-// MARK: - Sessions and pending authorizations
-
-extension SQLStorage {
-    public func createSession(_ s: LoginSession) async throws {
-        try await run { db in
-            try await db.raw("""
-                INSERT INTO login_sessions (hash, user_id, auth_time, auth_method, created_at, expires_at)
-                VALUES (\(bind: s.hash), \(bind: s.userID), \(bind: t(s.authTime)), \(bind: s.authMethod), \(bind: t(s.createdAt)), \(bind: t(s.expiresAt)))
-                """).run()
-        }
-    }
-
-    public func session(hash: String) async throws -> LoginSession? {
-        try await read { db in
-            try await db.raw("SELECT * FROM login_sessions WHERE hash = \(bind: hash)").first().map { r in
-                LoginSession(hash: try r.s("hash"), userID: try r.s("user_id"), authTime: try r.d("auth_time"),
-                             authMethod: try r.s("auth_method"), createdAt: try r.d("created_at"), expiresAt: try r.d("expires_at"))
-            }
-        }
-    }
-
-    public func deleteSession(hash: String) async throws {
-        try await run { db in try await db.raw("DELETE FROM login_sessions WHERE hash = \(bind: hash)").run() }
-    }
-
-    public func sessions(userID: String, now: Date) async throws -> [LoginSession] {
-        try await read { db in
-            try await db.raw("""
-                SELECT * FROM login_sessions WHERE user_id = \(bind: userID) AND expires_at > \(bind: t(now)) ORDER BY created_at DESC LIMIT 100
-                """).all().map { r in
-                LoginSession(hash: try r.s("hash"), userID: try r.s("user_id"), authTime: try r.d("auth_time"),
-                             authMethod: try r.s("auth_method"), createdAt: try r.d("created_at"), expiresAt: try r.d("expires_at"))
-            }
-        }
-    }
-
-    public func deleteSessions(userID: String) async throws {
-        try await run { db in try await db.raw("DELETE FROM login_sessions WHERE user_id = \(bind: userID)").run() }
-    }
-
-    public func createPendingAuthorization(_ p: PendingAuthorization) async throws {
-        let requestJSON = String(data: try JSONEncoder().encode(p.request), encoding: .utf8)!
-        try await run { db in
-            try await db.raw("""
-                INSERT INTO pending_authorizations (id, browser_hash, request_json, created_at, expires_at)
-                VALUES (\(bind: p.id), \(bind: p.browserHash), \(bind: requestJSON), \(bind: t(p.createdAt)), \(bind: t(p.expiresAt)))
-                """).run()
-        }
-    }
-
-    public func pendingAuthorization(id: String) async throws -> PendingAuthorization? {
-        try await run { db in
-            try await db.raw("SELECT * FROM pending_authorizations WHERE id = \(bind: id)").first().map { r in
-                PendingAuthorization(id: try r.s("id"), browserHash: try r.s("browser_hash"),
-                                     request: try JSONDecoder().decode(AuthorizationRequest.self, from: Data(try r.s("request_json").utf8)),
-                                     createdAt: try r.d("created_at"), expiresAt: try r.d("expires_at"))
-            }
-        }
-    }
-
-    public func deletePendingAuthorization(id: String) async throws {
-        try await run { db in try await db.raw("DELETE FROM pending_authorizations WHERE id = \(bind: id)").run() }
-    }
-}
