@@ -226,6 +226,7 @@ public struct PersonView: PageView {
     public var chrome: Chrome
     public var tabs = AdminSections.tabs(current: "/admin/users")
     public struct Session { public var method, started, ends: String
+        public var id = "", device = "", address = "", lastActive = "", csrf = "", back = ""
         public init(method: String, started: String, ends: String) { self.method = method; self.started = started; self.ends = ends } }
     public var username, displayName, email, source, status, adminWhy, subject, browserSessions, auditLink: String
     public var auditAboutLink = ""

@@ -56,8 +56,9 @@ struct FamilyOriginTests {
     @Test func tokensIssuedForADeviceRecordTheBrowser() async throws {
         try await Harness.with { h async throws in
             let chrome = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
-            let tokens = try await h.provider.issueForDevice(identity: Identity(user: h.alice), clientID: Harness.cliID,
-                                                             authTime: h.clock.now(), authMethod: "password",
+            let session = LoginSession(hash: "h", sid: "s-1", userID: h.alice.id, authTime: h.clock.now(), authMethod: "password",
+                                       createdAt: h.clock.now(), expiresAt: h.clock.now() + 3600)
+            let tokens = try await h.provider.issueForDevice(identity: Identity(user: h.alice), clientID: Harness.cliID, session: session,
                                                              remoteAddress: "192.0.2.77", purpose: "kubeconfig", userAgent: chrome)
             let family = try #require(try await h.store.family(id: tokens.familyID))
             #expect(family.address == "192.0.2.77")

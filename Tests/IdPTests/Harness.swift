@@ -131,8 +131,10 @@ struct Harness: Sendable {
             Issue.record("authorization request refused: \(check)")
             throw OAuthError.invalidRequest("refused")
         }
-        let redirect = try await provider.issueCode(for: request, userID: (user ?? alice).id, authTime: authTime ?? clock.now(),
-                                                    authMethod: "password", remoteAddress: Self.remote)
+        let at = authTime ?? clock.now()
+        let session = LoginSession(hash: Secrets.sha256Hex(random.token()), sid: "browser-session-1", userID: (user ?? alice).id, authTime: at,
+                                   authMethod: "password", createdAt: at, expiresAt: at + 3600)
+        let redirect = try await provider.issueCode(for: request, session: session, remoteAddress: Self.remote)
         let query = try #require(URLComponents(string: redirect)?.queryItems)
         #expect(redirect.hasPrefix(request.redirectURI + "?"))
         #expect(query.first { $0.name == "iss" }?.value == Self.issuer)

@@ -20,7 +20,15 @@ import Testing
             #expect(d["jwks_uri"] as? String == p.issuer + "/keys")
             #expect(d["response_types_supported"] as? [String] == ["code"])
             #expect(d["response_modes_supported"] as? [String] == ["query"])
-            #expect(d["grant_types_supported"] as? [String] == ["authorization_code", "refresh_token"])
+            // Every grant the token endpoint accepts, token exchange (application credentials) included.
+            #expect(d["grant_types_supported"] as? [String] == ["authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:token-exchange"])
+            #expect(d["end_session_endpoint"] as? String == p.issuer + "/end-session")
+            #expect(d["revocation_endpoint"] as? String == p.issuer + "/revoke")
+            #expect(d["introspection_endpoint"] as? String == p.issuer + "/introspect")
+            #expect(Set(d["introspection_endpoint_auth_methods_supported"] as? [String] ?? []) == ["client_secret_basic", "client_secret_post"])
+            #expect(d["backchannel_logout_supported"] as? Bool == true)
+            #expect(d["backchannel_logout_session_supported"] as? Bool == true)
+            #expect((d["claims_supported"] as? [String] ?? []).contains("sid"))
             #expect(d["code_challenge_methods_supported"] as? [String] == ["S256"])
             #expect(Set(d["token_endpoint_auth_methods_supported"] as? [String] ?? [])
                     == ["client_secret_basic", "client_secret_post", "none"])
@@ -31,8 +39,7 @@ import Testing
             #expect(d["request_uri_parameter_supported"] as? Bool == false)
             #expect((d["scopes_supported"] as? [String] ?? []).contains("openid"))
             // Nothing that is not implemented is claimed.
-            for absent in ["end_session_endpoint", "registration_endpoint", "introspection_endpoint", "revocation_endpoint",
-                           "device_authorization_endpoint"] {
+            for absent in ["registration_endpoint", "device_authorization_endpoint", "frontchannel_logout_supported"] {
                 #expect(d[absent] == nil, "\(absent) is advertised but not implemented")
             }
         }

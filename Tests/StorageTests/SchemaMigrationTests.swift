@@ -50,7 +50,8 @@ struct SchemaMigrationTests {
     @Test func theCopyKnowsColumnsAddedLaterAndLeavesRevealsBehind() throws {
         let tables = DataCopy.tables()
         let families = try #require(tables.first { $0.name == "refresh_families" })
-        #expect(families.columns.map(\.0).suffix(2) == ["address", "user_agent"])
+        #expect(families.columns.map(\.0).suffix(5) == ["address", "user_agent", "session_id", "purpose", "label"])
+        #expect(!tables.contains { $0.name == "logout_deliveries" }, "pending logouts belong to the running portal")
         #expect(families.columns.first { $0.0 == "user_agent" }?.1 == false, "TEXT, not an integer")
         #expect(!tables.contains { $0.name == "reveals" })
         #expect(DataCopy.addedColumn("ALTER TABLE t ADD COLUMN c BIGINT NOT NULL DEFAULT 0")! == ("t", "c BIGINT NOT NULL DEFAULT 0"))

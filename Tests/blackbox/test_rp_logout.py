@@ -9,9 +9,6 @@ import base64
 import json
 import re
 import shutil
-import subprocess
-import tempfile
-import os
 import time
 import urllib.parse
 
@@ -21,38 +18,20 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 import rp_apache
-from conftest import PORTAL_BIN, Portal, free_port
+from conftest import Portal, free_port
 from rp_apache import ApacheRP
 
 pytestmark = pytest.mark.skipif(rp_apache.missing() is not None, reason=str(rp_apache.missing()))
 
 PASSWORD = "rp-logout-password-1"
-USERS = ["alice", "bob", "carol", "dave", "erin", "frank"]
-
-
-def _logout_keys_supported(yaml_items):
-    """False while the binary predates issue 15 (its config rejects the logout keys): then the
-    Apache client is registered without them, so sign-in still runs and the logout tests fail on
-    what is missing instead of on the portal refusing to start."""
-    d = tempfile.mkdtemp(prefix="rp-logout-check-")
-    try:
-        path = os.path.join(d, "c.yaml")
-        with open(path, "w") as f:
-            f.write(f"issuer: http://127.0.0.1:1\ndata_dir: {d}/data\nclients:\n{yaml_items}")
-        r = subprocess.run([PORTAL_BIN, "check-config", "--config", path], capture_output=True, text=True,
-                           env=dict(os.environ, APACHE_RP_SECRET=ApacheRP.SECRET))
-        return "unknown key" not in r.stdout + r.stderr
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
+USERS = ["alice", "bob", "carol", "dave", "erin"]
 
 
 @pytest.fixture(scope="module")
 def servers():
     aport = free_port()
-    items = ApacheRP.client_yaml(aport)
-    if not _logout_keys_supported(items):
-        items = "\n".join(line for line in items.splitlines() if "logout" not in line) + "\n"
-    p = Portal(extra_yaml=items, env={"APACHE_RP_SECRET": ApacheRP.SECRET})
+    # The Apache client goes into conftest's `clients:` list; its URIs name Apache's port, chosen first.
+    p = Portal(extra_yaml=ApacheRP.client_yaml(aport), env={"APACHE_RP_SECRET": ApacheRP.SECRET})
     rp = None
     try:
         subs = {}
@@ -214,6 +193,14 @@ def test_discovery_and_tokens_carry_what_the_relying_party_needs_for_logout(port
     info = introspect(portal, rp, r.headers["X-Refresh-Token"], "refresh_token")
     assert info["active"] is True and info["client_id"] == rp.client_id and info["sub"] == subs["alice"]
     assert info["sid"] == claims["sid"] and info["token_type"] == "refresh_token" and info["username"] == "alice"
+    # sid names the portal browser session this sign-in came from ...
+    browser_rows = [line.split() for line in portal.cli("session", "list", "--user", "alice").stdout.splitlines()
+                    if re.search(r"\sbrowser\s", line)]
+    assert claims["sid"] in [row[0] for row in browser_rows], browser_rows
+    # ... and stays the same when the family is refreshed.
+    r = refresh(portal, rp, r.headers["X-Refresh-Token"])
+    assert r.status_code == 200, r.text
+    assert verified_id_token(portal, r.json()["id_token"], rp.client_id)["sid"] == claims["sid"]
 
 
 def test_rp_initiated_logout_ends_the_portal_session_and_asks_for_the_password_again(portal, rp, subs):
@@ -284,11 +271,9 @@ def test_backchannel_logout_when_the_person_signs_out_at_the_portal(portal, rp, 
     sent_before = len(audit(portal, "logout.backchannel"))
 
     home = s.get(portal.base + "/")
-    assert home.status_code == 200 and 'action="/logout"' in home.text
-    # The home page's sign-out button leads to the choice between this browser and everything.
-    choice = home if 'name="end"' in home.text else s.get(portal.base + "/logout")
-    assert re.search(r'name="end"[^>]*value="browser"|value="browser"[^>]*name="end"', choice.text), choice.text[:2000]
-    r = s.post(portal.base + "/logout", data={"csrf": csrf_of(choice.text), "end": "browser"}, allow_redirects=False)
+    form = re.search(r'<form[^>]*action="/logout"[^>]*>.*?</form>', home.text, re.S)
+    assert home.status_code == 200 and form, "no sign-out form on the home page"
+    r = s.post(portal.base + "/logout", data={"csrf": csrf_of(form.group(0)), "end": "browser"}, allow_redirects=False)
     assert r.status_code == 303 and urllib.parse.urlparse(r.headers["Location"]).path == "/login", (r.status_code, r.text)
     assert not portal_signed_in(portal, s)
 

@@ -163,35 +163,3 @@ struct CredentialCommand: AsyncParsableCommand {
         }
     }
 }
-
-struct SessionCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "session", abstract: "Active refresh-token families (one login on one device).",
-                                                    subcommands: [List.self, Revoke.self])
-    struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List active sessions: id, user, client, method, last refresh, end.")
-        @OptionGroup var options: ConfigOption
-        func run() async throws {
-            try await withCLIRuntime(options) { rt in
-                let f = ISO8601DateFormatter()
-                for fam in try await rt.storage.activeFamilies(userID: nil, now: rt.clock.now()) {
-                    print([fam.id, fam.grant.userID, fam.grant.clientID, fam.grant.authMethod, "last-refresh=\(f.string(from: fam.lastUsedAt))",
-                           "ends=\(f.string(from: fam.expiresAt))"].joined(separator: "\t"))
-                }
-            }
-        }
-    }
-    struct Revoke: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "End a session: its refresh token stops working.")
-        @OptionGroup var options: ConfigOption
-        @Argument(help: "The session id (from session list).") var id: String
-        func run() async throws {
-            try await withCLIRuntime(options) { rt in
-                guard try await rt.storage.revokeFamily(id: id, now: rt.clock.now(), reason: "revoked by cli") else {
-                    throw UserAdminError("no live session '\(id)'")
-                }
-                await rt.provider.auditor.record("admin.session.revoke", actor: "cli", subject: id)
-                print("revoked \(id)")
-            }
-        }
-    }
-}

@@ -80,6 +80,24 @@ struct AdminRoutes {
 
     // MARK: The changes
 
+    var signout: Signout { Signout(provider: runtime.provider) }
+
+    func browserSession(_ id: String?) async throws -> LoginSession {
+        guard let s = try await runtime.storage.session(sid: id ?? ""), s.expiresAt > runtime.clock.now() else {
+            throw UserAdminError("No such browser session: it has ended.")
+        }
+        return s
+    }
+
+    /// A local or directory person by name: (subject, username).
+    func person(_ raw: String?) async throws -> (String, String) {
+        switch try await PersonPage(runtime: runtime).find(raw ?? "") {
+        case .local(let u): return (u.id, u.username)
+        case .directory(let i): return (i.subject, i.username)
+        case nil: throw UserAdminError("No such person.")
+        }
+    }
+
     func posts() -> [Post] {
         let users = runtime.users
         let counts = AdminCounts(runtime: runtime)
@@ -182,11 +200,41 @@ struct AdminRoutes {
                                     consequences: ["The sign-in from \(DeviceName.describe(userAgent: f.userAgent))\(f.address.isEmpty ? "" : " at \(f.address)"), started \(AdminPages.date(f.createdAt)), ends: its refresh token stops working at once.",
                                                    "kubectl there asks for a new sign-in when its current token expires (within \(DurationParser.words(runtime.config.tokens.idTokenTTL)))."],
                                     submit: "End this sign-in")
-            }) { form, admin, _ in
-                let id = form["id"] ?? ""
-                let done = try await runtime.storage.revokeFamily(id: id, now: runtime.clock.now(), reason: "revoked by \(admin.username)")
-                await runtime.provider.auditor.record("admin.session.revoke", actor: admin.username, subject: id)
+            }) { form, admin, ctx in
+                guard let f = try await runtime.storage.family(id: form["id"] ?? "") else { throw UserAdminError("No such session.") }
+                let done = try await signout.endFamily(f, reason: "ended by an administrator")
+                await runtime.provider.auditor.record("admin.session.revoke", actor: admin.username, subject: f.grant.userID, clientID: f.grant.clientID,
+                                                      remoteAddress: ctx.remoteAddress, details: ["family": f.id])
                 return .notice(done ? "Session revoked: its refresh token is dead and its access tokens stop working at /userinfo." : "It was already revoked.")
+            },
+            Post(path: "/admin/sessions/end", back: "/admin/sessions", confirm: { form, _ in
+                let s = try await browserSession(form["id"])
+                let who = try await counts.userName(s.userID)
+                return Confirmation(heading: "Sign \(who) out of this browser?",
+                                    consequences: ["The portal session in \(DeviceName.describe(userAgent: s.userAgent))\(s.address.isEmpty ? "" : " at \(s.address)"), signed in \(AdminPages.date(s.createdAt)), ends.",
+                                                   "Every kubectl and application session started from that browser ends too; applications that take back-channel logout are told."],
+                                    submit: "Sign out this browser")
+            }) { form, admin, ctx in
+                let s = try await browserSession(form["id"])
+                let ended = try await signout.endBrowserSession(s, scope: .all, reason: "ended by an administrator")
+                await runtime.provider.auditor.record("admin.session.end", actor: admin.username, subject: s.userID, remoteAddress: ctx.remoteAddress,
+                                                      details: ["session": s.sid, "families": String(ended.families)])
+                return .notice("Signed out; \(AdminCounts.plural(ended.families, "kubectl or application session", "kubectl or application sessions")) ended with it.")
+            },
+            Post(path: "/admin/users/signout", back: "/admin/users", confirm: { form, _ in
+                let (subject, name) = try await person(form["username"])
+                let browsers = try await runtime.storage.sessions(userID: subject, now: runtime.clock.now()).count
+                let families = try await runtime.storage.activeFamilies(userID: subject, now: runtime.clock.now()).count
+                return Confirmation(heading: "Sign \(name) out everywhere?",
+                                    consequences: ["\(AdminCounts.plural(browsers, "browser session ends", "browser sessions end")) and \(AdminCounts.plural(families, "kubectl or application session ends", "kubectl or application sessions end")) at once; kubectl stops within \(DurationParser.words(runtime.config.tokens.idTokenTTL)).",
+                                                   "\(name) can sign in again (disable the account to prevent that). Application credentials are not affected."],
+                                    submit: "Sign \(name) out everywhere")
+            }) { form, admin, ctx in
+                let (subject, name) = try await person(form["username"])
+                let ended = try await signout.endEverywhere(userID: subject, reason: "ended by an administrator")
+                await runtime.provider.auditor.record("admin.user.signout", actor: admin.username, subject: subject, remoteAddress: ctx.remoteAddress,
+                                                      details: ["username": name, "sessions": String(ended.sessions), "families": String(ended.families)])
+                return .notice("\(name) is signed out everywhere: \(AdminCounts.plural(ended.sessions, "browser session", "browser sessions")) and \(AdminCounts.plural(ended.families, "kubectl or application session", "kubectl or application sessions")) ended.")
             },
             Post(path: "/admin/throttles/clear", back: "/admin/throttles", confirm: nil) { form, admin, ctx in
                 let key = form["key"] ?? ""

@@ -92,6 +92,7 @@ struct PersonPage {
                 A("Delete", action: "/admin/users/delete", csrf: csrf, username: u.username, back: back, danger: true),
             ]
         } ?? []
+        let signout = A("Sign out everywhere", action: "/admin/users/signout", csrf: csrf, username: username, back: back, danger: true)
         let viaGroups = groups.filter { runtime.config.adminGroups.contains($0) }
         let adminWhy = local?.isAdmin == true ? "yes (the administrator flag)"
             : (viaGroups.isEmpty ? "no" : "yes, through \(viaGroups.joined(separator: ", ")) in admin_groups")
@@ -114,11 +115,14 @@ struct PersonPage {
                               source: source, status: status, adminWhy: adminWhy, subject: subject, groups: groups,
                               browserSessions: actions.isEmpty ? "Disabling the account in the directory ends these at their next check (each refresh asks the directory)."
                                   : "Disabling the account or resetting its password ends every sign-in below.",
-                              actions: actions, families: families, credentials: credentials, events: Array(events),
+                              actions: actions + [signout], families: families, credentials: credentials, events: Array(events),
                               auditLink: "/admin/audit?" + FormParameters.encode([("actor", username)]))
         view.auditAboutLink = "/admin/audit?" + FormParameters.encode([("subject", subject)])
-        view.sessions = try await runtime.storage.sessions(userID: subject, now: now).map {
-            PersonView.Session(method: $0.authMethod, started: d($0.createdAt), ends: d($0.expiresAt))
+        view.sessions = try await runtime.storage.sessions(userID: subject, now: now).filter { runtime.login.isLive($0, now: now) }.map {
+            var s = PersonView.Session(method: $0.authMethod, started: d($0.createdAt), ends: d(runtime.login.idleEnd($0)))
+            s.id = $0.sid; s.device = DeviceName.describe(userAgent: $0.userAgent); s.address = $0.address.isEmpty ? "—" : $0.address
+            s.lastActive = AdminPages.ago($0.lastSeenAt, now: now); s.csrf = csrf; s.back = back
+            return s
         }
         return view
     }
