@@ -108,7 +108,7 @@ struct Runtime: Sendable {
         let setup = SetupService(store: storage, hasher: hasher, passwords: config.passwords, linkLifetime: config.setupLinkLifetime,
                                  clock: clock, random: random, logger: logger)
         let users = UserAdmin(store: storage, hasher: hasher, passwords: config.passwords, clock: clock, random: random, logger: logger,
-                              adminGroups: Set(config.adminGroups))
+                              adminGroups: Set(config.adminGroups), signout: Signout(provider: provider))
         var clusters: [ClusterSpec] = []
         for c in config.clusters {
             var ca = c.caData

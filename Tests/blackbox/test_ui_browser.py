@@ -245,8 +245,14 @@ def sign_in(ui, username, password):
     ui.submit("form[action='/login'] button[type=submit]")
 
 
-def sign_out(ui):
-    ui.submit("form[action='/logout'] button[type=submit]")
+def sign_out(ui, end=None):
+    """Sign out from the top bar. When this browser started kubectl sessions the portal asks what
+    to end ("this browser" is chosen unless `end` says "all")."""
+    ui.submit("header form[action='/logout'] button[type=submit]")
+    if ui.path() == "/logout":
+        if end:
+            ui.css(f"section.confirm input[name=end][value={end}]").click()
+        ui.submit("section.confirm form[action='/logout'] button[type=submit]")
     assert ui.path().startswith("/login"), ui.path()
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import Portal
 from test_kubectl import pki  # noqa: F401 (fixture)
-from test_ui_browser import UI, sign_in
+from test_ui_browser import UI, sign_in, sign_out
 
 ADMIN, ADMIN_PW = "root-admin", "admin-password-for-trust"
 DANA, DANA_PW = "dana", "dana-password-for-trust"
@@ -247,7 +247,7 @@ def test_the_last_administrator_cannot_lock_themselves_out(env):
 
 def test_a_person_rotates_and_revokes_with_a_confirmation_and_nothing_repeats(env):
     portal, ui = env
-    ui.submit("form[action='/logout'] button[type=submit]")
+    sign_out(ui)
     assert ui.path() == "/login" and "You have signed out." in ui.css("[role=status]").text
     assert focused_id(ui) == "username"
     ui.check("signed-out")
@@ -314,7 +314,13 @@ def test_a_person_rotates_and_revokes_with_a_confirmation_and_nothing_repeats(en
 
 def test_sessions_and_audit_show_names_devices_and_dates(env):
     portal, ui = env
-    ui.submit("form[action='/logout'] button[type=submit]")
+    # Dana's browser started a kubectl session: signing out asks, and "this browser" leaves it running.
+    ui.submit("header form[action='/logout'] button[type=submit]")
+    assert ui.heading() == "Sign out?" and "1 kubectl session was started from this browser" in ui.css("main").text
+    assert ui.css("input[name=end][value=browser]").is_selected()
+    ui.check("sign-out-question")
+    ui.submit("section.confirm form[action='/logout'] button[type=submit]")
+    assert ui.path() == "/login"
     sign_in(ui, ADMIN, ADMIN_PW)
     ui.get("/admin/sessions")
     row = next(tr for tr in ui.all("tbody tr") if DANA in tr.text)

@@ -17,11 +17,13 @@ public struct UserAdmin: Sendable {
     let auditor: Auditor
     /// `admin_groups`: a local user in one of them is an administrator too.
     let adminGroups: Set<String>
+    /// Ends logins so that applications taking back-channel logout are told (nil: storage only).
+    let signout: Signout?
 
     public init(store: any Storage, hasher: any PasswordHasher, passwords: PasswordPolicy, clock: any Clock,
-                random: any RandomSource, logger: Logger, adminGroups: Set<String> = []) {
+                random: any RandomSource, logger: Logger, adminGroups: Set<String> = [], signout: Signout? = nil) {
         self.store = store; self.hasher = hasher; self.passwords = passwords; self.clock = clock; self.random = random
-        self.adminGroups = adminGroups
+        self.adminGroups = adminGroups; self.signout = signout
         self.auditor = Auditor(store: store, clock: clock, logger: logger)
     }
 
@@ -91,10 +93,7 @@ public struct UserAdmin: Sendable {
         if disabled { try await checkRemoval(u, verb: "disable", actorID: actorID, force: force) }
         let now = clock.now()
         try await store.updateUser(id: u.id) { $0.disabled = disabled; $0.updatedAt = now }
-        if disabled {
-            try await store.deleteSessions(userID: u.id)
-            try await store.revokeFamilies(userID: u.id, now: now, reason: "account disabled")
-        }
+        if disabled { try await endLogins(u.id, keeping: nil, reason: "account disabled") }
         await auditor.record(disabled ? "admin.user.disable" : "admin.user.enable", actor: actor, subject: u.id,
                              details: ["username": u.username])
     }
@@ -103,8 +102,7 @@ public struct UserAdmin: Sendable {
         let u = try await existing(raw)
         try await checkRemoval(u, verb: "delete", actorID: actorID, force: force)
         let now = clock.now()
-        try await store.deleteSessions(userID: u.id)
-        try await store.revokeFamilies(userID: u.id, now: now, reason: "account deleted")
+        try await endLogins(u.id, keeping: nil, reason: "account deleted")
         _ = try await store.revokeCredentials(ownerID: u.id, now: now)
         _ = try await store.deleteUser(id: u.id)
         await auditor.record("admin.user.delete", actor: actor, subject: u.id, details: ["username": u.username])
@@ -118,10 +116,20 @@ public struct UserAdmin: Sendable {
         let hash = try await hasher.hash(password)
         let now = clock.now()
         try await store.updateUser(id: u.id) { $0.passwordHash = hash; $0.updatedAt = now }
-        let sessions = try await store.deleteSessions(userID: u.id, except: keeping)
-        let families = try await store.revokeFamilies(userID: u.id, now: now, reason: "password changed")
+        let (sessions, families) = try await endLogins(u.id, keeping: keeping, reason: "password changed")
         await auditor.record(keeping == nil ? "admin.user.set-password" : "password.change", actor: actor, subject: u.id,
                              details: ["username": u.username, "sessions_ended": String(sessions), "families_ended": String(families)])
+    }
+
+    /// Ends every browser session (but `keeping`) and refresh family of a person: (sessions, families).
+    @discardableResult
+    func endLogins(_ userID: String, keeping: String?, reason: String) async throws -> (Int, Int) {
+        if let signout {
+            let ended = try await signout.endEverywhere(userID: userID, keeping: keeping, reason: reason)
+            return (ended.sessions, ended.families)
+        }
+        let sessions = try await store.deleteSessions(userID: userID, except: keeping)
+        return (sessions, try await store.revokeFamilies(userID: userID, now: clock.now(), reason: reason))
     }
 
     /// Replaces a local user's groups; the next id_token, TokenReview and credential use see the new set.

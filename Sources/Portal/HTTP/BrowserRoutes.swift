@@ -58,7 +58,7 @@ struct BrowserRoutes {
             return Responses.redirect(provider.errorRedirect(e, redirectURI: uri, state: state))
         case .valid(let req):
             let current = try await currentSession(request)
-            if provider.sessionSatisfies(req, session: current?.0), let (session, identity) = current {
+            if provider.sessionSatisfies(req, session: current?.0), let (session, _) = current {
                 let location = try await provider.issueCode(for: req, session: session, remoteAddress: context.remoteAddress)
                 return Responses.redirect(location)
             }
