@@ -49,6 +49,8 @@ public struct LoginView: PageView {
     public var setupPending = false
     /// Focus starts in Username, unless the name is already filled in.
     public var focusPassword: Bool
+    /// After a sign-out, Kerberos is offered as a link instead of starting by itself.
+    public var kerberosLink: String?
     public init(csrf: String, pending: String?, clientName: String?, username: String = "", error: String? = nil, next: String? = nil) {
         self.csrf = csrf; self.pending = pending; self.clientName = clientName; self.username = username; self.error = error
         self.next = next; self.focusPassword = !username.isEmpty

@@ -200,6 +200,33 @@ def test_negotiate_on_the_kubernetes_page_goes_back_to_next(portal, alice_env):
     assert "alice" in page and "prod" in page
 
 
+def test_signing_out_is_not_undone_by_the_kerberos_ticket(portal, alice_env):
+    """After sign-out the login page does not challenge by itself (a browser with a ticket would sign
+    straight back in); a link starts Kerberos when the person asks, and signing in ends the quiet."""
+    jar = os.path.join(portal.dir, "curl-cookies-signout")
+    dump = curl(alice_env, "--negotiate", "-u", ":", "-o", "/dev/null", "-D", "-", "-c", jar, portal.issuer + "/login")
+    assert responses(dump)[-1][0] == 303
+    home = curl(alice_env, "-b", jar, "-c", jar, portal.issuer + "/")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', home).group(1)
+    dump = curl(alice_env, "-o", "/dev/null", "-D", "-", "-b", jar, "-c", jar, "--data-urlencode", f"csrf={csrf}", "-d", "end=browser",
+                portal.issuer + "/logout")
+    status, headers = responses(dump)[-1]
+    assert status == 303 and headers["location"] == ["/login"]
+    assert any(c.startswith("portal_signed_out=1") for c in headers["set-cookie"])
+    # What a browser sees next: the form, no challenge, and the way to Kerberos when wanted.
+    dump = curl(alice_env, "-D", "-", "-b", jar, "-c", jar, portal.issuer + "/login")
+    status, headers = responses(dump)[0]
+    assert status == 200 and "www-authenticate" not in headers
+    assert 'href="/login?kerberos=1"' in dump and "You have signed out." in dump
+    dump = curl(alice_env, "-o", "/dev/null", "-D", "-", "-b", jar, portal.issuer + "/login?kerberos=1")
+    status, headers = responses(dump)[0]
+    assert status == 401 and headers["www-authenticate"] == ["Negotiate"]
+    dump = curl(alice_env, "--negotiate", "-u", ":", "-o", "/dev/null", "-D", "-", "-b", jar, "-c", jar, portal.issuer + "/login?kerberos=1")
+    status, headers = responses(dump)[-1]
+    assert status == 303 and any(c.startswith("portal_signed_out=;") for c in headers["set-cookie"]), headers
+    assert "Hello" in curl(alice_env, "-b", jar, portal.issuer + "/")
+
+
 def test_headless_chromium_reaches_the_kubernetes_page_without_typing(portal, alice_env, tmp_path_factory):
     webdriver = pytest.importorskip("selenium.webdriver")
     from selenium.webdriver.chrome.service import Service

@@ -71,6 +71,12 @@ struct Browser: Sendable {
 
     func sessionCookie(_ value: String) -> String { cookie(sessionCookieName, value, maxAge: Int(sessionTTL)) }
     func clearSessionCookie() -> String { cookie(sessionCookieName, "", maxAge: 0) }
+
+    /// Set at sign-out, cleared at the next sign-in: the login page then does not start Kerberos
+    /// (SPNEGO) by itself, so signing out is not undone by the browser's ticket a moment later.
+    var signedOutCookieName: String { secure ? "__Host-portal_signed_out" : "portal_signed_out" }
+    func signedOutCookie() -> String { cookie(signedOutCookieName, "1", maxAge: Int(sessionTTL)) }
+    func clearSignedOutCookie() -> String { cookie(signedOutCookieName, "", maxAge: 0) }
 }
 
 extension Request {

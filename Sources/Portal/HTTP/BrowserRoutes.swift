@@ -157,7 +157,7 @@ struct BrowserRoutes {
             let (cookie, session) = try await runtime.login.startSession(identity: identity, method: method, remoteAddress: context.remoteAddress,
                                                                          userAgent: request.headers[.userAgent] ?? "")
             // A new browser id at sign-in: CSRF tokens seen before it (by anyone) are worthless after it.
-            let setCookie = [browser.sessionCookie(cookie), browser.freshBrowserCookie()]
+            let setCookie = [browser.sessionCookie(cookie), browser.freshBrowserCookie(), browser.clearSignedOutCookie()]
             if let old = request.cookie(browser.sessionCookieName) { try? await runtime.login.endSession(cookie: old) }
             if let p = pendingResult {
                 try await runtime.storage.deletePendingAuthorization(id: p.id)

@@ -16,7 +16,7 @@ extension BrowserRoutes {
         let (bid, setCookie) = browser.browserID(request)
         let cookies = setCookie.map { [$0] } ?? []
 
-        func form(_ status: HTTPResponse.Status, error: String? = nil, challenge: Bool) async throws -> Response {
+        func form(_ status: HTTPResponse.Status, error: String? = nil, challenge: Bool, kerberosLink: String? = nil) async throws -> Response {
             var clientName: String?
             if let p = pendingResult { clientName = try await runtime.provider.clients.client(id: p.request.clientID)?.name }
             var view = LoginView(csrf: browser.csrfToken(browserID: bid), pending: pendingResult?.id, clientName: clientName, error: error, next: next)
@@ -24,12 +24,19 @@ extension BrowserRoutes {
             view.notice = flash?.notice
             let noAdministrator = (try? await runtime.storage.adminExists()) == false
             view.setupPending = noAdministrator && runtime.config.adminGroups.isEmpty
+            view.kerberosLink = kerberosLink
             var response = Responses.html(status, pages.render(view), cookies: cookies + clear)
             if challenge { response.headers[.wwwAuthenticate] = "Negotiate" }
             return response
         }
 
         let authorizations = request.headers[values: .authorization]
+        // Just signed out here: no automatic Kerberos until the person asks for it.
+        if authorizations.isEmpty, request.cookie(browser.signedOutCookieName) != nil, q["kerberos"] == nil {
+            var params = [("kerberos", "1")]
+            if let p = pendingResult { params.append(("req", p.id)) } else if let next { params.append(("next", next)) }
+            return try await form(.ok, challenge: false, kerberosLink: "/login?" + FormParameters.encode(params))
+        }
         guard let authorization = authorizations.first else { return try await form(.unauthorized, challenge: true) }
         // Some other scheme (a client sending Basic everywhere) is not an attempt at Kerberos.
         guard authorization.count >= 9, authorization.prefix(9).lowercased() == "negotiate" else {
@@ -69,6 +76,7 @@ extension BrowserRoutes {
             var sessionCookies = cookies
             sessionCookies.append(browser.sessionCookie(cookie))
             sessionCookies.append(browser.freshBrowserCookie())
+            sessionCookies.append(browser.clearSignedOutCookie())
             await runtime.login.remember(account: identity.username, remoteAddress: context.remoteAddress)
             if let old = request.cookie(browser.sessionCookieName) { try? await runtime.login.endSession(cookie: old) }
             var response: Response

@@ -89,7 +89,7 @@ struct SessionRoutes {
     /// A one-time secret not yet viewed is not for whoever signs in next on this browser.
     func signedOut(_ request: Request) -> Response {
         browser.done(request, "/login", notice: "You have signed out.",
-                     cookies: [browser.clearSessionCookie(), Reveals(runtime: runtime, browser: browser).clearCookie()])
+                     cookies: [browser.clearSessionCookie(), Reveals(runtime: runtime, browser: browser).clearCookie(), browser.signedOutCookie()])
     }
 
     // MARK: RP-Initiated Logout 1.0
@@ -116,7 +116,7 @@ struct SessionRoutes {
                     for f in theirs where f.revokedAt == nil { _ = try await signout.endFamily(f, reason: "signed out") }
                 }
             }
-            let cookies = [browser.clearSessionCookie(), Reveals(runtime: runtime, browser: browser).clearCookie()]
+            let cookies = [browser.clearSessionCookie(), Reveals(runtime: runtime, browser: browser).clearCookie(), browser.signedOutCookie()]
             if let target = req.redirect { return Responses.redirect(target, status: .seeOther, cookies: cookies) }
             return browser.done(request, "/login", notice: "You have signed out\(req.clientName.map { " of the portal and \($0)" } ?? "").", cookies: cookies)
         }
