@@ -15,7 +15,7 @@ import time
 import pytest
 import requests
 
-from conftest import PORTAL_BIN, Portal
+from conftest import PORTAL_BIN, RP_SECRET, Portal
 from test_replicas import code_flow, login_session, psql, refresh
 
 PASSWORD = "replica-user-password"
@@ -134,6 +134,11 @@ def test_database_outage_is_fast_and_clear_and_recovery_is_quick(cluster, replic
         r = refresh(a, tokens[a])
         assert r.status_code == 503 and r.json()["error"] == "temporarily_unavailable", r.text
         assert r.headers["Cache-Control"] == "no-store"
+        # Revocation and introspection never answer as if they had done their work (RFC 7009 §2.2.1).
+        r = requests.post(a.base + "/revoke", data={"token": tokens[a], "client_id": "rp-public"}, timeout=10)
+        assert r.status_code == 503 and r.json()["error"] == "temporarily_unavailable", r.text
+        r = requests.post(a.base + "/introspect", data={"token": tokens[a]}, auth=("rp-confidential", RP_SECRET), timeout=10)
+        assert r.status_code == 503 and r.json()["error"] == "temporarily_unavailable", r.text
         # /readyz within a second, naming the database.
         r = requests.get(b.base + "/readyz", timeout=2)
         assert r.status_code == 503, r.text
