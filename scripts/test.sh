@@ -8,7 +8,7 @@ source "$ROOT/scripts/lib.sh"
 require_swift
 cd "$ROOT"
 
-ensure_apt python3-venv curl openssl libsqlite3-dev libssl-dev zlib1g-dev
+ensure_apt python3-venv curl libcurl4 openssl libsqlite3-dev libssl-dev zlib1g-dev
 # LDAP: libldap headers to build the CLDAP shim; slapd and ldap-utils for Tests/blackbox/test_ldap.py.
 ensure_apt libldap2-dev slapd ldap-utils
 # Kerberos: GSSAPI headers for the CGSSAPI shim; a private MIT KDC, kinit/curl --negotiate and
