@@ -29,7 +29,7 @@ extension Provider {
         let client = try await authenticateClient(credentials, remoteAddress: remoteAddress)
         let token = try p.required("token")
         _ = try p.single("token_type_hint")
-        do {
+        try await answering("the token was not revoked") {
             let familyID: String?, owner: String?
             switch try await findToken(token, hint: nil) {
             case .refresh(let r, let f): (familyID, owner) = (f.id, r.clientID)
@@ -44,13 +44,19 @@ extension Provider {
                 await auditor.record("token.revoke", subject: family.grant.userID, clientID: client.id, remoteAddress: remoteAddress,
                                      details: ["family": familyID])
             }
-        } catch let e as StorageError where e.isUnavailable {
-            throw OAuthError.temporarilyUnavailable("the database cannot be reached; the token was not revoked, try again")
+        }
+    }
+
+    /// Runs `body`, answering a storage outage with 503 and anything else with 500: never a success
+    /// for work not done (RFC 7009 §2.2.1).
+    func answering<T>(_ undone: String, _ body: () async throws -> T) async throws(OAuthError) -> T {
+        do { return try await body() } catch let e as StorageError where e.isUnavailable {
+            throw OAuthError.temporarilyUnavailable("the database cannot be reached; \(undone); try again")
         } catch let e as OAuthError {
             throw e
         } catch {
-            logger.error("revocation failed", metadata: ["error": "\(error)"])
-            throw OAuthError.serverError("the token could not be revoked; try again")
+            logger.error("token endpoint failed", metadata: ["error": "\(error)", "undone": "\(undone)"])
+            throw OAuthError.serverError("\(undone); try again")
         }
     }
 
@@ -62,7 +68,7 @@ extension Provider {
         let token = try p.required("token")
         _ = try p.single("token_type_hint")
         let inactive = #"{"active":false}"#
-        do {
+        return try await answering("the token was not checked") {
             let t = now
             var w = JSONObjectWriter()
             w.add("active", true)
@@ -94,13 +100,6 @@ extension Provider {
             w.add("aud", family.grant.clientID)
             w.add("sid", Signout.sid(of: family))
             return w.string
-        } catch let e as StorageError where e.isUnavailable {
-            throw OAuthError.temporarilyUnavailable("the database cannot be reached; try again")
-        } catch let e as OAuthError {
-            throw e
-        } catch {
-            logger.error("introspection failed", metadata: ["error": "\(error)"])
-            throw OAuthError.serverError("the token could not be checked; try again")
         }
     }
 }
