@@ -102,8 +102,9 @@ struct SessionRoutes {
         }
         let current: (LoginSession, Identity)?
         if let c = request.cookie(browser.sessionCookieName) { current = try await runtime.login.session(cookie: c) } else { current = nil }
-        // A verified hint for the person signed in here (or nobody signed in): sign out without asking.
-        if let hint = req.hint, current == nil || current?.1.subject == hint.subject {
+        // A verified hint for the person signed in here (or nobody signed in), and nowhere unregistered
+        // to go afterwards: sign out without asking. Anything else is a question for the person.
+        if let hint = req.hint, req.noRedirectReason == nil, current == nil || current?.1.subject == hint.subject {
             if let (s, identity) = current {
                 try await end(s, identity, scope: .browser, context, via: "end_session", except: hint.clientID)
             }
