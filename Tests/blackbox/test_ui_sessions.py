@@ -2,7 +2,8 @@
 another browser, kubectl sessions: name one, sign one out, end one, end everything else), the
 sign-out question when this browser started kubectl sessions, changing one's own password, the
 confirmation an unproven RP-initiated logout gets, the administrator's "Sign out" and "Sign out
-everywhere" on a person's page, and the two new pages at phone width.
+everywhere" on a person's page; /devices laid out inside its cards at desktop width, and the new
+pages at phone width.
 
 Other browsers are `requests.Session`s that signed in with the password form (with their own
 User-Agent); kubectl sessions are the refresh tokens the kubectl page shows, checked at /token.
@@ -53,6 +54,7 @@ kubernetes:
             if name in README_SHOTS:
                 shutil.copy(shot, os.path.join(out, README_SHOTS[name] + ".png"))
     assert portal.stop() == 0
+    shutil.rmtree(portal.dir, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -98,6 +100,17 @@ def kubectl_command(ui):
     assert ui.path().startswith("/shown/"), ui.path()
     line = ui.css("#bash-0").get_attribute("textContent")
     m = re.search(r"refresh-token=([A-Za-z0-9_\-]+)", line)
+    assert m, "no refresh token in the kubectl line"
+    return m.group(1)
+
+
+def kubectl_from(portal, s):
+    """The kubectl page's bash line, minted by another browser (a requests.Session): its refresh token."""
+    page = s.get(portal.base + "/kubernetes")
+    assert page.status_code == 200, page.status_code
+    r = s.post(portal.base + "/kubernetes/command", data={"csrf": csrf_of(page.text), "cluster": CLUSTER}, allow_redirects=False)
+    assert r.status_code == 303 and r.headers["Location"].startswith("/shown/"), (r.status_code, r.headers)
+    m = re.search(r"refresh-token=([A-Za-z0-9_\-]+)", s.get(portal.base + r.headers["Location"]).text)
     assert m, "no refresh token in the kubectl line"
     return m.group(1)
 
@@ -160,6 +173,17 @@ def confirm(ui):
     ui.submit("main form input[name=confirm][value=yes] ~ .actions-row button[type=submit]")
 
 
+def tables_fit_their_cards(ui, name):
+    """At desktop width every table stays inside its card (no row running over the card's edge)."""
+    over = ui.driver.execute_script("""
+        return [...document.querySelectorAll('main table')].map(t => {
+          const card = t.closest('section'), cs = getComputedStyle(card);
+          const inner = card.getBoundingClientRect().right - parseFloat(cs.paddingRight) - parseFloat(cs.borderRightWidth);
+          return [card.getAttribute('aria-labelledby'), Math.round(t.getBoundingClientRect().right), Math.round(inner)];
+        }).filter(([_, table, inner]) => table > inner + 1);""")
+    assert not over, (name, "tables wider than their cards [card, table right edge, card content edge]", over)
+
+
 def fits_the_phone(ui, name):
     """Nothing wider than the screen, except inside scrolling boxes and text only screen readers get
     (clipped to 1 px: the visually hidden labels and the card tables' header row)."""
@@ -205,6 +229,8 @@ def test_your_devices_lists_names_and_ends_browsers_and_kubectl_sessions(env):
         assert "from this browser" in tr.text and "the kubectl page" in tr.text and "127.0.0.1" in tr.text, tr.text
         assert "Chrome on Linux" in tr.text, tr.text
     assert ui.all("form[action='/devices/revoke-others'] button[type=submit]")
+    # The README's shot: both lists in view.
+    ui.driver.execute_script("document.getElementById('browsers-title').closest('section').scrollIntoView()")
     ui.check("devices")
 
     # Naming a kubectl session: the name shows, on the page and in the CLI.
@@ -264,6 +290,22 @@ def test_your_devices_lists_names_and_ends_browsers_and_kubectl_sessions(env):
     ui.get("/")
     assert ui.path() == "/", "this browser stays signed in"
     assert len(events(portal, "session.revoke_others")) == 1
+
+
+def test_your_devices_lays_out_inside_its_cards_at_desktop_width(env):
+    portal, ui = env
+    user = add_user(portal, "anton")
+    fresh_sign_in(ui, user)
+    kubectl_command(ui)
+    assert other_browser(portal, user)
+    ui.get("/devices")
+    assert len(browser_rows(ui)) == 2 and len(session_rows(ui)) == 1
+    tables_fit_their_cards(ui, "/devices")
+    # The name field looks like the portal's other fields (its font, not the browser's default).
+    field = ui.css("section[aria-labelledby=sessions-title] input[name=label]")
+    assert ui.driver.execute_script("return getComputedStyle(arguments[0]).fontFamily === getComputedStyle(document.body).fontFamily", field), \
+        ("/devices: the 'Name this device' field is not styled like the portal's inputs",
+         ui.driver.execute_script("const s = getComputedStyle(arguments[0]); return [s.fontFamily, s.fontSize, s.borderStyle]", field))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -414,6 +456,7 @@ def test_admin_signs_a_browser_out_and_a_person_out_everywhere(env):
     curl = other_browser(portal, user)
     firefox = other_browser(portal, user, agent=FIREFOX)
     assert curl and firefox
+    token = kubectl_from(portal, curl)
     fresh_sign_in(ui, ADMIN, ADMIN_PW)
 
     ui.get(f"/admin/users/{user}")
@@ -422,6 +465,9 @@ def test_admin_signs_a_browser_out_and_a_person_out_everywhere(env):
     rows_ = table.find_elements("css selector", "tbody tr")
     browsers = [tr for tr in rows_ if tr.find_elements("css selector", "form[action='/admin/sessions/end']")]
     assert len(browsers) == 2, [tr.text for tr in rows_]
+    kubectl = [tr for tr in rows_ if tr.find_elements("css selector", "form[action='/admin/sessions/revoke']")]
+    assert len(kubectl) == 1 and "curl" in kubectl[0].text and "kubernetes" in kubectl[0].text, [tr.text for tr in rows_]
+    tables_fit_their_cards(ui, f"/admin/users/{user}")
     assert any("curl" in tr.text for tr in browsers) and any("Firefox on Windows" in tr.text for tr in browsers)
     for tr in browsers:
         assert tr.find_element("css selector", "form[action='/admin/sessions/end'] button").text.startswith("Sign out")
@@ -432,18 +478,23 @@ def test_admin_signs_a_browser_out_and_a_person_out_everywhere(env):
     ui.click_and_wait(row.find_element("css selector", "form[action='/admin/sessions/end'] button"))
     assert ui.heading() == f"Sign {user} out of this browser?", ui.heading()
     assert "The portal session in curl at 127.0.0.1" in ui.css("main").text
+    assert "Every kubectl and application session started from that browser ends too" in ui.css("main").text
     ui.check("admin-confirm-browser-signout", headers_url=portal.base + f"/admin/users/{user}")
     assert signed_in(portal, curl), "nothing happens before the confirmation"
+    token = assert_alive(portal, token)
     confirm(ui)
     assert ui.path() == f"/admin/users/{user}", ui.path()
-    assert "Signed out; 0 kubectl or application sessions ended with it." in notice(ui), notice(ui)
+    assert "Signed out; 1 kubectl or application session ended with it." in notice(ui), notice(ui)
     left = ui.css("section[aria-labelledby=sessions-title]").find_elements("css selector", "form[action='/admin/sessions/end']")
     assert len(left) == 1
     assert "curl" not in ui.css("section[aria-labelledby=sessions-title]").text
     ui.check("admin-person-browser-signed-out")
     assert not signed_in(portal, curl)
+    assert_dead(portal, token)
+    assert "No kubectl or application sign-ins." in ui.css("section[aria-labelledby=sessions-title]").text
     assert signed_in(portal, firefox)
-    assert len(events(portal, "admin.session.end")) == 1
+    ends = events(portal, "admin.session.end")
+    assert len(ends) == 1 and ends[0]["actor"] == ADMIN and ends[0]["details"].get("families") == "1", ends
 
     # "Sign out everywhere": asked first, naming what ends; then the other browser is out too, audited with the admin as actor.
     ui.submit("form[action='/admin/users/signout'] button[type=submit]")

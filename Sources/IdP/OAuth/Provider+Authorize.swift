@@ -114,6 +114,6 @@ extension Provider {
     }
 
     static func appendQuery(_ uri: String, _ params: [(String, String)]) -> String {
-        uri + (uri.contains("?") ? "&" : "?") + FormParameters.encode(params)
+        params.isEmpty ? uri : uri + (uri.contains("?") ? "&" : "?") + FormParameters.encode(params)
     }
 }

@@ -63,13 +63,19 @@ extension Provider {
 
     enum HintResult { case hint(EndSessionRequest.Hint), unverifiable, refused(String) }
 
-    /// Verifies an id_token this portal signed; its expiry is not checked (§2). A hint signed by a key
-    /// that has since left JWKS cannot be checked and is treated as no hint at all.
+    /// Verifies an id_token this portal signed; its expiry is not checked (§2). A hint naming this
+    /// issuer but signed by a key no longer published cannot be checked (an old session, or a forgery):
+    /// it is treated as no hint at all — the person is asked, and never redirected.
     func verifyHint(_ token: String) -> HintResult {
         guard token.utf8.count <= 16_384 else { return .refused("the id_token_hint is too large") }
         let verified: JWS.Verified
         do { verified = try JWS.verify(token, keys: keys.verificationKeys()) } catch let e as JOSEError {
-            return e == .unknownKey ? .unverifiable : .refused("the id_token_hint is not a valid token of this portal (\(e.description))")
+            guard e == .unknownKey else { return .refused("the id_token_hint is not a valid token of this portal (\(e.description))") }
+            let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+            guard parts.count == 3, let payload = Base64URL.decode(parts[1]),
+                  let o = try? JSONSerialization.jsonObject(with: Data(payload)) as? [String: Any], o["iss"] as? String == issuer
+            else { return .refused("the id_token_hint was issued by another issuer") }
+            return .unverifiable
         } catch { return .refused("the id_token_hint is malformed") }
         guard let o = try? JSONSerialization.jsonObject(with: verified.payload) as? [String: Any] else {
             return .refused("the id_token_hint is malformed")
