@@ -56,8 +56,34 @@ struct BackchannelLogoutService: Service {
 
     func run() async throws {
         let sender = BackchannelSender(provider: runtime.provider, transport: URLSessionLogoutTransport(), logger: runtime.logger)
-        runtime.provider.logoutKick.set { Task { await sender.deliverDue() } }
+        let once = Coalescing()
+        runtime.provider.logoutKick.set { once.run { await sender.deliverDue() } }
         await everyUntilShutdown(interval) { await sender.deliverDue() }
+    }
+}
+
+/// At most one run of `work` at a time: a trigger while it runs asks for one more run after it,
+/// however many triggers came (a burst of sign-outs is one or two passes over the queue).
+final class Coalescing: @unchecked Sendable {
+    private let lock = NSLock()
+    private var running = false, again = false
+
+    func run(_ work: @escaping @Sendable () async -> Void) {
+        lock.lock()
+        if running { again = true; lock.unlock(); return }
+        running = true
+        lock.unlock()
+        Task {
+            while true {
+                lock.withLock { again = false }
+                await work()
+                let more = lock.withLock { () -> Bool in
+                    if !again { running = false }
+                    return again
+                }
+                if !more { return }
+            }
+        }
     }
 }
 

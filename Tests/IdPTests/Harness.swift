@@ -134,6 +134,7 @@ struct Harness: Sendable {
         let at = authTime ?? clock.now()
         let session = LoginSession(hash: Secrets.sha256Hex(random.token()), sid: "browser-session-1", userID: (user ?? alice).id, authTime: at,
                                    authMethod: "password", createdAt: at, expiresAt: at + 3600)
+        try await store.createSession(session)
         let redirect = try await provider.issueCode(for: request, session: session, remoteAddress: Self.remote)
         let query = try #require(URLComponents(string: redirect)?.queryItems)
         #expect(redirect.hasPrefix(request.redirectURI + "?"))

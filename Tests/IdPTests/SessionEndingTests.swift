@@ -146,7 +146,7 @@ import Testing
             #expect(await sender.deliverDue() == 0)
             #expect(failing.posts.count == 1)
             #expect(await sender.deliverDue() == 0 && failing.posts.count == 1, "not before its backoff")
-            h.clock.advance(2)
+            h.clock.advance(7)  // past the claim: its timeout (5 s) and the first backoff (1 s)
             let recorder = Recorder(status: 200)
             let retry = BackchannelSender(provider: h.provider, transport: recorder, logger: Harness.logger)
             #expect(await retry.deliverDue() == 1)

@@ -116,4 +116,26 @@ struct SessionEndingConformance {
             #expect(try await store.claimLogout(id: "d-later", attempts: 0, nextAttemptAt: t + 700) == false, "purged")
         }
     }
+
+    @Test(arguments: Backends.all)
+    func endingFamiliesQueuesTheirLogoutsInTheSameTransactionAndOnlyOnce(_ backend: Backend) async throws {
+        try await backend.withStore { store async throws in
+            let t = Fixture.t0
+            let (f1, _) = try await Fixture.startFamily(in: store, userID: "alice")
+            let (f2, _) = try await Fixture.startFamily(in: store, userID: "alice")
+            let (gone, _) = try await Fixture.startFamily(in: store, userID: "alice")
+            try await store.revokeFamily(id: gone.id, now: t, reason: "earlier")
+            let shared = LogoutDelivery(id: "d-shared", clientID: "app", uri: "https://app/bc", subject: "alice", sid: "sid-1", createdAt: t,
+                                        nextAttemptAt: t, deadline: t + 600)
+            let forGone = LogoutDelivery(id: "d-gone", clientID: "app", uri: "https://app/bc", subject: "alice", sid: "sid-9", createdAt: t,
+                                         nextAttemptAt: t, deadline: t + 600)
+            let revoked = try await store.endFamilies(ids: [f1.id, f2.id, gone.id], now: t + 1, reason: "signed out",
+                                                      logouts: [f1.id: shared, f2.id: shared, gone.id: forGone])
+            #expect(Set(revoked) == [f1.id, f2.id], "an already revoked family is not revoked again")
+            #expect(try await store.dueLogouts(now: t + 1, limit: 10).map(\.id) == ["d-shared"], "one delivery for both, none for the old one")
+            #expect(try await store.family(id: f1.id)?.revokeReason == "signed out")
+            #expect(try await store.endFamilies(ids: [f1.id], now: t + 2, reason: "again", logouts: [f1.id: shared]).isEmpty)
+            #expect(try await store.dueLogouts(now: t + 2, limit: 10).count == 1, "nothing queued twice")
+        }
+    }
 }

@@ -113,11 +113,13 @@ public struct LoginService: Sendable {
 
     /// Starts a browser session; returns the cookie value (only its hash is stored). The session
     /// gets its own public id (`sid`), unrelated to the cookie.
-    public func startSession(identity: Identity, method: String, remoteAddress: String = "", userAgent: String = "") async throws
-        -> (cookie: String, session: LoginSession) {
+    /// `sid`: the id of the session this one continues (the same person signing in again in the same
+    /// browser keeps the `sid` applications know, so a later sign-out still reaches them).
+    public func startSession(identity: Identity, method: String, remoteAddress: String = "", userAgent: String = "",
+                             sid: String? = nil) async throws -> (cookie: String, session: LoginSession) {
         let value = random.token(byteCount: 32)
         let now = clock.now()
-        let session = LoginSession(hash: Secrets.sha256Hex(value), sid: random.token(byteCount: 16), userID: identity.subject, authTime: now,
+        let session = LoginSession(hash: Secrets.sha256Hex(value), sid: sid ?? random.token(byteCount: 16), userID: identity.subject, authTime: now,
                                    authMethod: method, createdAt: now, expiresAt: now + tokens.sessionTTL, lastSeenAt: now,
                                    address: Identifiers.printable(remoteAddress), userAgent: Identifiers.printable(String(userAgent.prefix(512))))
         try await store.createSession(session)
@@ -134,10 +136,19 @@ public struct LoginService: Sendable {
         let authenticator = authenticators.first { $0.method == s.authMethod } ?? authenticators.first
         guard let identity = try await authenticator?.revalidate(subject: s.userID) else { return nil }
         if now.timeIntervalSince(s.lastSeenAt) >= min(60, tokens.sessionIdleTimeout / 4) {
-            try await store.touchSession(hash: s.hash, now: now)
-            s.lastSeenAt = now
+            // Activity is bookkeeping: a failed stamp does not fail the request.
+            do { try await store.touchSession(hash: s.hash, now: now); s.lastSeenAt = now } catch {
+                logger.warning("could not record session activity", metadata: ["error": "\(error)"])
+            }
         }
         return (s, identity)
+    }
+
+    /// The stored session behind a cookie, live or not, without asking any directory: what signing
+    /// out ends (it must work when the session has idled out, or the directory is down).
+    public func storedSession(cookie: String) async throws -> LoginSession? {
+        guard cookie.utf8.count == 43 else { return nil }
+        return try await store.session(hash: Secrets.sha256Hex(cookie))
     }
 
     /// Within both the absolute lifetime and the idle timeout.

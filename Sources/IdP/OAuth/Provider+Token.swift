@@ -99,6 +99,10 @@ extension Provider {
         } else if verifier != nil {
             throw OAuthError.invalidGrant("code_verifier sent, but the authorization request had no code_challenge")
         }
+        // Signed out (or signed out everywhere) since the code was issued: nothing may start from it now.
+        if !record.grant.sessionID.isEmpty, try await store.session(sid: record.grant.sessionID) == nil {
+            throw OAuthError.invalidGrant("the sign-in behind this code has ended; sign in again")
+        }
         guard let current = try await currentIdentity(userID: record.grant.userID, method: record.grant.authMethod) else {
             throw OAuthError.invalidGrant("the account is disabled or no longer exists")
         }
@@ -128,8 +132,8 @@ extension Provider {
 
     /// RFC 6749 §4.1.2: a code used twice revokes what the first use minted.
     private func codeReplayed(_ record: AuthorizationCode, remoteAddress: String) async throws -> Never {
-        if let fid = record.familyID {
-            try await store.revokeFamily(id: fid, now: now, reason: "authorization code replayed")
+        if let fid = record.familyID, let family = try await store.family(id: fid) {
+            _ = try await Signout(provider: self).endFamily(family, reason: "authorization code replayed")
         }
         await auditor.record("code.replay", subject: record.grant.userID, clientID: record.grant.clientID,
                              remoteAddress: remoteAddress, success: false, details: ["family": record.familyID ?? ""])
@@ -169,7 +173,7 @@ extension Provider {
         guard record.idleExpiresAt > t else { throw OAuthError.invalidGrant("the refresh token expired after inactivity; log in again") }
 
         guard let current = try await currentIdentity(userID: family.grant.userID, method: family.grant.authMethod) else {
-            try await store.revokeFamily(id: family.id, now: t, reason: "account disabled or deleted")
+            _ = try await Signout(provider: self).endFamily(family, reason: "account disabled or deleted")
             await auditor.record("token.refresh", subject: family.grant.userID, clientID: client.id, remoteAddress: remoteAddress,
                                  success: false, details: ["family": family.id, "reason": "account disabled or deleted"])
             throw OAuthError.invalidGrant("the account is disabled or no longer exists")
@@ -217,7 +221,7 @@ extension Provider {
             return TokenResponse(accessToken: minted.accessToken, idToken: minted.idToken, refreshToken: successor,
                                  expiresIn: Int(policy.accessTokenTTL), scopes: scopes, familyID: family.id)
         }
-        try await store.revokeFamily(id: family.id, now: t, reason: "refresh token replayed")
+        _ = try await Signout(provider: self).endFamily(family, reason: "refresh token replayed")
         await auditor.record("token.replay", subject: family.grant.userID, clientID: client.id, remoteAddress: remoteAddress,
                              success: false, details: ["family": family.id])
         logger.warning("refresh token replayed; family revoked", metadata: ["family": "\(family.id)", "client": "\(client.id)"])

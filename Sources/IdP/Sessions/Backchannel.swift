@@ -60,7 +60,8 @@ public struct BackchannelSender: Sendable {
     static func backoff(afterAttempt n: Int) -> TimeInterval { min(60, pow(2, Double(min(n, 6)))) }
 
     func deliver(_ d: LogoutDelivery, now: Date) async -> Bool {
-        let next = now + Self.backoff(afterAttempt: d.attempts)
+        // The claim outlasts this attempt's own timeout: no second sender starts while it runs.
+        let next = now + timeout + Self.backoff(afterAttempt: d.attempts)
         do {
             guard try await provider.store.claimLogout(id: d.id, attempts: d.attempts, nextAttemptAt: next) else { return false }
         } catch { return false }
@@ -75,7 +76,7 @@ public struct BackchannelSender: Sendable {
                 return true
             }
             outcome = "HTTP \(status)"
-            if (400..<500).contains(status) {
+            if (300..<500).contains(status) {
                 try? await provider.store.deleteLogout(id: d.id)
                 await failed(d, outcome + " (refused by the client; not retried)")
                 return false

@@ -8,16 +8,17 @@ import Foundation
 /// configured with `introspect_all_clients`.
 extension Provider {
     /// A token this portal issued, found from its text: a refresh token (by hash) or an access token (`kpa_…`, by its MAC).
+    /// An access token is recognised by its MAC alone: its family is read only once the caller has
+    /// shown it may see it (no storage round trip tells a genuine foreign token from a forged one).
     enum FoundToken {
         case refresh(RefreshToken, RefreshFamily)
-        case access(AccessTokenCodec.Claims, RefreshFamily?)
+        case access(AccessTokenCodec.Claims)
     }
 
-    func findToken(_ token: String, hint: String?) async throws -> FoundToken? {
+    func findToken(_ token: String) async throws -> FoundToken? {
         if token.hasPrefix(AccessTokenCodec.prefix) {
             // An expired access token is simply not active: `open` refuses it.
-            guard let claims = minter.accessTokens.open(token, now: now) else { return nil }
-            return .access(claims, try await store.family(id: claims.sessionID))
+            return minter.accessTokens.open(token, now: now).map { .access($0) }
         }
         guard Self.looksLikeToken(token), let (record, family) = try await store.refreshToken(hash: Secrets.sha256Hex(token)) else { return nil }
         return .refresh(record, family)
@@ -31,9 +32,9 @@ extension Provider {
         _ = try p.single("token_type_hint")
         try await answering("the token was not revoked") {
             let familyID: String?, owner: String?
-            switch try await findToken(token, hint: nil) {
+            switch try await findToken(token) {
             case .refresh(let r, let f): (familyID, owner) = (f.id, r.clientID)
-            case .access(let c, _): (familyID, owner) = (c.sessionID, c.clientID)
+            case .access(let c): (familyID, owner) = (c.sessionID, c.clientID)
             case nil: (familyID, owner) = (nil, nil)
             }
             // §2.1: the client may revoke only its own tokens; anything else is answered the same as unknown.
@@ -73,7 +74,7 @@ extension Provider {
             var w = JSONObjectWriter()
             w.add("active", true)
             let family: RefreshFamily
-            switch try await findToken(token, hint: nil) {
+            switch try await findToken(token) {
             case nil:
                 return inactive
             case .refresh(let r, let f):
@@ -83,8 +84,9 @@ extension Provider {
                 w.add("token_type", "refresh_token")
                 w.add("exp", Int(r.idleExpiresAt.timeIntervalSince1970))
                 w.add("iat", Int(r.createdAt.timeIntervalSince1970))
-            case .access(let c, let f):
-                guard let f, f.revokedAt == nil, f.grant.userID == c.subject, f.grant.clientID == c.clientID else { return inactive }
+            case .access(let c):
+                guard c.clientID == client.id || client.introspectAll, let f = try await store.family(id: c.sessionID), f.revokedAt == nil,
+                      f.grant.userID == c.subject, f.grant.clientID == c.clientID else { return inactive }
                 family = f
                 w.add("token_type", "Bearer")
                 w.add("exp", c.expiresAt)

@@ -30,13 +30,14 @@ public struct Signout: Sendable {
     /// Ends one browser session: it is deleted; its applications' families end (and those
     /// clients are told), and with `.all` its kubectl families too. `except` names a client that
     /// asked for this itself (RP-initiated logout) and is not told again.
+    /// The session goes last: if anything before fails, it is still there to be ended again.
     @discardableResult
     public func endBrowserSession(_ s: LoginSession, scope: SignoutScope, reason: String, except: String? = nil) async throws -> Ended {
-        try await store.deleteSession(hash: s.hash)
         let families = try await store.families(sessionID: s.sid).filter { f in
             f.grant.userID == s.userID && (scope == .all || !provider.kubernetesClients.contains(f.grant.clientID))
         }
         var ended = try await revoke(families, reason: reason, except: except)
+        try await store.deleteSession(hash: s.hash)
         ended.sessions = 1
         return ended
     }
@@ -51,35 +52,39 @@ public struct Signout: Sendable {
     /// every refresh family (a suspected compromise: password change, "sign out everywhere").
     @discardableResult
     public func endEverywhere(userID: String, keeping: String? = nil, reason: String) async throws -> Ended {
-        let families = try await store.activeFamilies(userID: userID, now: provider.now)
+        // Sessions first, so none can start a family meanwhile (a code needs its session; see redeemCode).
         let sessions = try await store.deleteSessions(userID: userID, except: keeping)
+        let families = try await store.activeFamilies(userID: userID, now: provider.now)
         var ended = try await revoke(families, reason: reason, except: nil)
         ended.sessions = sessions
         return ended
     }
 
-    /// Revokes each live family and queues one logout token per (client, session) for clients that
-    /// registered a back-channel logout URI.
+    /// Revokes each live family and, in the same transaction, queues one logout token per (client,
+    /// session) for clients that registered a back-channel logout URI.
     func revoke(_ families: [RefreshFamily], reason: String, except: String?) async throws -> Ended {
         let now = provider.now
+        let live = families.filter { $0.revokedAt == nil && $0.expiresAt > now }
+        var byKey: [String: LogoutDelivery] = [:], logouts: [String: LogoutDelivery] = [:]
+        var uris: [String: String] = [:]
+        for f in live where f.grant.clientID != except {
+            let uri: String
+            if let known = uris[f.grant.clientID] { uri = known } else {
+                uri = try await provider.clients.client(id: f.grant.clientID)?.backchannelLogoutURI ?? ""
+                uris[f.grant.clientID] = uri
+            }
+            guard !uri.isEmpty else { continue }
+            let key = f.grant.clientID + "\u{0}" + Self.sid(of: f)
+            let d = byKey[key] ?? LogoutDelivery(id: provider.random.token(byteCount: 16), clientID: f.grant.clientID, uri: uri,
+                                                 subject: f.grant.userID, sid: Self.sid(of: f), createdAt: now, nextAttemptAt: now,
+                                                 deadline: now + Self.deliveryWindow)
+            byKey[key] = d
+            logouts[f.id] = d
+        }
+        let revoked = try await store.endFamilies(ids: live.map(\.id), now: now, reason: reason, logouts: logouts)
+        if revoked.contains(where: { logouts[$0] != nil }) { provider.logoutKick.fire() }
         var ended = Ended()
-        var owed: [String: RefreshFamily] = [:]
-        for f in families where f.revokedAt == nil && f.expiresAt > now {
-            guard try await store.revokeFamily(id: f.id, now: now, reason: reason) else { continue }
-            ended.families += 1
-            if f.grant.clientID != except { owed[f.grant.clientID + "\u{0}" + Self.sid(of: f)] = f }
-        }
-        var deliveries: [LogoutDelivery] = []
-        for f in owed.values.sorted(by: { $0.id < $1.id }) {
-            guard let client = try await provider.clients.client(id: f.grant.clientID), !client.backchannelLogoutURI.isEmpty else { continue }
-            deliveries.append(LogoutDelivery(id: provider.random.token(byteCount: 16), clientID: client.id, uri: client.backchannelLogoutURI,
-                                             subject: f.grant.userID, sid: Self.sid(of: f), createdAt: now, nextAttemptAt: now,
-                                             deadline: now + Self.deliveryWindow))
-        }
-        if !deliveries.isEmpty {
-            try await store.enqueueLogouts(deliveries)
-            provider.logoutKick.fire()
-        }
+        ended.families = revoked.count
         return ended
     }
 

@@ -188,6 +188,10 @@ public protocol RevealStore: Sendable {
 }
 
 public protocol LogoutStore: Sendable {
+    /// In one transaction: revokes each family of `ids` still live, and queues the logout owed for
+    /// each family this call revoked (`logouts` by family id; one delivery may be owed by several).
+    /// Returns the ids this call revoked. Nothing is half-done: no revoked family without its logout.
+    func endFamilies(ids: [String], now: Date, reason: String, logouts: [String: LogoutDelivery]) async throws -> [String]
     func enqueueLogouts(_ deliveries: [LogoutDelivery]) async throws
     /// Deliveries whose next attempt is due (and whose deadline has not passed), oldest first.
     func dueLogouts(now: Date, limit: Int) async throws -> [LogoutDelivery]

@@ -113,7 +113,8 @@ struct BrowserRoutes {
         if let old = request.cookie(browser.sessionCookieName), !old.isEmpty,
            let alive = try? await runtime.login.session(cookie: old).map({ _ in true }) ?? false, !alive {
             view.notice = "Your session has ended. Sign in again to continue."
-            cookies.append(browser.clearSessionCookie())
+            // An idled-out session stays named by the cookie until the next sign-in takes over what it started.
+            if (try? await runtime.login.storedSession(cookie: old)) == nil { cookies.append(browser.clearSessionCookie()) }
         }
         return Responses.html(.ok, pages.render(view), cookies: cookies)
     }
@@ -154,11 +155,11 @@ struct BrowserRoutes {
                              message: "The account directory cannot be reached right now. Nothing was changed.",
                              hint: "Try again in a minute. If it persists, tell your administrator.", backLink: "/login", backLabel: "Back to sign in")
         case .success(let identity, let method):
+            let continued = await runtime.retireSession(oldCookie: request.cookie(browser.sessionCookieName), for: identity.subject)
             let (cookie, session) = try await runtime.login.startSession(identity: identity, method: method, remoteAddress: context.remoteAddress,
-                                                                         userAgent: request.headers[.userAgent] ?? "")
+                                                                         userAgent: request.headers[.userAgent] ?? "", sid: continued)
             // A new browser id at sign-in: CSRF tokens seen before it (by anyone) are worthless after it.
             let setCookie = [browser.sessionCookie(cookie), browser.freshBrowserCookie(), browser.clearSignedOutCookie()]
-            if let old = request.cookie(browser.sessionCookieName) { try? await runtime.login.endSession(cookie: old) }
             if let p = pendingResult {
                 try await runtime.storage.deletePendingAuthorization(id: p.id)
                 let location = try await provider.issueCode(for: p.request, session: session, remoteAddress: context.remoteAddress)

@@ -71,14 +71,15 @@ extension BrowserRoutes {
             return try await form(.serviceUnavailable, error: "The account directory cannot be reached right now. Nothing was changed; try again in a minute.",
                                   challenge: false)
         case .success(let identity, _, let mutualToken):
+            let continued = await runtime.retireSession(oldCookie: request.cookie(browser.sessionCookieName), for: identity.subject)
             let (cookie, session) = try await runtime.login.startSession(identity: identity, method: kerberos.method,
-                                                                         remoteAddress: context.remoteAddress, userAgent: request.headers[.userAgent] ?? "")
+                                                                         remoteAddress: context.remoteAddress, userAgent: request.headers[.userAgent] ?? "",
+                                                                         sid: continued)
             var sessionCookies = cookies
             sessionCookies.append(browser.sessionCookie(cookie))
             sessionCookies.append(browser.freshBrowserCookie())
             sessionCookies.append(browser.clearSignedOutCookie())
             await runtime.login.remember(account: identity.username, remoteAddress: context.remoteAddress)
-            if let old = request.cookie(browser.sessionCookieName) { try? await runtime.login.endSession(cookie: old) }
             var response: Response
             if let p = pendingResult {
                 try await runtime.storage.deletePendingAuthorization(id: p.id)

@@ -41,20 +41,22 @@ struct SessionRoutes {
             return Responses.html(.forbidden, pages.render(ErrorView(heading: "This form has expired", message: "Reload the page and sign out again.",
                                                                      requestID: context.requestID)))
         }
-        guard let c = request.cookie(browser.sessionCookieName), let (s, identity) = try await runtime.login.session(cookie: c) else {
-            if let c = request.cookie(browser.sessionCookieName) { try await runtime.login.endSession(cookie: c) }
+        // The stored session, live or idled out, found without asking the directory: signing out
+        // works when the session has expired or LDAP is down, and still ends what it started.
+        guard let c = request.cookie(browser.sessionCookieName), let s = try await runtime.login.storedSession(cookie: c) else {
             return signedOut(request)
         }
+        let live = try? await runtime.login.session(cookie: c)
         var scope = SignoutScope(rawValue: form["end"] ?? "")
         if scope == nil {
             let kubectl = try await kubectlSessions(of: s)
-            if kubectl == 0 { scope = .browser } else {
+            if kubectl == 0 || live == nil { scope = .browser } else if let (_, identity) = live {
                 let (chrome, cookies) = browser.chrome(request, identity, isAdmin: isAdmin(identity, runtime), section: .none)
                 let view = Self.choice(kubectl: kubectl).view(chrome: chrome, action: "/logout", hidden: [], cancel: "/")
                 return Responses.html(.ok, pages.render(view), cookies: cookies)
             }
         }
-        try await end(s, identity, scope: scope ?? .browser, context, via: "portal")
+        try await end(s, actor: live?.1.username ?? "", scope: scope ?? .browser, context, via: "portal")
         return signedOut(request)
     }
 
@@ -78,12 +80,12 @@ struct SessionRoutes {
         }.count
     }
 
-    func end(_ s: LoginSession, _ identity: Identity, scope: SignoutScope, _ context: PortalContext, via: String,
+    func end(_ s: LoginSession, actor: String, scope: SignoutScope, _ context: PortalContext, via: String,
              except: String? = nil) async throws {
         let ended = try await signout.endBrowserSession(s, scope: scope, reason: "signed out", except: except)
-        await runtime.provider.auditor.record("logout", actor: identity.username, subject: identity.subject, clientID: except ?? "",
+        await runtime.provider.auditor.record("logout", actor: actor, subject: s.userID, clientID: except ?? "",
                                               remoteAddress: context.remoteAddress,
-                                              details: ["ended": scope.rawValue, "families": String(ended.families), "via": via])
+                                              details: ["ended": scope.rawValue, "families": String(ended.families), "via": via, "session": s.sid])
     }
 
     /// A one-time secret not yet viewed is not for whoever signs in next on this browser.
@@ -106,15 +108,19 @@ struct SessionRoutes {
         // to go afterwards: sign out without asking. Anything else is a question for the person.
         if let hint = req.hint, req.noRedirectReason == nil, current == nil || current?.1.subject == hint.subject {
             if let (s, identity) = current {
-                try await end(s, identity, scope: .browser, context, via: "end_session", except: hint.clientID)
+                try await end(s, actor: identity.username, scope: .browser, context, via: "end_session", except: hint.clientID)
             }
-            // The RP's own families from the session it names, wherever that session is.
+            // The RP's own families from the session it names, wherever that session is (audited: the
+            // hint's client asked, for its subject).
             if let sid = hint.sessionID, sid != current?.0.sid {
                 if let other = try await runtime.storage.session(sid: sid), other.userID == hint.subject {
-                    try await signout.endBrowserSession(other, scope: .browser, reason: "signed out", except: hint.clientID)
+                    try await end(other, actor: "", scope: .browser, context, via: "end_session", except: hint.clientID)
                 } else {
                     let theirs = try await runtime.storage.families(sessionID: sid).filter { $0.grant.userID == hint.subject && $0.grant.clientID == hint.clientID }
-                    for f in theirs where f.revokedAt == nil { _ = try await signout.endFamily(f, reason: "signed out") }
+                    var ended = 0
+                    for f in theirs where f.revokedAt == nil { if try await signout.endFamily(f, reason: "signed out") { ended += 1 } }
+                    await runtime.provider.auditor.record("logout", subject: hint.subject, clientID: hint.clientID, remoteAddress: context.remoteAddress,
+                                                          details: ["ended": "client", "families": String(ended), "via": "end_session", "session": sid])
                 }
             }
             let cookies = [browser.clearSessionCookie(), Reveals(runtime: runtime, browser: browser).clearCookie(), browser.signedOutCookie()]
@@ -134,5 +140,25 @@ struct SessionRoutes {
         ])) : Self.choice(kubectl: kubectl, intro: intro)
         let (chrome, cookies) = browser.chrome(request, identity, isAdmin: isAdmin(identity, runtime), section: .none)
         return Responses.html(.ok, pages.render(confirmation.view(chrome: chrome, action: "/logout", hidden: [], cancel: "/")), cookies: cookies)
+    }
+}
+
+extension Runtime {
+    /// Before a sign-in: the session this browser had ends. The same person's (idled out, or a sign-in
+    /// an application asked to repeat) is continued — its `sid` is returned for the new session, so
+    /// what it started stays reachable by sign-out and back-channel logout; another person's is
+    /// ended, with what it started.
+    func retireSession(oldCookie: String?, for userID: String) async -> String? {
+        guard let c = oldCookie, let old = try? await login.storedSession(cookie: c) else { return nil }
+        do {
+            if old.userID == userID {
+                try await storage.deleteSession(hash: old.hash)
+                return old.sid
+            }
+            try await Signout(provider: provider).endBrowserSession(old, scope: .browser, reason: "another person signed in on this browser")
+        } catch {
+            logger.error("could not retire the browser's previous session", metadata: ["error": "\(error)"])
+        }
+        return nil
     }
 }

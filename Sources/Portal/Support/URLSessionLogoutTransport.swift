@@ -24,7 +24,10 @@ struct URLSessionLogoutTransport: LogoutTransport {
         r.setValue("application/x-www-form-urlencoded", forHTTPHeaderField: "Content-Type")
         r.setValue("no-store", forHTTPHeaderField: "Cache-Control")
         r.httpBody = Data(form.utf8)
-        let (_, response) = try await session.data(for: r)
+        // The delegate on the task itself: swift-corelibs-foundation asks only a task's own delegate
+        // about redirects (a session delegate is not consulted for async tasks), and a logout token
+        // must never be re-sent wherever a 307 points.
+        let (_, response) = try await session.data(for: r, delegate: NoRedirects())
         return (response as? HTTPURLResponse)?.statusCode ?? 0
     }
 

@@ -109,7 +109,8 @@ enum Migrations {
                 "ALTER TABLE login_sessions ADD COLUMN last_seen_at BIGINT NOT NULL DEFAULT 0",
                 "ALTER TABLE login_sessions ADD COLUMN address TEXT NOT NULL DEFAULT ''",
                 "ALTER TABLE login_sessions ADD COLUMN user_agent TEXT NOT NULL DEFAULT ''",
-                "UPDATE login_sessions SET sid = substr(hash, 1, 32), last_seen_at = created_at",
+                // Activity counts from the upgrade: nobody is signed out by it.
+                "UPDATE login_sessions SET sid = substr(hash, 1, 32), last_seen_at = \(flavor == .postgres ? "CAST(EXTRACT(EPOCH FROM now()) AS BIGINT)" : "CAST(strftime('%s', 'now') AS INTEGER)")",
                 "CREATE INDEX login_sessions_sid ON login_sessions (sid)",
                 // Which browser session a family (and the code before it) came from, what started it, and its label.
                 "ALTER TABLE auth_codes ADD COLUMN session_id TEXT NOT NULL DEFAULT ''",

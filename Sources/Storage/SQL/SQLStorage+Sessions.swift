@@ -110,16 +110,35 @@ extension SQLStorage {
                        deadline: try r.d("deadline"))
     }
 
+    static func insertDelivery(_ d: LogoutDelivery, _ db: any SQLDatabase) async throws {
+        try await db.raw("""
+            INSERT INTO logout_deliveries (id, client_id, uri, subject, sid, created_at, next_attempt_at, attempts, deadline)
+            VALUES (\(bind: d.id), \(bind: d.clientID), \(bind: d.uri), \(bind: d.subject), \(bind: d.sid), \(bind: t(d.createdAt)),
+                    \(bind: t(d.nextAttemptAt)), \(bind: d.attempts), \(bind: t(d.deadline)))
+            """).run()
+    }
+
     public func enqueueLogouts(_ deliveries: [LogoutDelivery]) async throws {
         guard !deliveries.isEmpty else { return }
-        try await tx { db in
-            for d in deliveries {
-                try await db.raw("""
-                    INSERT INTO logout_deliveries (id, client_id, uri, subject, sid, created_at, next_attempt_at, attempts, deadline)
-                    VALUES (\(bind: d.id), \(bind: d.clientID), \(bind: d.uri), \(bind: d.subject), \(bind: d.sid), \(bind: t(d.createdAt)),
-                            \(bind: t(d.nextAttemptAt)), \(bind: d.attempts), \(bind: t(d.deadline)))
-                    """).run()
+        try await tx { db in for d in deliveries { try await Self.insertDelivery(d, db) } }
+    }
+
+    public func endFamilies(ids: [String], now: Date, reason: String, logouts: [String: LogoutDelivery]) async throws -> [String] {
+        guard !ids.isEmpty else { return [] }
+        return try await tx { db in
+            var revoked: [String] = []
+            for id in ids {
+                let won = try await db.raw("""
+                    UPDATE refresh_families SET revoked_at = \(bind: t(now)), revoke_reason = \(bind: reason)
+                    WHERE id = \(bind: id) AND revoked_at IS NULL RETURNING id
+                    """).first() != nil
+                if won { revoked.append(id) }
             }
+            var queued = Set<String>()
+            for id in revoked {
+                if let d = logouts[id], queued.insert(d.id).inserted { try await Self.insertDelivery(d, db) }
+            }
+            return revoked
         }
     }
 
