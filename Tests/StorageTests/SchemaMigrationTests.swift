@@ -23,6 +23,11 @@ struct SchemaMigrationTests {
                     INSERT INTO refresh_tokens (hash, family_id, client_id, created_at, idle_expires_at)
                     VALUES (\(bind: tokenHash), 'old-family', 'kubernetes', \(bind: t(Fixture.t0)), \(bind: t(Fixture.t0) + 900))
                     """).run()
+                // A browser session a day old (version 5 adds its sid and idle clock).
+                try await sql.raw("""
+                    INSERT INTO login_sessions (hash, user_id, auth_time, auth_method, created_at, expires_at)
+                    VALUES ('0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef', 'user-1', 1, 'password', 1, \(bind: Int(Date().timeIntervalSince1970) + 3600))
+                    """).run()
             }
 
             let store = try await SQLStorage.open(db, now: Fixture.t0 + 60)
@@ -35,6 +40,10 @@ struct SchemaMigrationTests {
             #expect(family == RefreshFamily(id: "old-family", grant: Fixture.grant(userID: "user-1"), createdAt: Fixture.t0,
                                             expiresAt: Fixture.t0 + 43200))
             #expect(family.address == "" && family.userAgent == "")
+            // The old browser session gets a public id and counts its activity from the upgrade, not its start:
+            // an upgrade signs nobody out.
+            let session = try #require(try await store.session(sid: "0123456789abcdef0123456789abcdef"))
+            #expect(session.userID == "user-1" && abs(session.lastSeenAt.timeIntervalSinceNow) < 120)
             #expect(try await store.activeFamilies(userID: "user-1", now: Fixture.t0 + 60).map(\.id) == ["old-family"])
             let successor = Fixture.token(familyID: "old-family", at: Fixture.t0 + 60)
             #expect(try await store.rotateRefreshToken(hash: tokenHash, now: Fixture.t0 + 60, successor: successor) == .rotated)
