@@ -81,7 +81,7 @@ struct Runtime: Sendable {
             }
             configured.append(Client(id: c.id, name: c.name, redirectURIs: c.redirectURIs, isPublic: c.isPublic,
                                      secretHash: secretHash, createdAt: now, postLogoutRedirectURIs: c.postLogoutRedirectURIs,
-                                     backchannelLogoutURI: c.backchannelLogoutURI, introspectAll: c.introspectAll))
+                                     backchannelLogoutURI: c.backchannelLogoutURI, introspectAll: c.introspectAll, grantTypes: c.grantTypes))
         }
         let clients = ClientRegistry(configured: configured, store: storage)
 

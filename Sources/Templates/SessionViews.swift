@@ -46,3 +46,22 @@ public struct PasswordView: PageView {
         self.chrome = chrome; self.csrf = chrome.csrf; self.minLength = minLength; self.directory = directory; self.error = error
     }
 }
+
+/// /device: a person approves (or denies) a sign-in started on another device (RFC 8628).
+public struct DeviceView: PageView {
+    public static let template = "device"
+    public var chrome: Chrome
+    public var csrf: String
+    /// Showing the request to approve (else: the form to type a code).
+    public var confirm = false
+    public var userCode = ""
+    public var clientName = ""
+    public var access: [String] = []
+    public var address = ""
+    public var device = ""
+    public var requested = ""
+    public var expires = ""
+    public var error: String?
+    public var notice: String?
+    public init(chrome: Chrome) { self.chrome = chrome; self.csrf = chrome.csrf }
+}

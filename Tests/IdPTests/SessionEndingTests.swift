@@ -181,3 +181,18 @@ import Testing
         }
     }
 }
+
+@Suite struct UserCodes {
+    @Test func codesAreEightConsonantsAndTypingIsForgiving() {
+        for _ in 0..<200 {
+            let c = UserCode.make(SystemRandom())
+            #expect(c.count == 8 && c.allSatisfy { "BCDFGHJKLMNPQRSTVWXZ".contains($0) }, "\(c)")
+            #expect(UserCode.normalize(UserCode.display(c).lowercased()) == c)
+        }
+        #expect(UserCode.normalize("bcdf ghjk") == "BCDFGHJK")
+        #expect(UserCode.normalize("BCDF-GHJA") == nil, "a vowel is never part of a code")
+        #expect(UserCode.normalize("BCDF-GHJ") == nil)
+        #expect(UserCode.normalize("BCDF-GHJK-L") == nil)
+        #expect(UserCode.display("BCDFGHJK") == "BCDF-GHJK")
+    }
+}

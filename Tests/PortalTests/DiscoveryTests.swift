@@ -21,7 +21,9 @@ import Testing
             #expect(d["response_types_supported"] as? [String] == ["code"])
             #expect(d["response_modes_supported"] as? [String] == ["query"])
             // Every grant the token endpoint accepts, token exchange (application credentials) included.
-            #expect(d["grant_types_supported"] as? [String] == ["authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:token-exchange"])
+            #expect(d["grant_types_supported"] as? [String] == ["authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code",
+                                                                "urn:ietf:params:oauth:grant-type:token-exchange"])
+            #expect(d["device_authorization_endpoint"] as? String == p.issuer + "/device/code")
             #expect(d["end_session_endpoint"] as? String == p.issuer + "/end-session")
             #expect(d["revocation_endpoint"] as? String == p.issuer + "/revoke")
             #expect(d["introspection_endpoint"] as? String == p.issuer + "/introspect")
@@ -39,7 +41,7 @@ import Testing
             #expect(d["request_uri_parameter_supported"] as? Bool == false)
             #expect((d["scopes_supported"] as? [String] ?? []).contains("openid"))
             // Nothing that is not implemented is claimed.
-            for absent in ["registration_endpoint", "device_authorization_endpoint", "frontchannel_logout_supported"] {
+            for absent in ["registration_endpoint", "frontchannel_logout_supported"] {
                 #expect(d[absent] == nil, "\(absent) is advertised but not implemented")
             }
         }

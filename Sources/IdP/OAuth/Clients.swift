@@ -27,7 +27,8 @@ public struct ClientRegistry: Sendable {
     /// The built-in public client stock kubectl uses.
     public static func builtinKubernetes(now: Date) -> Client {
         Client(id: "kubernetes", name: "Kubernetes (kubectl)",
-               redirectURIs: ["http://localhost:8000", "http://localhost:18000"], isPublic: true, secretHash: nil, createdAt: now)
+               redirectURIs: ["http://localhost:8000", "http://localhost:18000"], isPublic: true, secretHash: nil, createdAt: now,
+               grantTypes: Client.defaultGrantTypes + [Client.deviceCodeGrant])
     }
 
     /// Redirect URIs must be absolute http(s) URIs without fragment; plain http only for loopback hosts.

@@ -11,10 +11,12 @@ extension Provider {
         guard let grantType = try p.single("grant_type") else { throw OAuthError.invalidRequest("missing parameter 'grant_type'") }
         do {
             switch grantType {
-            case "authorization_code":
-                return try await redeemCode(p, client: client, remoteAddress: remoteAddress, userAgent: userAgent)
-            case "refresh_token":
-                return try await refresh(p, client: client, remoteAddress: remoteAddress)
+            case "authorization_code", "refresh_token":
+                guard client.allows(grantType) else { throw OAuthError.unauthorizedClient("client '\(client.id)' may not use the \(grantType) grant") }
+                return grantType == "refresh_token" ? try await refresh(p, client: client, remoteAddress: remoteAddress)
+                    : try await redeemCode(p, client: client, remoteAddress: remoteAddress, userAgent: userAgent)
+            case Client.deviceCodeGrant:
+                return try await deviceToken(p, client: client, remoteAddress: remoteAddress)
             default:
                 throw OAuthError.unsupportedGrantType("grant_type '\(grantType)' is not supported")
             }

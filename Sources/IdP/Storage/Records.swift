@@ -41,13 +41,22 @@ public struct Client: Sendable, Equatable {
     public var backchannelLogoutURI: String
     /// RFC 7662: may introspect tokens issued to other clients (a resource server).
     public var introspectAll: Bool
+    /// The grants the token endpoint accepts from this client (RFC 7591 `grant_types`).
+    public var grantTypes: [String]
+
+    public static let deviceCodeGrant = "urn:ietf:params:oauth:grant-type:device_code"
+    public static let defaultGrantTypes = ["authorization_code", "refresh_token"]
 
     public init(id: String, name: String, redirectURIs: [String], isPublic: Bool, secretHash: String?, createdAt: Date,
-                postLogoutRedirectURIs: [String] = [], backchannelLogoutURI: String = "", introspectAll: Bool = false) {
+                postLogoutRedirectURIs: [String] = [], backchannelLogoutURI: String = "", introspectAll: Bool = false,
+                grantTypes: [String] = Client.defaultGrantTypes) {
         self.id = id; self.name = name; self.redirectURIs = redirectURIs; self.isPublic = isPublic
         self.secretHash = secretHash; self.createdAt = createdAt
         self.postLogoutRedirectURIs = postLogoutRedirectURIs; self.backchannelLogoutURI = backchannelLogoutURI; self.introspectAll = introspectAll
+        self.grantTypes = grantTypes
     }
+
+    public func allows(_ grantType: String) -> Bool { grantTypes.contains(grantType) }
 }
 
 /// Who authenticated, when and how: carried from login into codes and refresh families.
@@ -301,4 +310,52 @@ public struct Reveal: Sendable, Equatable {
         self.id = id; self.browserHash = browserHash; self.kind = kind; self.sealed = sealed
         self.createdAt = createdAt; self.expiresAt = expiresAt
     }
+}
+
+/// An RFC 8628 device authorization: asked for by a device, decided by a person in a browser,
+/// redeemed once by the device. Only the device code's hash is stored; the user code is short
+/// and typed by people, so it is stored as is (and unique among live grants).
+public struct DeviceGrant: Sendable, Equatable {
+    public enum Status: String, Sendable { case pending, approved, denied, redeemed }
+    public var deviceHash: String
+    public var userCode: String
+    public var clientID: String
+    public var scopes: [String]
+    public var createdAt: Date
+    public var expiresAt: Date
+    /// Seconds the device must wait between polls (grows by 5 with each `slow_down`).
+    public var interval: Int
+    public var lastPolledAt: Date?
+    public var status: Status
+    /// Who decided, how they had signed in, and from which browser session (set at approval).
+    public var userID: String
+    public var authTime: Date?
+    public var authMethod: String
+    public var sessionID: String
+    /// Where the device asked from.
+    public var address: String
+    public var userAgent: String
+    public var decidedAt: Date?
+
+    public init(deviceHash: String, userCode: String, clientID: String, scopes: [String], createdAt: Date, expiresAt: Date, interval: Int,
+                lastPolledAt: Date? = nil, status: Status = .pending, userID: String = "", authTime: Date? = nil, authMethod: String = "",
+                sessionID: String = "", address: String = "", userAgent: String = "", decidedAt: Date? = nil) {
+        self.deviceHash = deviceHash; self.userCode = userCode; self.clientID = clientID; self.scopes = scopes; self.createdAt = createdAt
+        self.expiresAt = expiresAt; self.interval = interval; self.lastPolledAt = lastPolledAt; self.status = status; self.userID = userID
+        self.authTime = authTime; self.authMethod = authMethod; self.sessionID = sessionID; self.address = address; self.userAgent = userAgent
+        self.decidedAt = decidedAt
+    }
+}
+
+/// What a device's poll found (RFC 8628 §3.5).
+public enum DevicePoll: Sendable, Equatable {
+    case notFound
+    case expired
+    /// Polled sooner than its interval; the interval is now `interval`.
+    case slowDown(interval: Int)
+    case pending
+    case denied
+    /// Approved and not yet redeemed: the caller redeems it with `redeemDeviceGrant`.
+    case approved(DeviceGrant)
+    case redeemed
 }

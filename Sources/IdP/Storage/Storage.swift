@@ -201,6 +201,24 @@ public protocol LogoutStore: Sendable {
     func deleteLogout(id: String) async throws
 }
 
+public protocol DeviceStore: Sendable {
+    /// Throws `.conflict` when the user code (or the device hash) is taken.
+    func createDeviceGrant(_ grant: DeviceGrant) async throws
+    /// A grant by its user code (any status), or nil.
+    func deviceGrant(userCode: String) async throws -> DeviceGrant?
+    /// Approves (with who and how) or denies a pending, unexpired grant; false when it was not pending
+    /// or has expired. Exactly one of concurrent deciders wins.
+    func decideDeviceGrant(userCode: String, now: Date, approve: Bool, userID: String, authTime: Date, authMethod: String,
+                           sessionID: String) async throws -> Bool
+    /// One poll: records it, and answers `slowDown` (growing the interval by 5 s) when it came sooner
+    /// than the interval after the previous one.
+    /// Another client's device code is `notFound`.
+    func pollDeviceGrant(deviceHash: String, clientID: String, now: Date) async throws -> DevicePoll
+    /// In one transaction: marks the approved grant redeemed (only if approved) and starts `family`
+    /// with its first token. False when another poll redeemed it first.
+    func redeemDeviceGrant(deviceHash: String, family: RefreshFamily, firstToken: RefreshToken) async throws -> Bool
+}
+
 public protocol MaintenanceStore: Sendable {
     /// Deletes expired codes, pending authorizations, sessions, setup tokens, reveals, dead refresh
     /// tokens and families, stale throttle rows and keys gone from JWKS. Returns rows removed.
@@ -211,7 +229,7 @@ public protocol MaintenanceStore: Sendable {
 
 /// Everything the portal persists.
 public typealias Storage = UserStore & ClientStore & CodeStore & RefreshStore & SessionStore & KeyStore & SetupStore
-    & ThrottleStore & AuditStore & MaintenanceStore & CredentialStore & RobotStore & RevealStore & LogoutStore
+    & ThrottleStore & AuditStore & MaintenanceStore & CredentialStore & RobotStore & RevealStore & LogoutStore & DeviceStore
 
 extension SessionStore {
     public func deleteSessions(userID: String) async throws { try await deleteSessions(userID: userID, except: nil) }

@@ -19,6 +19,8 @@ public struct TokenPolicy: Sendable {
     public var pendingAuthorizationTTL: TimeInterval = 10 * 60
     /// How long a browser login session lasts.
     public var sessionTTL: TimeInterval = 12 * 3600
+    /// How long a device authorization (RFC 8628) waits for the person to approve it.
+    public var deviceCodeTTL: TimeInterval = 600
     /// A browser session with no request for this long has ended.
     public var sessionIdleTimeout: TimeInterval = 30 * 60
 

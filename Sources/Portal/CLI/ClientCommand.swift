@@ -19,6 +19,8 @@ struct ClientCommand: AsyncParsableCommand {
         @Option(name: .customLong("backchannel-logout-uri"), help: "Where back-channel logout tokens are POSTed.") var backchannelLogoutURI: String?
         @Flag(name: .customLong("introspect-all-clients"), help: "May introspect tokens issued to other clients (a resource server).")
         var introspectAll = false
+        @Flag(name: .customLong("device-grant"), help: "May use the device authorization grant (RFC 8628: sign in on another device).")
+        var deviceGrant = false
 
         func validate() throws {
             guard isPublic != secretStdin else { throw ValidationError("choose exactly one of --public and --secret-stdin") }
@@ -43,7 +45,8 @@ struct ClientCommand: AsyncParsableCommand {
                 if rt.provider.clients.isConfigured(id) { throw UserAdminError("client '\(id)' is declared in the configuration file") }
                 let client = Client(id: id, name: name ?? id, redirectURIs: redirectURIs, isPublic: isPublic, secretHash: secretHash,
                                     createdAt: rt.clock.now(), postLogoutRedirectURIs: postLogoutRedirectURIs,
-                                    backchannelLogoutURI: backchannelLogoutURI ?? "", introspectAll: introspectAll)
+                                    backchannelLogoutURI: backchannelLogoutURI ?? "", introspectAll: introspectAll,
+                                    grantTypes: Client.defaultGrantTypes + (deviceGrant ? [Client.deviceCodeGrant] : []))
                 do { try await rt.storage.createClient(client) } catch let e as StorageError where e.isConflict {
                     throw UserAdminError("client '\(id)' already exists")
                 }

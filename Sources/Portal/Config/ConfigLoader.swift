@@ -84,6 +84,7 @@ extension ConfigReader {
             if let v = duration(m["refresh_grace_window"], "tokens.refresh_grace_window") { c.tokens.refreshGraceWindow = v }
             if let v = duration(m["session_lifetime"], "tokens.session_lifetime") { c.tokens.sessionTTL = v }
             if let v = duration(m["session_idle_timeout"], "tokens.session_idle_timeout") { c.tokens.sessionIdleTimeout = v }
+            if let v = duration(m["device_code_lifetime"], "tokens.device_code_lifetime") { c.tokens.deviceCodeTTL = v }
         }
         if let m = section(top["signing"], "signing") {
             if let v = duration(m["check_interval"], "signing.check_interval") { c.keyCheckInterval = v }
@@ -188,12 +189,16 @@ extension ConfigReader {
                 secretEnv: string(m["secret_env"], path + ".secret_env"),
                 postLogoutRedirectURIs: strings(m["post_logout_redirect_uris"], path + ".post_logout_redirect_uris") ?? [],
                 backchannelLogoutURI: string(m["backchannel_logout_uri"], path + ".backchannel_logout_uri") ?? "",
-                introspectAll: bool(m["introspect_all_clients"], path + ".introspect_all_clients") ?? false)
+                introspectAll: bool(m["introspect_all_clients"], path + ".introspect_all_clients") ?? false,
+                grantTypes: strings(m["grant_types"], path + ".grant_types") ?? Client.defaultGrantTypes)
             guard let id, !id.isEmpty else { problem(item, path + ".id", "is required"); continue }
             for (key, uris) in [("redirect_uris", client.redirectURIs), ("post_logout_redirect_uris", client.postLogoutRedirectURIs)] {
                 for (j, uri) in uris.enumerated() {
                     if let why = ClientRegistry.redirectURIProblem(uri) { problem(m[key], "\(path).\(key)[\(j)]", "'\(uri)': \(why)") }
                 }
+            }
+            for g in client.grantTypes where !PortalConfig.clientGrantTypes.contains(g) {
+                problem(m["grant_types"], path + ".grant_types", "'\(g)' is not one of \(PortalConfig.clientGrantTypes.joined(separator: ", "))")
             }
             if !client.backchannelLogoutURI.isEmpty, let why = ClientRegistry.redirectURIProblem(client.backchannelLogoutURI) {
                 problem(m["backchannel_logout_uri"], path + ".backchannel_logout_uri", "'\(client.backchannelLogoutURI)': \(why)")

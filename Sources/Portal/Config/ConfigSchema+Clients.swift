@@ -41,6 +41,8 @@ extension ConfigSchema {
               "Where the portal may send the browser back after RP-initiated logout (end_session_endpoint), matched exactly, and only for a request carrying a valid id_token_hint of this client."),
         .init("clients[].backchannel_logout_uri", .string, example: "https://grafana.example.org/logout/backchannel",
               "OIDC Back-Channel Logout: the portal POSTs a signed logout token here when a session this client signed in through ends (sign-out, My devices, an administrator). Retried for 10 minutes."),
+        .init("clients[].grant_types", .strings, default: #"["authorization_code", "refresh_token"]"#,
+              "The grants the token endpoint accepts from this client; add urn:ietf:params:oauth:grant-type:device_code for the device authorization grant (RFC 8628: sign in on another device). The built-in kubernetes client has all three."),
         .init("clients[].introspect_all_clients", .bool, default: "false",
               "A resource server: may introspect (RFC 7662) tokens issued to other clients. Otherwise a client sees only its own tokens as active."),
     ]

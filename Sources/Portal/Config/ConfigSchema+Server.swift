@@ -45,6 +45,8 @@ extension ConfigSchema {
         .init("tokens.refresh_grace_window", .duration(0...60), default: "5s",
               "Parallel refreshes of one token within this window get the same successor."),
         .init("tokens.session_lifetime", .duration(60...(30 * day)), default: "12h", "The portal's own browser session, at most (absolute)."),
+        .init("tokens.device_code_lifetime", .duration(10...3600), default: "10m",
+              "How long a sign-in started on another device (the device authorization grant, RFC 8628) waits for approval at /device."),
         .init("tokens.session_idle_timeout", .duration(10...(30 * day)), default: "30m",
               "A browser session with no page view or sign-in redirect for this long has ended (Keycloak's SSO idle default). kubectl sessions have their own, refresh_idle_timeout."),
 

@@ -38,7 +38,10 @@ struct PortalConfig: Sendable {
         var postLogoutRedirectURIs: [String] = []
         var backchannelLogoutURI = ""
         var introspectAll = false
+        var grantTypes = Client.defaultGrantTypes
     }
+    /// What `clients[].grant_types` may name.
+    static let clientGrantTypes = ["authorization_code", "refresh_token", Client.deviceCodeGrant]
 
     var issuer = "http://localhost:8080"
     var listenHost = "127.0.0.1"

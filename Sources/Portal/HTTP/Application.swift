@@ -31,6 +31,7 @@ func buildRouter(runtime: Runtime, pages: Pages, assets: StaticAssets) -> Router
     ShownRoutes(runtime: runtime, pages: pages, browser: browser, session: { try await browserRoutes.currentSession($0) }).register(router)
     SessionRoutes(runtime: runtime, pages: pages, browser: browser, session: { try await browserRoutes.currentSession($0) }).register(router)
     DeviceRoutes(runtime: runtime, pages: pages, browser: browser, session: { try await browserRoutes.currentSession($0) }).register(router)
+    DeviceGrantRoutes(runtime: runtime, pages: pages, browser: browser, session: { try await browserRoutes.currentSession($0) }).register(router)
 
     router.get("/healthz") { _, _ in Responses.json(.ok, #"{"status":"ok"}"#) }
     router.get("/readyz") { _, context in

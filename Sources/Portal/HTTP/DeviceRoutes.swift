@@ -91,6 +91,7 @@ struct DeviceRoutes {
         case "kubectl command": "the kubectl page"
         case "kubeconfig download": "a kubeconfig download"
         case "signin": "signing in to \(clientName)"
+        case "device": "a code approved at /device"
         default: f.purpose.isEmpty ? "—" : f.purpose
         }
     }

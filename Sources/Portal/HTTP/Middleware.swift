@@ -57,7 +57,7 @@ struct PortalMiddleware: RouterMiddleware {
     }
 
     static func isProtocolPath(_ path: String) -> Bool {
-        path == "/token" || path == "/userinfo" || path == "/revoke" || path == "/introspect" || path.hasPrefix("/.well-known") || path == "/keys" || path.hasPrefix("/webhook/")
+        path == "/token" || path == "/userinfo" || path == "/revoke" || path == "/introspect" || path == "/device/code" || path.hasPrefix("/.well-known") || path == "/keys" || path.hasPrefix("/webhook/")
     }
 
     func errorResponse(_ error: any Error, request: Request, context: PortalContext) -> Response {

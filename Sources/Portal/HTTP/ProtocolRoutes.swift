@@ -23,12 +23,18 @@ struct ProtocolRoutes {
                 return Response(status: .ok, headers: [.cacheControl: "no-store", .contentLength: "0"])
             }
         }
+        router.post("/device/code") { request, context in
+            try await clientForm(request, context) { (form, basic) throws(OAuthError) in
+                Responses.json(.ok, try await provider.deviceAuthorization(form, authorizationHeader: basic, remoteAddress: context.remoteAddress,
+                                                                           userAgent: request.headers[.userAgent] ?? ""))
+            }
+        }
         router.post("/introspect") { request, context in
             try await clientForm(request, context) { (form, basic) throws(OAuthError) in
                 Responses.json(.ok, try await provider.introspect(form, authorizationHeader: basic, remoteAddress: context.remoteAddress))
             }
         }
-        for path in ["/revoke", "/introspect"] {
+        for path in ["/revoke", "/introspect", "/device/code"] {
             router.on(RouterPath(path), method: .get) { _, _ in Responses.oauthError(.methodNotAllowed("this endpoint accepts POST only")) }
         }
         router.get("/userinfo") { request, _ in await userinfo(request, form: nil) }

@@ -128,6 +128,17 @@ enum Migrations {
                   created_at BIGINT NOT NULL, next_attempt_at BIGINT NOT NULL, attempts BIGINT NOT NULL, deadline BIGINT NOT NULL)
                 """,
             ]),
+            (6, [
+                // RFC 8628 device authorization grants, and the grants each client may use.
+                """
+                CREATE TABLE device_grants (
+                  device_hash TEXT PRIMARY KEY, user_code TEXT NOT NULL UNIQUE, client_id TEXT NOT NULL, scopes TEXT NOT NULL,
+                  created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL, poll_interval BIGINT NOT NULL, last_polled_at BIGINT,
+                  status TEXT NOT NULL, user_id TEXT NOT NULL, auth_time BIGINT, auth_method TEXT NOT NULL, session_id TEXT NOT NULL,
+                  address TEXT NOT NULL, user_agent TEXT NOT NULL, decided_at BIGINT)
+                """,
+                "ALTER TABLE clients ADD COLUMN grant_types_json TEXT NOT NULL DEFAULT ''",
+            ]),
         ]
     }
 

@@ -196,16 +196,18 @@ extension SQLStorage {
         Client(id: try r.s("id"), name: try r.s("name"), redirectURIs: try r.list("redirect_uris_json"), isPublic: try r.b("is_public"),
                secretHash: try r.os("secret_hash"), createdAt: try r.d("created_at"),
                postLogoutRedirectURIs: try r.list("post_logout_redirect_uris_json"), backchannelLogoutURI: try r.s("backchannel_logout_uri"),
-               introspectAll: try r.b("introspect_all"))
+               introspectAll: try r.b("introspect_all"),
+               grantTypes: (try r.s("grant_types_json")).isEmpty ? Client.defaultGrantTypes : try r.list("grant_types_json"))
     }
 
     public func createClient(_ c: Client) async throws {
         try await run { db in
             try await db.raw("""
                 INSERT INTO clients (id, name, redirect_uris_json, is_public, secret_hash, created_at, post_logout_redirect_uris_json,
-                                     backchannel_logout_uri, introspect_all)
+                                     backchannel_logout_uri, introspect_all, grant_types_json)
                 VALUES (\(bind: c.id), \(bind: c.name), \(bind: json(c.redirectURIs)), \(bind: c.isPublic ? 1 : 0), \(bind: c.secretHash), \(bind: t(c.createdAt)),
-                        \(bind: json(c.postLogoutRedirectURIs)), \(bind: c.backchannelLogoutURI), \(bind: c.introspectAll ? 1 : 0))
+                        \(bind: json(c.postLogoutRedirectURIs)), \(bind: c.backchannelLogoutURI), \(bind: c.introspectAll ? 1 : 0),
+                        \(bind: json(c.grantTypes)))
                 """).run()
         }
     }
