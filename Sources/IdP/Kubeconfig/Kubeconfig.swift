@@ -75,6 +75,9 @@ public enum Kubeconfig {
                 y += "    auth-provider:\n      name: oidc\n      config:\n"
                 y += "        idp-issuer-url: \(q(c.issuer))\n"
                 y += "        client-id: \(q(c.clientID))\n"
+                // A public client has no secret; kubectl ignores an empty one, and the Python kubernetes
+                // client refuses to refresh without the key.
+                y += "        client-secret: \"\"\n"
                 if let ca = c.issuerCAPEM { y += "        idp-certificate-authority-data: \(q(base64(ca)))\n" }
                 y += "        id-token: \(q(c.idToken))\n"
                 y += "        refresh-token: \(q(c.refreshToken))\n"
