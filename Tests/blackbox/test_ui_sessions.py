@@ -548,3 +548,40 @@ def test_devices_and_password_fit_a_phone(env):
         ui.check("phone-sign-out-question", headers_url=portal.base + "/")
     finally:
         ui.viewport(1280, 800)
+
+
+def test_a_device_sign_in_is_approved_and_denied_in_chromium(env):
+    """RFC 8628: a device without a browser (requests, its own User-Agent) asks; the person opens the
+    link in Chromium, signs in, reads who asked, and approves — then denies a second one."""
+    portal, ui = env
+    import time
+    add_user(portal, "devon")
+    grant = "urn:ietf:params:oauth:grant-type:device_code"
+    device = requests.Session()
+    device.headers["User-Agent"] = "kubectl-portal/0.1 (linux/amd64)"
+    d = device.post(portal.base + "/device/code", data={"client_id": "kubernetes"}).json()
+    ui.driver.delete_all_cookies()
+    ui.get(d["verification_uri_complete"].removeprefix(portal.issuer))
+    assert ui.path().startswith("/login")
+    sign_in(ui, "devon", PW)
+    assert ui.path().startswith("/device?user_code="), ui.path()
+    text = ui.css("main").text
+    assert ui.heading() == "Sign in Kubernetes (kubectl) on another device?"
+    assert d["user_code"] in text and "Approve only if you started this yourself" in text and "127.0.0.1" in text
+    ui.check("device-approve")
+    ui.click_and_wait(ui.css("button[name=decision][value=approve]"))
+    assert ui.path() == "/device" and "Approved" in ui.css("[role=status]").text
+    ui.check("device-approved")
+    time.sleep(5)
+    r = device.post(portal.base + "/token", data={"grant_type": grant, "device_code": d["device_code"], "client_id": "kubernetes"})
+    assert r.status_code == 200, r.text
+    # The typed path, and a denial.
+    d2 = device.post(portal.base + "/device/code", data={"client_id": "kubernetes"}).json()
+    ui.get("/device")
+    ui.check("device-enter-code")
+    ui.fill({"#user_code": d2["user_code"].lower()})
+    ui.submit("form[action='/device'] button[type=submit]")
+    ui.click_and_wait(ui.css("button[name=decision][value=deny]"))
+    assert "Denied" in ui.css("[role=status]").text
+    r = device.post(portal.base + "/token", data={"grant_type": grant, "device_code": d2["device_code"], "client_id": "kubernetes"})
+    assert r.status_code == 400 and r.json()["error"] == "access_denied", r.text
