@@ -153,15 +153,22 @@ public struct KubernetesView: PageView {
     }
     public var chrome: Chrome
     public var csrf: String
+    /// A variant whose commands hold no token (kubelogin, the portal plugin): shown on the page.
     public var exec: Bool
+    public var kubelogin: Bool
+    public var plugin: Bool
+    /// The plugin's one-line install (download, checksum, install), when the portal serves it.
+    public var pluginInstall: String?
+    public var issuer = ""
     public var variant: String
     public var lifetimeText: String
     public var clusters: [Cluster]
     public var multiple: Bool
     public var notice: String?
     public var error: String?
-    public init(chrome: Chrome, exec: Bool, lifetimeText: String, clusters: [Cluster]) {
-        self.chrome = chrome; self.csrf = chrome.csrf; self.exec = exec; self.variant = exec ? "exec" : "oidc"
+    public init(chrome: Chrome, variant: String, lifetimeText: String, clusters: [Cluster]) {
+        self.chrome = chrome; self.csrf = chrome.csrf; self.variant = variant
+        self.kubelogin = variant == "exec"; self.plugin = variant == "plugin"; self.exec = kubelogin || plugin
         self.lifetimeText = lifetimeText; self.clusters = clusters; self.multiple = clusters.count > 1
     }
 }

@@ -32,6 +32,12 @@ import Testing
         try golden("kubeconfig-two-clusters.yaml", Kubeconfig.yaml(Self.entries))
     }
 
+    @Test func pluginKubeconfigMatchesGolden() throws {
+        let entry = KubeconfigEntry(cluster: Self.execEntry.cluster, userName: "zoë o'neil", auth: .plugin(issuer: "https://portal.example.org", clientID: "kubernetes"))
+        try golden("kubeconfig-plugin.yaml", Kubeconfig.yaml([entry]))
+        try golden("setup-plugin-bash.txt", Kubeconfig.command(entry, shell: .bash) + "\n")
+    }
+
     @Test func execKubeconfigMatchesGolden() throws {
         try golden("kubeconfig-exec.yaml", Kubeconfig.yaml([Self.execEntry]))
     }

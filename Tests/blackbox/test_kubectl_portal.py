@@ -93,7 +93,7 @@ def wait_until_stale(cache_file):
     time.sleep(max(0, exp - 10 - time.time()) + 1)
 
 
-@pytest.mark.parametrize("version", ["1.32", "1.27"])
+@pytest.mark.parametrize("version", ["1.33", "1.27"])
 def test_kubectl_through_expiry_refreshes_in_the_plugin_and_never_rewrites_the_kubeconfig(env, pki, version):  # noqa: F811
     portal, standin = env
     k = Kubectl(version)
@@ -126,7 +126,7 @@ def test_kubectl_through_expiry_refreshes_in_the_plugin_and_never_rewrites_the_k
 
 def test_twenty_parallel_kubectl_after_expiry_cause_one_refresh(env, pki):  # noqa: F811
     portal, standin = env
-    k = Kubectl("1.32")
+    k = Kubectl("1.33")
     plugin = Plugin(portal, k)
     plugin.login()
     plugin.kubeconfig(standin, pki / "ca.crt")
@@ -183,3 +183,74 @@ def test_logout_revokes_and_every_failure_is_one_line_that_says_what_to_do(env, 
     r = subprocess.run([PLUGIN, "get-token", "--issuer", "http://127.0.0.1:9"], env=plugin.k.env, capture_output=True, text=True, timeout=60,
                        input="")
     assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_the_kubectl_page_offers_the_plugin_and_the_portal_serves_it(env, monkeypatch):  # noqa: F811
+    import hashlib
+
+    from test_kubectl import CLUSTER, login
+    portal, standin = env
+    with open(PLUGIN, "rb") as f:
+        built = f.read()
+    digest = hashlib.sha256(built).hexdigest()
+    r = requests.get(portal.issuer + "/downloads/kubectl-portal-linux-amd64")
+    assert r.status_code == 200 and r.content == built and r.headers["Content-Type"] == "application/octet-stream"
+    assert requests.get(portal.issuer + "/downloads/kubectl-portal-linux-amd64.sha256").text == f"{digest}  kubectl-portal\n"
+    assert requests.get(portal.issuer + "/downloads/portal").status_code == 404
+
+    session, _ = login(portal)
+    page = session.get(portal.issuer + "/kubernetes", params={"variant": "plugin"}).text
+    assert "Install kubectl-portal once" in page and digest in page and "sha256sum -c" in page
+    assert "refresh-token" not in page and "id-token" not in page
+    # The one-line install, run as printed (with curl and sha256sum), installs exactly the built binary.
+    import html as htmlmod
+    line = htmlmod.unescape(re.search(r'<pre id="install"[^>]*>(.*?)</pre>', page, re.S).group(1))
+    k = Kubectl("1.32")
+    r = k.bash(f"cd {k.dir} && {line}")
+    assert r.returncode == 0, r.stderr
+    with open(os.path.join(k.dir, ".local", "bin", "kubectl-portal"), "rb") as f:
+        assert f.read() == built
+
+    # Its kubeconfig holds no token: the user is the exec plugin, and kubectl works with it.
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    r = session.post(portal.issuer + "/kubernetes/kubeconfig", data={"csrf": csrf, "cluster": CLUSTER, "variant": "plugin"})
+    assert r.status_code == 200
+    cfg = yaml.safe_load(r.text)
+    ex = cfg["users"][0]["user"]["exec"]
+    assert ex["command"] == "kubectl-portal" and ex["args"] == ["get-token", "--issuer", portal.issuer]
+    assert ex["apiVersion"] == "client.authentication.k8s.io/v1" and ex["interactiveMode"] == "IfAvailable"
+    plugin = Plugin(portal, k)
+    with open(k.kubeconfig, "w") as f:
+        f.write(r.text)
+    plugin.login()
+    r = k.run("get", "pods")
+    assert r.returncode == 0, r.stderr
+    assert standin.seen[-1][0] == "oidc:alice"
+
+    # The official Python kubernetes client through the same exec plugin.
+    kubernetes = pytest.importorskip("kubernetes")
+    for key in ("KUBECTL_PORTAL_CACHE_DIR", "PATH"):
+        monkeypatch.setenv(key, k.env[key])
+    api = kubernetes.config.new_client_from_config(config_file=k.kubeconfig)
+    assert kubernetes.client.CoreV1Api(api).list_namespaced_pod("team-a").items == []
+    assert standin.seen[-1][0] == "oidc:alice"
+
+
+def test_the_pasted_plugin_command_works_with_kubectl_1_27(env):  # noqa: F811
+    """The page's bash line for the plugin variant (no token in it) configures even kubectl 1.27."""
+    import html as htmlmod
+
+    from test_kubectl import login
+    portal, standin = env
+    session, _ = login(portal)
+    page = session.get(portal.issuer + "/kubernetes", params={"variant": "plugin"}).text
+    line = htmlmod.unescape(re.search(r'<pre id="bash-0"[^>]*>(.*?)</pre>', page, re.S).group(1))
+    assert "refresh-token" not in line and "kubectl-portal" in line
+    k = Kubectl("1.27")
+    plugin = Plugin(portal, k)
+    r = k.bash(line)
+    assert r.returncode == 0, r.stderr
+    plugin.login()
+    r = k.run("get", "pods")
+    assert r.returncode == 0, r.stderr
+    assert standin.seen[-1][0] == "oidc:alice"

@@ -38,6 +38,8 @@ public struct KubeconfigEntry: Sendable, Equatable {
         case authProvider(OIDCCredentials)
         /// The kubelogin exec plugin (`kubectl oidc-login`), which logs in by itself.
         case exec(issuer: String, clientID: String, issuerCAPEM: String?)
+        /// The portal's own plugin (`kubectl-portal get-token`): tokens live in its cache, never in the kubeconfig.
+        case plugin(issuer: String, clientID: String)
         /// A static bearer token (an application credential checked by the TokenReview webhook).
         case token(String)
     }
@@ -87,6 +89,10 @@ public enum Kubeconfig {
                 y += "    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: kubectl\n      args:\n"
                 for a in execArgs(issuer: issuer, clientID: clientID, issuerCAPEM: ca) { y += "      - \(q(a))\n" }
                 y += "      interactiveMode: IfAvailable\n      provideClusterInfo: false\n"
+            case .plugin(let issuer, let clientID):
+                y += "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: kubectl-portal\n      args:\n"
+                for a in pluginArgs(issuer: issuer, clientID: clientID) { y += "      - \(q(a))\n" }
+                y += "      interactiveMode: IfAvailable\n      provideClusterInfo: false\n"
             }
         }
         y += "contexts:\n"
@@ -96,6 +102,10 @@ public enum Kubeconfig {
         }
         y += "current-context: \(q(entries.first?.contextName ?? ""))\npreferences: {}\n"
         return y
+    }
+
+    static func pluginArgs(issuer: String, clientID: String) -> [String] {
+        ["get-token", "--issuer", issuer] + (clientID == "kubernetes" ? [] : ["--client-id", clientID])
     }
 
     static func execArgs(issuer: String, clientID: String, issuerCAPEM: String?) -> [String] {
@@ -165,6 +175,10 @@ public enum Kubeconfig {
         case .exec(let issuer, let clientID, let ca):
             user += " --exec-api-version=client.authentication.k8s.io/v1beta1 --exec-command=kubectl"
             for a in execArgs(issuer: issuer, clientID: clientID, issuerCAPEM: ca) { user += " --exec-arg=\(quote(a))" }
+        case .plugin(let issuer, let clientID):
+            // v1beta1 here: kubectl before 1.28 has no --exec-interactive-mode, and v1 requires one (v1beta1 means IfAvailable).
+            user += " --exec-api-version=client.authentication.k8s.io/v1beta1 --exec-command=kubectl-portal"
+            for a in pluginArgs(issuer: issuer, clientID: clientID) { user += " --exec-arg=\(quote(a))" }
         }
         parts.append(user)
         var context = "kubectl config set-context \(quote(e.contextName)) --cluster=\(quote(e.cluster.name)) --user=\(quote(e.userEntryName))"

@@ -15,12 +15,31 @@ struct KubernetesRoutes {
         router.post("/kubernetes/kubeconfig") { request, context in try await download(request, context) }
         router.post("/kubernetes/command") { request, context in try await command(request, context) }
         router.get("/admin/apiserver") { request, context in try await apiserverPage(request, context) }
+        router.get("/downloads/{file}") { _, context in
+            guard let plugin = PluginDownload.shared, let name = context.parameters.get("file") else { throw HTTPError(.notFound) }
+            if name == PluginDownload.fileName {
+                return Response(status: .ok, headers: [.contentType: "application/octet-stream", .cacheControl: "public, max-age=300",
+                                                       .contentDisposition: "attachment; filename=\"kubectl-portal\""],
+                                body: .init(byteBuffer: ByteBuffer(bytes: plugin.data)))
+            }
+            guard name == PluginDownload.fileName + ".sha256" else { throw HTTPError(.notFound) }
+            return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8", .cacheControl: "public, max-age=300"],
+                            body: .init(byteBuffer: ByteBuffer(string: plugin.sha256 + "  kubectl-portal\n")))
+        }
     }
 
+    /// The variants of the page: built-in (tokens in the kubeconfig), the portal plugin, kubelogin.
+    static func variant(_ v: String?) -> String { ["plugin", "exec"].contains(v ?? "") ? v! : "oidc" }
+
+    func pluginAuth(_ c: ClusterSpec) -> KubeconfigEntry.Auth { .plugin(issuer: runtime.config.issuer, clientID: c.clientID) }
+
     /// "Tokens last 60 seconds …": the lifetimes in words, with the latest time a new login is needed.
-    func lifetimeText(sessionEnd: Date, exec: Bool) -> String {
+    func lifetimeText(sessionEnd: Date, variant: String) -> String {
         let t = runtime.config.tokens
-        if exec {
+        if variant == "plugin" {
+            return "kubectl holds a token that lasts \(DurationParser.words(t.idTokenTTL)); kubectl-portal renews it from its own cache and signs you in again when needed."
+        }
+        if variant == "exec" {
             return "kubectl holds a token that lasts \(DurationParser.words(t.idTokenTTL)); kubelogin renews it, and opens this portal in your browser when a new sign-in is needed."
         }
         return "kubectl holds a token that lasts \(DurationParser.words(t.idTokenTTL)) and renews itself while you use it. "
@@ -28,11 +47,15 @@ struct KubernetesRoutes {
             + "and at the latest at \(AdminPages.date(sessionEnd)) (\(DurationParser.words(t.refreshAbsoluteLifetime)) from now)."
     }
 
-    func entries(for identity: Identity, session: LoginSession, clusters: [ClusterSpec], exec: Bool, purpose: String,
+    func entries(for identity: Identity, session: LoginSession, clusters: [ClusterSpec], variant: String, purpose: String,
                  remoteAddress: String, userAgent: String) async throws -> [KubeconfigEntry] {
         var out: [KubeconfigEntry] = []
         for c in clusters {
-            if exec {
+            if variant == "plugin" {
+                out.append(KubeconfigEntry(cluster: c, userName: identity.username, auth: pluginAuth(c)))
+                continue
+            }
+            if variant == "exec" {
                 out.append(KubeconfigEntry(cluster: c, userName: identity.username,
                                            auth: .exec(issuer: runtime.config.issuer, clientID: c.clientID, issuerCAPEM: runtime.issuerCAPEM)))
                 continue
@@ -52,20 +75,26 @@ struct KubernetesRoutes {
     func page(_ request: Request, _ context: PortalContext) async throws -> Response {
         guard let (_, identity) = try await session(request) else { return Responses.redirect("/login?next=%2Fkubernetes") }
         if let refusal = unnameable(identity, context) { return refusal }
-        let exec = request.queryParameters?["variant"] == "exec"
+        let variant = Self.variant(request.queryParameters?["variant"])
         let (chrome, setCookie) = browser.chrome(request, identity, isAdmin: isAdmin(identity, runtime), section: .kubernetes)
         let (flash, clear) = browser.takeFlash(request)
         // Nothing is minted to show this page: the plugin variant's commands hold no token, and the
         // built-in variant's command or file is made by a POST and shown once.
         let views = runtime.clusters.enumerated().map { i, c in
-            let e = exec ? KubeconfigEntry(cluster: c, userName: identity.username,
-                                           auth: .exec(issuer: runtime.config.issuer, clientID: c.clientID, issuerCAPEM: runtime.issuerCAPEM)) : nil
+            let e: KubeconfigEntry? = switch variant {
+            case "plugin": KubeconfigEntry(cluster: c, userName: identity.username, auth: pluginAuth(c))
+            case "exec": KubeconfigEntry(cluster: c, userName: identity.username,
+                                         auth: .exec(issuer: runtime.config.issuer, clientID: c.clientID, issuerCAPEM: runtime.issuerCAPEM))
+            default: nil
+            }
             return KubernetesView.Cluster(index: i, name: c.name, server: c.server, namespace: c.namespace,
                                           bash: e.map { Kubeconfig.command($0, shell: .bash) }, powershell: e.map { Kubeconfig.command($0, shell: .powershell) },
-                                          csrf: chrome.csrf, variant: exec ? "exec" : "oidc")
+                                          csrf: chrome.csrf, variant: variant)
         }
         let familyEnd = runtime.clock.now() + runtime.config.tokens.refreshAbsoluteLifetime
-        var view = KubernetesView(chrome: chrome, exec: exec, lifetimeText: lifetimeText(sessionEnd: familyEnd, exec: exec), clusters: views)
+        var view = KubernetesView(chrome: chrome, variant: variant, lifetimeText: lifetimeText(sessionEnd: familyEnd, variant: variant), clusters: views)
+        view.issuer = runtime.config.issuer
+        view.pluginInstall = PluginDownload.shared.map { $0.installLine(issuer: runtime.config.issuer) }
         view.notice = flash?.notice; view.error = flash?.error
         return Responses.html(.ok, pages.render(view), cookies: setCookie + clear)
     }
@@ -101,7 +130,7 @@ struct KubernetesRoutes {
             return Responses.html(.notFound, pages.render(ErrorView(heading: "Unknown cluster", message: "There is no cluster with that name.",
                                                                     requestID: context.requestID, backLink: "/kubernetes", backLabel: "Back to Kubernetes")))
         }
-        let es = try await entries(for: identity, session: s, clusters: clusters, exec: form["variant"] == "exec", purpose: "kubeconfig download",
+        let es = try await entries(for: identity, session: s, clusters: clusters, variant: Self.variant(form["variant"]), purpose: "kubeconfig download",
                                    remoteAddress: context.remoteAddress, userAgent: request.headers[.userAgent] ?? "")
         let filename = which == "*" ? "kubeconfig" : "kubeconfig-" + String(which.unicodeScalars.map { c in
             CharacterSet.alphanumerics.contains(c) && c.isASCII || c == "-" || c == "_" || c == "." ? Character(c) : "_"
