@@ -254,3 +254,38 @@ def test_the_pasted_plugin_command_works_with_kubectl_1_27(env):  # noqa: F811
     r = k.run("get", "pods")
     assert r.returncode == 0, r.stderr
     assert standin.seen[-1][0] == "oidc:alice"
+
+
+def test_a_browser_sign_in_through_the_loopback_redirect_driven_by_chromium(env, tmp_path):  # noqa: F811
+    """`kubectl portal login` without --device: the plugin opens the authorization URL (here a command
+    that hands it to the test), headless Chromium signs in, and the portal redirects to the plugin's
+    loopback listener with the code, which the plugin redeems with its PKCE verifier."""
+    from test_ui_browser import UI, sign_in
+    portal, standin = env
+    k = Kubectl("1.33")
+    plugin = Plugin(portal, k)
+    handoff = tmp_path / "url"
+    opener = tmp_path / "open.sh"
+    opener.write_text(f'#!/bin/sh\nprintf "%s" "$1" > {handoff}\n')
+    opener.chmod(0o755)
+    env_ = dict(k.env, KUBECTL_PORTAL_BROWSER=str(opener))
+    p = subprocess.Popen([PLUGIN, "login", "--issuer", portal.issuer], env=env_, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    deadline = time.time() + 15
+    while not (handoff.exists() and handoff.read_text()) and time.time() < deadline:
+        time.sleep(0.1)
+    url = handoff.read_text()
+    assert url.startswith(portal.issuer + "/authorize?") and "code_challenge_method=S256" in url and "redirect_uri=http%3A%2F%2Flocalhost%3A" in url
+    ui = UI(portal, str(tmp_path / "chromium"), str(tmp_path / "shots"))
+    try:
+        ui.driver.get(url)
+        sign_in(ui, "alice", PASSWORD)
+        out, err = p.communicate(timeout=30)
+        assert p.returncode == 0, err
+        assert "Signed in to" in err and "as alice" in err
+        assert "Signed in. You can close this tab" in ui.driver.page_source
+    finally:
+        if p.poll() is None:
+            p.kill()
+        ui.quit()
+    r = plugin.run("get-token", interactive=False)
+    assert r.returncode == 0 and json.loads(r.stdout)["status"]["token"], r.stderr
