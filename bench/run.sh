@@ -27,6 +27,7 @@ fi
 
 echo "==> building portal (release)"
 swift build -c release --product portal
+swift build -c release --product kubectl-portal
 BIN="$(swift build -c release --show-bin-path)/portal"
 
 PG=()
@@ -36,4 +37,4 @@ if [ "$POSTGRES" = 1 ]; then
   PG=(--postgres "$PORTAL_TEST_POSTGRES_URL" --psql "$PGBIN/psql")
 fi
 
-"$PY" "$ROOT/bench/suite.py" --bin "$BIN" "${PG[@]}" "${QUICK[@]}" "$@"
+"$PY" "$ROOT/bench/suite.py" --bin "$BIN" --plugin "$(dirname "$BIN")/kubectl-portal" "${PG[@]}" "${QUICK[@]}" "$@"

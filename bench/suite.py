@@ -350,6 +350,46 @@ def run_parallel_refresh(portal, session, rounds):
             "first_problem": bad[0] if bad else ""}
 
 
+def run_plugin_refresh(portal, plugin, session, seconds):
+    """kubectl-portal get-token with a stale cache, one after another: what one kubectl invocation
+    pays when its token has expired (process start, cache lock, discovery, refresh, atomic write)."""
+    import hashlib
+    import subprocess
+    import tempfile
+    cache_dir = tempfile.mkdtemp(prefix="bench-plugin-")
+    key = hashlib.sha256(f"{portal.base}\nkubernetes".encode()).hexdigest()[:32]
+    path = os.path.join(cache_dir, key + ".json")
+    t = portal.sso_tokens(session)
+    cache = {"issuer": portal.base, "client_id": "kubernetes", "id_token": t["id_token"], "refresh_token": t["refresh_token"],
+             "expiry": 0, "refresh_expiry": 0}
+    env = dict(os.environ, KUBECTL_PORTAL_CACHE_DIR=cache_dir,
+               KUBERNETES_EXEC_INFO='{"apiVersion":"client.authentication.k8s.io/v1","spec":{"interactive":false}}')
+    times, failures = [], []
+    cpu0 = portal.stats.cpu_seconds()
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        with open(path, "w") as f:
+            json.dump(cache, f)
+        t0 = time.perf_counter()
+        r = subprocess.run([plugin, "get-token", "--issuer", portal.base], env=env, capture_output=True, text=True)
+        times.append(time.perf_counter() - t0)
+        if r.returncode != 0:
+            failures.append(r.stderr.strip())
+            break
+        with open(path) as f:
+            cache = json.load(f)
+        cache["expiry"] = 0
+    cpu = portal.stats.cpu_seconds() - cpu0
+    elapsed = sum(times)
+    times.sort()
+    n = len(times)
+    return {"requests": n, "rps": n / max(elapsed, 1e-9), "p50": percentile(times, 50) * 1000, "p99": percentile(times, 99) * 1000,
+            "p999": percentile(times, 99.9) * 1000, "cpu_per_1000": cpu / max(n, 1) * 1000, "peak_rss_mb": portal.stats.peak_mb(),
+            "wrong": len(failures), "status_errors": 0, "socket_errors": 0, "broken_chains": 0,
+            "note": "one process at a time; latency is a whole kubectl-portal run (start, lock, discovery, refresh, write)"
+            + (f"; first failure: {failures[0]}" if failures else "")}
+
+
 def scenarios(portal, label, algorithm, args, work):
     """Runs every scenario against one portal; returns rows."""
     rows = []
@@ -400,6 +440,8 @@ def scenarios(portal, label, algorithm, args, work):
             "METHOD": "POST", "CONTENT_TYPE": "application/x-www-form-urlencoded", "BODY": body, "EXPECT": '"id_token"'},
             portal.stats))
         add("password login (code flow)", run_login(portal, args.login_seconds, args.login_concurrency))
+        if args.plugin:
+            add("refresh through kubectl-portal", run_plugin_refresh(portal, args.plugin, s, secs))
 
         # Ten parallel refreshes of one token, while a refresh load runs beside them.
         path2 = os.path.join(work, f"chains-{label}-bg.txt")
@@ -440,6 +482,7 @@ def main():
     ap.add_argument("--openssl-seconds", type=int, default=3)
     ap.add_argument("--bcrypt-cost", type=int, default=12)
     ap.add_argument("--skip-static", action="store_true")
+    ap.add_argument("--plugin", help="the kubectl-portal binary, for the plugin refresh scenario")
     ap.add_argument("--out-dir", default=os.path.join(HERE, "results"))
     args = ap.parse_args()
 
