@@ -1,18 +1,40 @@
+import AsyncHTTPClient
 import Crypto
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
+import NIOCore
+import NIOSSL
 #if canImport(Glibc)
 import Glibc
 #endif
+
+/// One HTTP client per run (AsyncHTTPClient: TLS from BoringSSL, system trust roots, or the
+/// portal's CA with --certificate-authority), shut down when the command ends.
+enum HTTP {
+    nonisolated(unsafe) static var client: HTTPClient?
+
+    static func shared(caFile: String?) throws -> HTTPClient {
+        if let c = client { return c }
+        var tls = TLSConfiguration.makeClientConfiguration()
+        if let caFile {
+            guard FileManager.default.isReadableFile(atPath: caFile) else { throw PluginError("cannot read the certificate authority file \(caFile)") }
+            tls.trustRoots = .file(caFile)
+        }
+        var config = HTTPClient.Configuration(tlsConfiguration: tls, redirectConfiguration: .disallow)
+        config.timeout = .init(connect: .seconds(10), read: .seconds(30))
+        let c = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
+        client = c
+        return c
+    }
+
+    static func shutdown() async { try? await client?.shutdown(); client = nil }
+}
 
 /// The portal seen from the plugin: discovery, the token endpoint (refresh, code, device code),
 /// the device authorization endpoint and revocation. Tokens travel only in request bodies.
 struct OIDCClient {
     let issuer: String
     let clientID: String
-    let session: URLSession = URLSession(configuration: .ephemeral)
+    var caFile: String? = nil
 
     struct Endpoints { var authorization, token: String; var device, revocation: String? }
 
@@ -26,24 +48,30 @@ struct OIDCClient {
     }
 
     func get(_ url: String) async throws -> (Int, [String: Any]) {
-        guard let u = URL(string: url) else { throw PluginError("'\(url)' is not a URL; check --issuer") }
-        do {
-            let (data, response) = try await session.data(for: URLRequest(url: u, timeoutInterval: 30))
-            return ((response as? HTTPURLResponse)?.statusCode ?? 0, (try? JSONSerialization.jsonObject(with: data) as? [String: Any]) ?? [:])
-        } catch { throw PluginError("cannot reach \(issuer): \(error.localizedDescription)") }
+        try await send(HTTPClientRequest(url: url))
     }
 
     func post(_ url: String, _ fields: [(String, String)]) async throws -> (Int, [String: Any]) {
-        guard let u = URL(string: url) else { throw PluginError("'\(url)' is not a URL") }
-        var r = URLRequest(url: u, timeoutInterval: 30)
-        r.httpMethod = "POST"
-        r.setValue("application/x-www-form-urlencoded", forHTTPHeaderField: "Content-Type")
-        r.setValue("kubectl-portal/\(Plugin.version) (\(Plugin.platform))", forHTTPHeaderField: "User-Agent")
-        r.httpBody = Data(fields.map { Self.escape($0.0) + "=" + Self.escape($0.1) }.joined(separator: "&").utf8)
+        var r = HTTPClientRequest(url: url)
+        r.method = .POST
+        r.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
+        r.body = .bytes(ByteBuffer(string: fields.map { Self.escape($0.0) + "=" + Self.escape($0.1) }.joined(separator: "&")))
+        return try await send(r)
+    }
+
+    func send(_ request: HTTPClientRequest) async throws -> (Int, [String: Any]) {
+        var r = request
+        r.headers.add(name: "User-Agent", value: "kubectl-portal/\(Plugin.version) (\(Plugin.platform))")
+        r.headers.add(name: "Accept", value: "application/json")
+        let client = try HTTP.shared(caFile: caFile)
         do {
-            let (data, response) = try await session.data(for: r)
-            return ((response as? HTTPURLResponse)?.statusCode ?? 0, (try? JSONSerialization.jsonObject(with: data) as? [String: Any]) ?? [:])
-        } catch { throw PluginError("cannot reach \(issuer): \(error.localizedDescription)") }
+            let response = try await client.execute(r, timeout: .seconds(30))
+            let body = try await response.body.collect(upTo: 1 << 20)
+            let o = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any]) ?? [:]
+            return (Int(response.status.code), o)
+        } catch let e as PluginError { throw e } catch {
+            throw PluginError("cannot reach \(issuer): \(error)")
+        }
     }
 
     static func escape(_ s: String) -> String {

@@ -39,15 +39,19 @@ struct Plugin: AsyncParsableCommand {
     /// Every failure ends the same way: one line that says what to do, exit status 1.
     static func run(_ body: () async throws -> Void) async throws {
         do { try await body() } catch let e as PluginError {
+            await HTTP.shutdown()
             say("kubectl-portal: " + e.description)
             throw ExitCode(1)
         }
+        await HTTP.shutdown()
     }
 }
 
 struct Target: ParsableArguments {
     @Option(help: "The portal's issuer URL, e.g. https://portal.example.org.") var issuer: String
     @Option(name: .customLong("client-id"), help: "The OAuth client kubectl uses.") var clientID = "kubernetes"
+    @Option(name: .customLong("certificate-authority"), help: "A PEM file of the CA that signed the portal's certificate (default: the system's).")
+    var caFile: String?
 
     func validate() throws {
         guard let u = URL(string: issuer), let scheme = u.scheme, ["https", "http"].contains(scheme), u.host != nil else {
@@ -56,7 +60,7 @@ struct Target: ParsableArguments {
     }
 
     var trimmedIssuer: String { issuer.hasSuffix("/") ? String(issuer.dropLast()) : issuer }
-    var client: OIDCClient { OIDCClient(issuer: trimmedIssuer, clientID: clientID) }
+    var client: OIDCClient { OIDCClient(issuer: trimmedIssuer, clientID: clientID, caFile: caFile) }
     func cache() throws -> TokenCache { try TokenCache(issuer: trimmedIssuer, clientID: clientID) }
     var loginHint: String { "run: kubectl portal login --issuer \(trimmedIssuer)" + (clientID == "kubernetes" ? "" : " --client-id \(clientID)") }
 }

@@ -4,8 +4,11 @@ import Foundation
 /// The kubectl-portal binary built with this portal (found beside the `portal` executable), served
 /// at /downloads with its SHA-256, for the platform both were built for.
 struct PluginDownload: Sendable {
-    let data: [UInt8]
+    let path: String
     let sha256: String
+
+    /// Read per download (tens of megabytes are not kept in memory for the rare request).
+    var data: [UInt8] { FileManager.default.contents(atPath: path).map(Array.init) ?? [] }
 
     static let fileName: String = {
         #if os(Linux)
@@ -26,7 +29,7 @@ struct PluginDownload: Sendable {
             ?? (Bundle.main.executableURL ?? URL(fileURLWithPath: CommandLine.arguments[0])).resolvingSymlinksInPath()
                 .deletingLastPathComponent().appendingPathComponent("kubectl-portal").path
         guard let d = FileManager.default.contents(atPath: path), d.count > 0 else { return nil }
-        return PluginDownload(data: Array(d), sha256: SHA256.hash(data: d).map { String(format: "%02x", $0) }.joined())
+        return PluginDownload(path: path, sha256: SHA256.hash(data: d).map { String(format: "%02x", $0) }.joined())
     }()
 
     /// Download, check, install: one line for bash.
