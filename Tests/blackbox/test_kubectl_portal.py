@@ -104,6 +104,7 @@ def test_kubectl_through_expiry_refreshes_in_the_plugin_and_never_rewrites_the_k
     assert stat.S_IMODE(os.stat(os.path.dirname(cache)).st_mode) == 0o700
     status = plugin.run("status")
     assert status.returncode == 0 and "alice" in status.stdout and "dev" in status.stdout, status.stdout + status.stderr
+    assert "session:  ends" in status.stdout, status.stdout  # from the portal's refresh_expires_in
     original = plugin.kubeconfig(standin, pki / "ca.crt")
 
     r = k.run("get", "pods")

@@ -239,7 +239,7 @@ def test_discovery_lists_the_session_endpoints_and_id_tokens_carry_a_stable_sid(
         assert sorted(meta["revocation_endpoint_auth_methods_supported"]) == ["client_secret_basic", "client_secret_post", "none"]
         assert sorted(meta["introspection_endpoint_auth_methods_supported"]) == ["client_secret_basic", "client_secret_post"]
         assert meta["backchannel_logout_supported"] is True and meta["backchannel_logout_session_supported"] is True
-        assert meta["grant_types_supported"] == ["authorization_code", "refresh_token", EXCHANGE]
+        assert meta["grant_types_supported"] == ["authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code", EXCHANGE]
         assert "sid" in meta["claims_supported"]
 
     add_user(portal, "disco")

@@ -108,7 +108,8 @@ extension Provider {
             await auditor.record("token.issue", actor: identity.username, subject: identity.subject, clientID: client.id,
                                  remoteAddress: remoteAddress, details: ["grant": "device_code", "family": family.id, "user_code": g.userCode])
             return TokenResponse(accessToken: minted.accessToken, idToken: minted.idToken, refreshToken: refresh,
-                                 expiresIn: Int(policy.accessTokenTTL), scopes: grant.scopes, familyID: family.id)
+                                 expiresIn: Int(policy.accessTokenTTL), scopes: grant.scopes, familyID: family.id,
+                                 refreshExpiresIn: refreshLife(family, at: t))
         }
     }
 

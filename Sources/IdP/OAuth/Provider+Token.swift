@@ -129,7 +129,8 @@ extension Provider {
         await auditor.record("token.issue", actor: identity.username, subject: identity.subject, clientID: client.id,
                              remoteAddress: remoteAddress, details: ["grant": "authorization_code", "family": family.id])
         return TokenResponse(accessToken: minted.accessToken, idToken: minted.idToken, refreshToken: refresh,
-                             expiresIn: Int(policy.accessTokenTTL), scopes: record.grant.scopes, familyID: family.id)
+                             expiresIn: Int(policy.accessTokenTTL), scopes: record.grant.scopes, familyID: family.id,
+                                 refreshExpiresIn: refreshLife(family, at: t))
     }
 
     /// RFC 6749 §4.1.2: a code used twice revokes what the first use minted.
@@ -195,7 +196,8 @@ extension Provider {
             let minted = try await minter.mint(identity: identity, grant: grant, familyID: family.id, nonce: nil, now: t,
                                                jti: random.token(byteCount: 12))
             return TokenResponse(accessToken: minted.accessToken, idToken: minted.idToken, refreshToken: successor,
-                                 expiresIn: Int(policy.accessTokenTTL), scopes: scopes, familyID: family.id)
+                                 expiresIn: Int(policy.accessTokenTTL), scopes: scopes, familyID: family.id,
+                                 refreshExpiresIn: refreshLife(family, at: t))
         case .alreadyUsed(let usedAt):
             return try await replayed(token: token, successor: successor, usedAt: usedAt, family: family, scopes: scopes,
                                       client: client, remoteAddress: remoteAddress)
@@ -221,13 +223,19 @@ extension Provider {
             await auditor.record("token.refresh", actor: identity.username, subject: identity.subject, clientID: client.id,
                                  remoteAddress: remoteAddress, details: ["family": family.id, "grace": "true"])
             return TokenResponse(accessToken: minted.accessToken, idToken: minted.idToken, refreshToken: successor,
-                                 expiresIn: Int(policy.accessTokenTTL), scopes: scopes, familyID: family.id)
+                                 expiresIn: Int(policy.accessTokenTTL), scopes: scopes, familyID: family.id,
+                                 refreshExpiresIn: refreshLife(family, at: t))
         }
         _ = try await Signout(provider: self).endFamily(family, reason: "refresh token replayed")
         await auditor.record("token.replay", subject: family.grant.userID, clientID: client.id, remoteAddress: remoteAddress,
                              success: false, details: ["family": family.id])
         logger.warning("refresh token replayed; family revoked", metadata: ["family": "\(family.id)", "client": "\(client.id)"])
         throw OAuthError.invalidGrant("the refresh token has already been used; this session has been revoked")
+    }
+
+    /// Seconds a refresh token issued now lives unused.
+    func refreshLife(_ family: RefreshFamily, at t: Date) -> Int {
+        Int(min(t + policy.refreshIdleTimeout, family.expiresAt).timeIntervalSince(t))
     }
 
     /// What kubectl (or any client) prints when its family was ended: why, and where to sign in again.
@@ -279,6 +287,7 @@ extension Provider {
         await auditor.record("token.issue", actor: identity.username, subject: identity.subject, clientID: clientID,
                              remoteAddress: remoteAddress, details: ["grant": "portal", "purpose": purpose, "family": family.id])
         return TokenResponse(accessToken: minted.accessToken, idToken: minted.idToken, refreshToken: refresh,
-                             expiresIn: Int(policy.accessTokenTTL), scopes: grant.scopes, familyID: family.id)
+                             expiresIn: Int(policy.accessTokenTTL), scopes: grant.scopes, familyID: family.id,
+                                 refreshExpiresIn: refreshLife(family, at: t))
     }
 }

@@ -8,6 +8,15 @@ public struct TokenResponse: Sendable, Equatable {
     public var expiresIn: Int
     public var scopes: [String]
     public var familyID: String
+    /// Seconds until the refresh token dies unused (its idle timeout, capped by the family's end):
+    /// `refresh_expires_in`, as Keycloak sends it, so a client can say when a new sign-in is due.
+    public var refreshExpiresIn: Int?
+
+    public init(accessToken: String, idToken: String, refreshToken: String, expiresIn: Int, scopes: [String], familyID: String,
+                refreshExpiresIn: Int? = nil) {
+        self.accessToken = accessToken; self.idToken = idToken; self.refreshToken = refreshToken; self.expiresIn = expiresIn
+        self.scopes = scopes; self.familyID = familyID; self.refreshExpiresIn = refreshExpiresIn
+    }
 
     public var json: String {
         var w = JSONObjectWriter()
@@ -15,6 +24,7 @@ public struct TokenResponse: Sendable, Equatable {
         w.add("token_type", "Bearer")
         w.add("expires_in", expiresIn)
         w.add("refresh_token", refreshToken)
+        if let r = refreshExpiresIn { w.add("refresh_expires_in", r) }
         w.add("id_token", idToken)
         w.add("scope", scopes.joined(separator: " "))
         return w.string
