@@ -757,7 +757,11 @@ def test_devices_revoke_others_leaves_exactly_this_browser(portal):
     assert sum("the kubectl page" in f["html"] for f in fams) == 1
     assert sum("from this browser" in f["html"] for f in fams) == 2
     assert 'action="/devices/revoke-others"' in page
+    # First the question (nothing ends), then the confirmed POST.
     r = here.post(portal.base + "/devices/revoke-others", data={"csrf": csrf_of(page)}, allow_redirects=False)
+    assert r.status_code == 200 and "End everything except this browser?" in r.text and "4 kubectl or application sessions end" in r.text
+    assert signed_in(portal, there)
+    r = here.post(portal.base + "/devices/revoke-others", data={"csrf": csrf_of(r.text), "confirm": "yes"}, allow_redirects=False)
     assert r.status_code == 303 and r.headers["Location"] == "/devices"
     notice = flash_text(here.get(portal.base + "/devices").text)
     assert "1 other browser" in notice and "4 kubectl or application sessions" in notice, notice

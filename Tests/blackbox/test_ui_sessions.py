@@ -277,6 +277,10 @@ def test_your_devices_lists_names_and_ends_browsers_and_kubectl_sessions(env):
     # "End everything except this browser": exactly this browser is left, no kubectl sessions.
     ui.get("/devices")
     ui.submit("form[action='/devices/revoke-others'] button[type=submit]")
+    assert ui.heading() == "End everything except this browser?"
+    assert "1 other browser signs out" in ui.css("main").text and "the ones started from this browser included" in ui.css("main").text
+    ui.check("devices-revoke-others-confirm")
+    ui.submit("section.confirm form[action='/devices/revoke-others'] button[type=submit]")
     assert ui.path() == "/devices"
     assert "Ended 1 other browser and 1 kubectl or application session. Only this browser is still signed in." in notice(ui), notice(ui)
     browsers = browser_rows(ui)

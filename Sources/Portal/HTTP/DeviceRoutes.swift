@@ -36,7 +36,17 @@ struct DeviceRoutes {
             return .notice(kubectl ? "Ended \(name(f)). kubectl there stops within \(DurationParser.words(runtime.config.tokens.idTokenTTL)) and says to sign in again at \(runtime.config.issuer)/kubernetes."
                 : "Ended \(name(f)). The application signs you out at its next check.")
         } }
-        router.post("/devices/revoke-others") { request, context in try await mutate(request, context) { _, s, identity in
+        router.post("/devices/revoke-others") { request, context in try await mutate(request, context) { form, s, identity in
+            guard form["confirm"] == "yes" else {
+                let now = runtime.clock.now()
+                let others = try await runtime.storage.sessions(userID: identity.subject, now: now).filter { $0.hash != s.hash && runtime.login.isLive($0, now: now) }.count
+                let families = try await runtime.storage.activeFamilies(userID: identity.subject, now: now).count
+                return .confirm(Confirmation(heading: "End everything except this browser?", consequences: [
+                    "\(Self.count(others, "other browser")) sign\(others == 1 ? "s" : "") out of the portal.",
+                    "\(Self.count(families, "kubectl or application session")) end, the ones started from this browser included: kubectl there stops within \(DurationParser.words(runtime.config.tokens.idTokenTTL)) and asks for a new sign-in.",
+                    "This browser stays signed in. If you think your password is known to someone else, change it too.",
+                ], submit: "End everything except this browser"))
+            }
             let ended = try await signout.endEverywhere(userID: identity.subject, keeping: s.hash, reason: "ended from Your devices")
             await audit("session.revoke_others", identity, context, ["sessions": String(ended.sessions), "families": String(ended.families)])
             return .notice("Ended \(Self.count(ended.sessions, "other browser")) and \(Self.count(ended.families, "kubectl or application session")). Only this browser is still signed in.")
@@ -63,7 +73,7 @@ struct DeviceRoutes {
                                               details: details)
     }
 
-    enum Outcome { case notice(String), error(String) }
+    enum Outcome { case notice(String), error(String), confirm(Confirmation) }
 
     func mutate(_ request: Request, _ context: PortalContext,
                 _ body: (FormParameters, LoginSession, Identity) async throws -> Outcome) async throws -> Response {
@@ -76,6 +86,9 @@ struct DeviceRoutes {
         switch try await body(form, s, identity) {
         case .notice(let n): return browser.done(request, "/devices", notice: n)
         case .error(let e): return browser.done(request, "/devices", error: e)
+        case .confirm(let c):
+            let (chrome, cookies) = browser.chrome(request, identity, isAdmin: isAdmin(identity, runtime), section: .none)
+            return Responses.html(.ok, pages.render(c.view(chrome: chrome, action: request.uri.path, hidden: [], cancel: "/devices")), cookies: cookies)
         }
     }
 
