@@ -290,3 +290,48 @@ def test_a_browser_sign_in_through_the_loopback_redirect_driven_by_chromium(env,
         ui.quit()
     r = plugin.run("get-token", interactive=False)
     assert r.returncode == 0 and json.loads(r.stdout)["status"]["token"], r.stderr
+
+
+def test_an_https_portal_with_a_private_ca(pki, tmp_path):  # noqa: F811
+    """Against a portal serving TLS with a certificate from a private CA: refused (one line) without
+    --certificate-authority, signed in with it."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    issuer = f"https://127.0.0.1:{port}"
+    cfg = tmp_path / "portal.yaml"
+    cfg.write_text(f"issuer: {issuer}\nlisten: 127.0.0.1:{port}\ndata_dir: {tmp_path}/data\n"
+                   f"tls:\n  certificate_file: {pki / 'server.crt'}\n  key_file: {pki / 'server.key'}\n"
+                   "passwords:\n  bcrypt_cost: 10\n")
+    assert subprocess.run([PORTAL_BIN, "user", "add", "alice", "--password-stdin", "--config", str(cfg)], input=PASSWORD + "\n",
+                          capture_output=True, text=True).returncode == 0
+    proc = subprocess.Popen([PORTAL_BIN, "serve", "--config", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ca = str(pki / "ca.crt")
+    env = dict(os.environ, KUBECTL_PORTAL_CACHE_DIR=str(tmp_path / "cache"), HOME=str(tmp_path))
+    try:
+        for _ in range(200):
+            try:
+                requests.get(issuer + "/readyz", verify=ca, timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        r = subprocess.run([PLUGIN, "login", "--device", "--issuer", issuer], env=env, capture_output=True, text=True, timeout=30)
+        assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "cannot reach" in r.stderr, r.stderr
+        p = subprocess.Popen([PLUGIN, "login", "--device", "--issuer", issuer, "--certificate-authority", ca], env=env,
+                             stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        code = re.search(r"enter the code ([A-Z]{4}-[A-Z]{4})", p.stderr.readline()).group(1)
+        s = requests.Session()
+        page = s.get(issuer + "/login", verify=ca)
+        r = s.post(issuer + "/login", data={"csrf": csrf_of(page.text), "username": "alice", "password": PASSWORD}, verify=ca)
+        assert r.status_code == 200, r.status_code
+        page = s.get(issuer + "/device", params={"user_code": code}, verify=ca)
+        s.post(issuer + "/device/decide", data={"csrf": csrf_of(page.text), "user_code": code, "decision": "approve"}, verify=ca)
+        _, err = p.communicate(timeout=30)
+        assert p.returncode == 0, err
+        r = subprocess.run([PLUGIN, "get-token", "--issuer", issuer, "--certificate-authority", ca], env=env, capture_output=True, text=True,
+                           timeout=30)
+        assert r.returncode == 0 and json.loads(r.stdout)["status"]["token"], r.stderr
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=15) == 0
