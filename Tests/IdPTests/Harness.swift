@@ -102,7 +102,8 @@ struct Harness: Sendable {
         let provider = Provider(issuer: issuer, policy: policy, store: store, clients: clients, keys: keys,
                                 authenticators: [authenticator], successorKey: SymmetricKey(size: .bits256), clock: clock,
                                 random: random, logger: logger)
-        let users = UserAdmin(store: store, hasher: hasher, passwords: PasswordPolicy(), clock: clock, random: random, logger: logger)
+        let users = UserAdmin(store: store, hasher: hasher, passwords: PasswordPolicy(), clock: clock, random: random, logger: logger,
+                              signout: Signout(provider: provider))
         let alice = try await users.add(username: "alice", password: password, email: "alice@example.com", displayName: "Alice Liddell",
                                         groups: ["dev", "ops"], isAdmin: false, actor: "test")
         return Harness(clock: clock, store: store, keys: keys, provider: provider, users: users, hasher: hasher,

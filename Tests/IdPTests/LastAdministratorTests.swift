@@ -46,7 +46,7 @@ import Testing
     @Test func localMembersOfAdminGroupsCountAsAdministrators() async throws {
         try await Harness.with { h async throws in
             let users = UserAdmin(store: h.store, hasher: h.hasher, passwords: PasswordPolicy(), clock: h.clock, random: SystemRandom(),
-                                  logger: Logger(label: "test"), adminGroups: ["portal-admins"])
+                                  logger: Logger(label: "test"), adminGroups: ["portal-admins"], signout: Signout(provider: h.provider))
             _ = try await users.add(username: "root", password: Harness.password, email: "", displayName: "", groups: [], isAdmin: true, actor: "test")
             _ = try await users.add(username: "opsy", password: Harness.password, email: "", displayName: "", groups: ["portal-admins"], isAdmin: false, actor: "test")
             try await users.setDisabled("root", disabled: true, actor: "cli")  // opsy remains

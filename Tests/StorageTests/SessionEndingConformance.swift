@@ -98,7 +98,10 @@ struct SessionEndingConformance {
                                    nextAttemptAt: t, deadline: t + 600)
             let later = LogoutDelivery(id: "d-later", clientID: "app", uri: "https://app/bc", subject: "bob", sid: "sid-2", createdAt: t,
                                        nextAttemptAt: t + 30, deadline: t + 600)
-            try await store.enqueueLogouts([a, later])
+            // Queued the only way there is: with the families whose ending owes them.
+            let (fa, _) = try await Fixture.startFamily(in: store, userID: "alice")
+            let (fb, _) = try await Fixture.startFamily(in: store, userID: "bob")
+            #expect(try await store.endFamilies(ids: [fa.id, fb.id], now: t, reason: "signed out", logouts: [fa.id: a, fb.id: later]).count == 2)
             #expect(try await store.dueLogouts(now: t, limit: 10) == [a])
             // Two replicas race for the same attempt: one wins.
             async let one = store.claimLogout(id: "d-a", attempts: 0, nextAttemptAt: t + 2)

@@ -21,6 +21,7 @@ import requests
 from conftest import Portal
 from test_hardening import csrf_of
 from test_kubectl import pki  # noqa: F401 (fixture)
+from test_sessions import signed_in
 from test_ui_browser import REPO, UI, sign_in
 
 ADMIN, ADMIN_PW = "root-admin", "admin-password-for-sessions"
@@ -75,15 +76,6 @@ def other_browser(portal, user, password=PW, agent=CURL):
     r = s.post(portal.base + "/login", data={"csrf": csrf_of(page.text), "username": user, "password": password},
                allow_redirects=False)
     return s if r.status_code == 303 and not r.headers["Location"].startswith("/login") else None
-
-
-def signed_in(portal, s):
-    """True while the other browser's portal session works; False once the portal sends it to /login."""
-    r = s.get(portal.base + "/", allow_redirects=False)
-    if r.status_code == 200:
-        return True
-    assert r.status_code in (302, 303) and r.headers["Location"].startswith("/login"), (r.status_code, r.headers)
-    return False
 
 
 def fresh_sign_in(ui, user, password=PW):

@@ -17,11 +17,11 @@ public struct UserAdmin: Sendable {
     let auditor: Auditor
     /// `admin_groups`: a local user in one of them is an administrator too.
     let adminGroups: Set<String>
-    /// Ends logins so that applications taking back-channel logout are told (nil: storage only).
-    let signout: Signout?
+    /// Ends logins, so that applications taking back-channel logout are told.
+    let signout: Signout
 
     public init(store: any Storage, hasher: any PasswordHasher, passwords: PasswordPolicy, clock: any Clock,
-                random: any RandomSource, logger: Logger, adminGroups: Set<String> = [], signout: Signout? = nil) {
+                random: any RandomSource, logger: Logger, adminGroups: Set<String> = [], signout: Signout) {
         self.store = store; self.hasher = hasher; self.passwords = passwords; self.clock = clock; self.random = random
         self.adminGroups = adminGroups; self.signout = signout
         self.auditor = Auditor(store: store, clock: clock, logger: logger)
@@ -124,12 +124,8 @@ public struct UserAdmin: Sendable {
     /// Ends every browser session (but `keeping`) and refresh family of a person: (sessions, families).
     @discardableResult
     func endLogins(_ userID: String, keeping: String?, reason: String) async throws -> (Int, Int) {
-        if let signout {
-            let ended = try await signout.endEverywhere(userID: userID, keeping: keeping, reason: reason)
-            return (ended.sessions, ended.families)
-        }
-        let sessions = try await store.deleteSessions(userID: userID, except: keeping)
-        return (sessions, try await store.revokeFamilies(userID: userID, now: clock.now(), reason: reason))
+        let ended = try await signout.endEverywhere(userID: userID, keeping: keeping, reason: reason)
+        return (ended.sessions, ended.families)
     }
 
     /// Replaces a local user's groups; the next id_token, TokenReview and credential use see the new set.

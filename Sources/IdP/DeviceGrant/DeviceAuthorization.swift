@@ -48,17 +48,12 @@ extension Provider {
         var grant = DeviceGrant(deviceHash: Secrets.sha256Hex(deviceCode), userCode: "", clientID: client.id, scopes: scopes, createdAt: t,
                                 expiresAt: t + policy.deviceCodeTTL, interval: Self.deviceGrantInterval,
                                 address: Identifiers.printable(remoteAddress), userAgent: Identifiers.printable(String(userAgent.prefix(512))))
-        do {
+        try await answering("device authorization") {
             var attempt = 0
             while true {
                 grant.userCode = UserCode.make(random)
                 do { try await store.createDeviceGrant(grant); break } catch let e as StorageError where e.isConflict && attempt < 5 { attempt += 1 }
             }
-        } catch let e as StorageError where e.isUnavailable {
-            throw OAuthError.temporarilyUnavailable("the database cannot be reached; try again")
-        } catch {
-            logger.error("device authorization failed", metadata: ["error": "\(error)"])
-            throw OAuthError.serverError("the request could not be completed; try again")
         }
         await auditor.record("device.request", clientID: client.id, remoteAddress: remoteAddress,
                              details: ["user_code": grant.userCode, "scope": scopes.joined(separator: " ")])

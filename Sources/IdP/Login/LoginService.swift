@@ -130,9 +130,16 @@ public struct LoginService: Sendable {
     /// absolute end or idle timeout, unknown, or when the account was disabled, deleted or locked
     /// in the directory since. Each use counts as activity (stamped at most every minute or so).
     public func session(cookie: String) async throws -> (LoginSession, Identity)? {
-        guard cookie.utf8.count == 43 else { return nil }
+        guard let s = try await storedSession(cookie: cookie) else { return nil }
+        return try await current(s)
+    }
+
+    /// A stored session, when it is live and its account still good, with the current identity
+    /// (see `session(cookie:)`), for a caller that already read the row.
+    public func current(_ stored: LoginSession) async throws -> (LoginSession, Identity)? {
         let now = clock.now()
-        guard var s = try await store.session(hash: Secrets.sha256Hex(cookie)), isLive(s, now: now) else { return nil }
+        var s = stored
+        guard isLive(s, now: now) else { return nil }
         let authenticator = authenticators.first { $0.method == s.authMethod } ?? authenticators.first
         guard let identity = try await authenticator?.revalidate(subject: s.userID) else { return nil }
         if now.timeIntervalSince(s.lastSeenAt) >= min(60, tokens.sessionIdleTimeout / 4) {
@@ -151,6 +158,12 @@ public struct LoginService: Sendable {
         return try await store.session(hash: Secrets.sha256Hex(cookie))
     }
 
+    /// A person's browser sessions within both their absolute lifetime and their idle timeout, newest first.
+    public func liveSessions(userID: String) async throws -> [LoginSession] {
+        let now = clock.now()
+        return try await store.sessions(userID: userID, now: now).filter { isLive($0, now: now) }
+    }
+
     /// Within both the absolute lifetime and the idle timeout.
     public func isLive(_ s: LoginSession, now: Date) -> Bool {
         s.expiresAt > now && s.lastSeenAt + tokens.sessionIdleTimeout > now
@@ -158,9 +171,4 @@ public struct LoginService: Sendable {
 
     /// When an idle session ends if nothing happens.
     public func idleEnd(_ s: LoginSession) -> Date { min(s.expiresAt, s.lastSeenAt + tokens.sessionIdleTimeout) }
-
-    public func endSession(cookie: String) async throws {
-        guard cookie.utf8.count == 43 else { return }
-        try await store.deleteSession(hash: Secrets.sha256Hex(cookie))
-    }
 }

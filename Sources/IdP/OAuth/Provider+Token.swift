@@ -9,7 +9,9 @@ extension Provider {
         let credentials = try ClientCredentials(authorizationHeader: authorizationHeader, body: p)
         let client = try await authenticateClient(credentials, remoteAddress: remoteAddress)
         guard let grantType = try p.single("grant_type") else { throw OAuthError.invalidRequest("missing parameter 'grant_type'") }
-        do {
+        // Nothing was consumed on a storage outage (a rotation commits whole or not at all): the client
+        // retries the same token, and a rotation that did commit is found again in the grace window.
+        return try await answering("token endpoint") {
             switch grantType {
             case "authorization_code", "refresh_token":
                 guard client.allows(grantType) else { throw OAuthError.unauthorizedClient("client '\(client.id)' may not use the \(grantType) grant") }
@@ -20,16 +22,20 @@ extension Provider {
             default:
                 throw OAuthError.unsupportedGrantType("grant_type '\(grantType)' is not supported")
             }
-        } catch let e as OAuthError {
+        }
+    }
+
+    /// Runs the work of a protocol endpoint: an `OAuthError` passes through, a storage outage is a 503
+    /// and anything else a 500, each logged — never an answer as if `undone` had been done (RFC 7009 §2.2.1).
+    func answering<T>(_ endpoint: String, undone: String? = nil, _ body: () async throws -> T) async throws(OAuthError) -> T {
+        do { return try await body() } catch let e as OAuthError {
             throw e
         } catch let e as StorageError where e.isUnavailable {
-            // Nothing was consumed (a rotation commits whole or not at all): the client retries
-            // the same token, and a rotation that did commit is found again in the grace window.
-            logger.error("token endpoint: database unavailable", metadata: ["error": "\(e.message)"])
-            throw OAuthError.temporarilyUnavailable("the database cannot be reached; try again")
+            logger.error("\(endpoint): database unavailable", metadata: ["error": "\(e.message)"])
+            throw OAuthError.temporarilyUnavailable("the database cannot be reached; " + (undone.map { $0 + "; " } ?? "") + "try again")
         } catch {
-            logger.error("token endpoint failed", metadata: ["error": "\(error)"])
-            throw OAuthError.serverError("the request could not be completed; try again")
+            logger.error("\(endpoint) failed", metadata: ["error": "\(error)"])
+            throw OAuthError.serverError((undone ?? "the request could not be completed") + "; try again")
         }
     }
 

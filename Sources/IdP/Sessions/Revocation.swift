@@ -30,7 +30,7 @@ extension Provider {
         let client = try await authenticateClient(credentials, remoteAddress: remoteAddress)
         let token = try p.required("token")
         _ = try p.single("token_type_hint")
-        try await answering("the token was not revoked") {
+        try await answering("revocation", undone: "the token was not revoked") {
             let familyID: String?, owner: String?
             switch try await findToken(token) {
             case .refresh(let r, let f): (familyID, owner) = (f.id, r.clientID)
@@ -48,18 +48,6 @@ extension Provider {
         }
     }
 
-    /// Runs `body`, answering a storage outage with 503 and anything else with 500: never a success
-    /// for work not done (RFC 7009 §2.2.1).
-    func answering<T>(_ undone: String, _ body: () async throws -> T) async throws(OAuthError) -> T {
-        do { return try await body() } catch let e as StorageError where e.isUnavailable {
-            throw OAuthError.temporarilyUnavailable("the database cannot be reached; \(undone); try again")
-        } catch let e as OAuthError {
-            throw e
-        } catch {
-            logger.error("token endpoint failed", metadata: ["error": "\(error)", "undone": "\(undone)"])
-            throw OAuthError.serverError("\(undone); try again")
-        }
-    }
 
     /// RFC 7662 §2. Confidential clients only. Returns the JSON document.
     public func introspect(_ p: FormParameters, authorizationHeader: String?, remoteAddress: String) async throws(OAuthError) -> String {
@@ -69,7 +57,7 @@ extension Provider {
         let token = try p.required("token")
         _ = try p.single("token_type_hint")
         let inactive = #"{"active":false}"#
-        return try await answering("the token was not checked") {
+        return try await answering("introspection", undone: "the token was not checked") {
             let t = now
             var w = JSONObjectWriter()
             w.add("active", true)

@@ -192,7 +192,6 @@ public protocol LogoutStore: Sendable {
     /// each family this call revoked (`logouts` by family id; one delivery may be owed by several).
     /// Returns the ids this call revoked. Nothing is half-done: no revoked family without its logout.
     func endFamilies(ids: [String], now: Date, reason: String, logouts: [String: LogoutDelivery]) async throws -> [String]
-    func enqueueLogouts(_ deliveries: [LogoutDelivery]) async throws
     /// Deliveries whose next attempt is due (and whose deadline has not passed), oldest first.
     func dueLogouts(now: Date, limit: Int) async throws -> [LogoutDelivery]
     /// Claims one attempt: moves the next attempt to `nextAttemptAt` only while `attempts` is still
@@ -230,10 +229,6 @@ public protocol MaintenanceStore: Sendable {
 /// Everything the portal persists.
 public typealias Storage = UserStore & ClientStore & CodeStore & RefreshStore & SessionStore & KeyStore & SetupStore
     & ThrottleStore & AuditStore & MaintenanceStore & CredentialStore & RobotStore & RevealStore & LogoutStore & DeviceStore
-
-extension SessionStore {
-    public func deleteSessions(userID: String) async throws { try await deleteSessions(userID: userID, except: nil) }
-}
 
 extension RefreshStore {
     public func rotateRefreshToken(hash: String, now: Date, successor: RefreshToken) async throws -> RefreshRotation {

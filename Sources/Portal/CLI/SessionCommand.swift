@@ -33,7 +33,7 @@ struct SessionCommand: AsyncParsableCommand {
                 }
                 let (subject, _) = try await SessionCommand.person(rt, user)
                 print(["ID", "KIND", "CLIENT", "STARTED", "LAST USED", "ADDRESS", "DEVICE"].joined(separator: "\t"))
-                for s in try await rt.storage.sessions(userID: subject, now: now) where rt.login.isLive(s, now: now) {
+                for s in try await rt.login.liveSessions(userID: subject) {
                     print([s.sid, "browser", "portal", f.string(from: s.createdAt), f.string(from: s.lastSeenAt), s.address.isEmpty ? "-" : s.address,
                            DeviceName.describe(userAgent: s.userAgent)].joined(separator: "\t"))
                 }

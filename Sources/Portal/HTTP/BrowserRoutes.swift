@@ -108,13 +108,19 @@ struct BrowserRoutes {
         let noAdministrator = (try? await runtime.storage.adminExists()) == false
         view.setupPending = noAdministrator && runtime.config.adminGroups.isEmpty
         // A session cookie that no longer names a live session (idle or absolute expiry, sign-out elsewhere,
-        // revoked by an admin): say why the person is here, and drop the dead cookie.
-        // (A directory that cannot be asked right now proves nothing: no notice then.)
-        if let old = request.cookie(browser.sessionCookieName), !old.isEmpty,
-           let alive = try? await runtime.login.session(cookie: old).map({ _ in true }) ?? false, !alive {
-            view.notice = "Your session has ended. Sign in again to continue."
-            // An idled-out session stays named by the cookie until the next sign-in takes over what it started.
-            if (try? await runtime.login.storedSession(cookie: old)) == nil { cookies.append(browser.clearSessionCookie()) }
+        // revoked by an admin): say why the person is here, and drop the cookie when its session is gone.
+        // An idled-out session stays named by the cookie until the next sign-in takes over what it started.
+        // (A directory or database that cannot be asked right now proves nothing: no notice then.)
+        if let old = request.cookie(browser.sessionCookieName), !old.isEmpty {
+            do {
+                let stored = try await runtime.login.storedSession(cookie: old)
+                var alive = false
+                if let stored { alive = try await runtime.login.current(stored) != nil }
+                if !alive {
+                    view.notice = "Your session has ended. Sign in again to continue."
+                    if stored == nil { cookies.append(browser.clearSessionCookie()) }
+                }
+            } catch {}
         }
         return Responses.html(.ok, pages.render(view), cookies: cookies)
     }
@@ -146,8 +152,7 @@ struct BrowserRoutes {
         case .invalidCredentials:
             return try await again(.unauthorized, "Incorrect username or password.")
         case .lockedOut(let until):
-            let minutes = max(1, Int((until.timeIntervalSince(runtime.clock.now()) / 60).rounded(.up)))
-            return try await again(.tooManyRequests, "Too many failed attempts. Try again in \(minutes) minute\(minutes == 1 ? "" : "s").")
+            return try await again(.tooManyRequests, Self.tooManyAttempts(until: until, now: runtime.clock.now()))
         case .refused(let why):
             return try await again(.forbidden, why)
         case .unavailable:
@@ -167,6 +172,12 @@ struct BrowserRoutes {
             }
             return Responses.redirect(Self.safeNext(form["next"]) ?? "/", status: .seeOther, cookies: setCookie)
         }
+    }
+
+    /// "Too many failed attempts. Try again in 3 minutes." (whole minutes, rounded up, at least one).
+    static func tooManyAttempts(_ what: String = "failed attempts", until: Date, now: Date) -> String {
+        let minutes = max(1, Int((until.timeIntervalSince(now) / 60).rounded(.up)))
+        return "Too many \(what). Try again in \(minutes) minute\(minutes == 1 ? "" : "s")."
     }
 
     /// Where to go after login: only a local path of this portal (no scheme, no "//host", no backslash).

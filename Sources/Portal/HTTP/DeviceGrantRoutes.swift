@@ -67,8 +67,7 @@ struct DeviceGrantRoutes {
         let now = runtime.clock.now()
         let keys = try await throttle.keys(account: "device:" + identity.username, remoteAddress: context.remoteAddress, now: now)
         if let wait = try await throttle.waiting(keys, now: now) {
-            let minutes = max(1, Int((wait.until.timeIntervalSince(now) / 60).rounded(.up)))
-            return page(request, identity, status: .tooManyRequests, error: "Too many wrong codes. Try again in \(minutes) minute\(minutes == 1 ? "" : "s").")
+            return page(request, identity, status: .tooManyRequests, error: BrowserRoutes.tooManyAttempts("wrong codes", until: wait.until, now: now))
         }
         guard let code = UserCode.normalize(typed), let g = try await runtime.storage.deviceGrant(userCode: code), g.status == .pending,
               g.expiresAt > now else {

@@ -39,7 +39,7 @@ struct DeviceRoutes {
         router.post("/devices/revoke-others") { request, context in try await mutate(request, context) { form, s, identity in
             guard form["confirm"] == "yes" else {
                 let now = runtime.clock.now()
-                let others = try await runtime.storage.sessions(userID: identity.subject, now: now).filter { $0.hash != s.hash && runtime.login.isLive($0, now: now) }.count
+                let others = try await runtime.login.liveSessions(userID: identity.subject).filter { $0.hash != s.hash }.count
                 let families = try await runtime.storage.activeFamilies(userID: identity.subject, now: now).count
                 return .confirm(Confirmation(heading: "End everything except this browser?", consequences: [
                     "\(Self.count(others, "other browser")) sign\(others == 1 ? "s" : "") out of the portal.",
@@ -114,7 +114,7 @@ struct DeviceRoutes {
         let (flash, clear) = browser.takeFlash(request)
         let now = runtime.clock.now()
         let d = AdminPages.date
-        let browsers = try await runtime.storage.sessions(userID: identity.subject, now: now).filter { runtime.login.isLive($0, now: now) }.map { b in
+        let browsers = try await runtime.login.liveSessions(userID: identity.subject).map { b in
             DevicesView.Browser(id: b.sid, device: DeviceName.describe(userAgent: b.userAgent), address: b.address.isEmpty ? "—" : b.address,
                                 started: d(b.createdAt), lastActive: AdminPages.ago(b.lastSeenAt, now: now),
                                 ends: d(runtime.login.idleEnd(b)), current: b.hash == s.hash, csrf: chrome.csrf)
@@ -162,8 +162,8 @@ struct DeviceRoutes {
         case .success(let who, _) where who.subject == user.id:
             break
         case .lockedOut(let until):
-            let minutes = max(1, Int((until.timeIntervalSince(runtime.clock.now()) / 60).rounded(.up)))
-            return try await passwordPage(request, identity, status: .tooManyRequests, error: "Too many failed attempts. Try again in \(minutes) minute\(minutes == 1 ? "" : "s").")
+            return try await passwordPage(request, identity, status: .tooManyRequests,
+                                          error: BrowserRoutes.tooManyAttempts(until: until, now: runtime.clock.now()))
         case .unavailable:
             return try await passwordPage(request, identity, status: .serviceUnavailable, error: "The password cannot be checked right now. Nothing was changed.")
         default:

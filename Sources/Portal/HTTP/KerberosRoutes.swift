@@ -65,8 +65,7 @@ extension BrowserRoutes {
         case .disabled(let principal, _):
             return try await form(.forbidden, error: "The account for \(principal) is disabled.", challenge: false)
         case .lockedOut(let until):
-            let minutes = max(1, Int((until.timeIntervalSince(runtime.clock.now()) / 60).rounded(.up)))
-            return try await form(.tooManyRequests, error: "Too many failed attempts. Try again in \(minutes) minute\(minutes == 1 ? "" : "s").", challenge: false)
+            return try await form(.tooManyRequests, error: Self.tooManyAttempts(until: until, now: runtime.clock.now()), challenge: false)
         case .unavailable:
             return try await form(.serviceUnavailable, error: "The account directory cannot be reached right now. Nothing was changed; try again in a minute.",
                                   challenge: false)

@@ -118,7 +118,7 @@ struct PersonPage {
                               actions: actions + [signout], families: families, credentials: credentials, events: Array(events),
                               auditLink: "/admin/audit?" + FormParameters.encode([("actor", username)]))
         view.auditAboutLink = "/admin/audit?" + FormParameters.encode([("subject", subject)])
-        view.sessions = try await runtime.storage.sessions(userID: subject, now: now).filter { runtime.login.isLive($0, now: now) }.map {
+        view.sessions = try await runtime.login.liveSessions(userID: subject).map {
             var s = PersonView.Session(method: $0.authMethod, started: d($0.createdAt), ends: d(runtime.login.idleEnd($0)))
             s.id = $0.sid; s.device = DeviceName.describe(userAgent: $0.userAgent); s.address = $0.address.isEmpty ? "—" : $0.address
             s.lastActive = AdminPages.ago($0.lastSeenAt, now: now); s.csrf = csrf; s.back = back

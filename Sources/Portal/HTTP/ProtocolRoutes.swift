@@ -92,32 +92,20 @@ struct ProtocolRoutes {
     }
 
     func token(_ request: Request, _ context: PortalContext) async throws -> Response {
-        var request = request
-        let basic = request.headers[.authorization]
-        let form: FormParameters
-        do {
-            form = try await request.form(limit: runtime.config.maxBodyBytes)
-        } catch .tooLarge {
-            return Responses.oauthError(.tooLarge("the request body is too large"))
-        } catch .wrongType {
-            return Responses.oauthError(.invalidRequest("the body must be application/x-www-form-urlencoded"))
-        } catch {
-            return Responses.oauthError(.invalidRequest("the body is not valid form encoding"))
-        }
-        do {
-            if form["grant_type"] == CredentialService.exchangeGrantType {
-                let json = try await runtime.credentials.exchange(form, authorizationHeader: basic, remoteAddress: context.remoteAddress)
-                return Responses.json(.ok, json)
+        let userAgent = request.headers[.userAgent] ?? ""
+        return try await clientForm(request, context) { (form, basic) throws(OAuthError) in
+            do throws(OAuthError) {
+                if form["grant_type"] == CredentialService.exchangeGrantType {
+                    return Responses.json(.ok, try await runtime.credentials.exchange(form, authorizationHeader: basic, remoteAddress: context.remoteAddress))
+                }
+                let result = try await provider.token(form, authorizationHeader: basic, remoteAddress: context.remoteAddress, userAgent: userAgent)
+                return Responses.json(.ok, result.json)
+            } catch {
+                if error.code != "invalid_grant" && error.code != "invalid_client" {
+                    context.logger.info("token request refused", metadata: ["error": .string(error.code)])
+                }
+                throw error
             }
-            let result = try await provider.token(form, authorizationHeader: basic, remoteAddress: context.remoteAddress,
-                                                  userAgent: request.headers[.userAgent] ?? "")
-            return Responses.json(.ok, result.json)
-        } catch {
-            if error.code != "invalid_grant" && error.code != "invalid_client" {
-                context.logger.info("token request refused", metadata: ["error": .string(error.code)])
-            }
-            let usedBasic = basic.map { $0.lowercased().hasPrefix("basic ") } ?? false
-            return Responses.oauthError(error, basicAuthUsed: usedBasic)
         }
     }
 

@@ -46,7 +46,7 @@ struct SessionRoutes {
         guard let c = request.cookie(browser.sessionCookieName), let s = try await runtime.login.storedSession(cookie: c) else {
             return signedOut(request)
         }
-        let live = try? await runtime.login.session(cookie: c)
+        let live = try? await runtime.login.current(s)
         var scope = SignoutScope(rawValue: form["end"] ?? "")
         if scope == nil {
             let kubectl = try await kubectlSessions(of: s)

@@ -118,11 +118,6 @@ extension SQLStorage {
             """).run()
     }
 
-    public func enqueueLogouts(_ deliveries: [LogoutDelivery]) async throws {
-        guard !deliveries.isEmpty else { return }
-        try await tx { db in for d in deliveries { try await Self.insertDelivery(d, db) } }
-    }
-
     public func endFamilies(ids: [String], now: Date, reason: String, logouts: [String: LogoutDelivery]) async throws -> [String] {
         guard !ids.isEmpty else { return [] }
         return try await tx { db in
