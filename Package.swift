@@ -95,6 +95,8 @@ let package = Package(
                 // HTTPRequestPart/HTTPResponsePart for the slow-client guard (already built for Hummingbird).
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+                // RFC 6238 codes for authenticator apps (second factors).
+                .product(name: "HummingbirdOTP", package: "hummingbird-auth"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),

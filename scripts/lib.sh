@@ -18,7 +18,7 @@ ensure_venv() {
     echo "==> creating Python venv for test tooling"
     python3 -m venv "$venv"
   fi
-  if ! "$venv/bin/python" -c "import authlib, pytest, requests, joserfc, yaml, kubernetes_validate, selenium, axe_core_python" 2>/dev/null; then
+  if ! "$venv/bin/python" -c "import authlib, pytest, requests, joserfc, yaml, kubernetes_validate, selenium, axe_core_python, kubernetes, PIL, pyotp, celpy" 2>/dev/null; then
     "$venv/bin/pip" install -q --disable-pip-version-check -r "$ROOT/Tests/blackbox/requirements.txt"
   fi
   PY="$venv/bin/python"

@@ -13,7 +13,7 @@ ensure_apt python3-venv curl libcurl4 openssl libsqlite3-dev libssl-dev zlib1g-d
 ensure_apt libldap2-dev slapd ldap-utils
 # Kerberos: GSSAPI headers for the CGSSAPI shim; a private MIT KDC, kinit/curl --negotiate and
 # headless Chromium for Tests/blackbox/test_kerberos.py.
-ensure_apt libkrb5-dev krb5-kdc krb5-admin-server krb5-user chromium chromium-driver libsasl2-modules-gssapi-mit
+ensure_apt libkrb5-dev krb5-kdc krb5-admin-server krb5-user chromium chromium-driver libsasl2-modules-gssapi-mit zbar-tools
 # A real relying party for logout, revocation and back-channel tests: Apache httpd with mod_auth_openidc,
 # started by Tests/blackbox/rp_apache.py with its own config on a loopback port (the packaged service is not used).
 ensure_apt apache2 libapache2-mod-auth-openidc

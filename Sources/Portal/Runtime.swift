@@ -30,6 +30,9 @@ struct Runtime: Sendable {
     let credentialUsage: CredentialUsage
     /// The bearer token kube-apiserver must present to the TokenReview webhook (nil: webhook off).
     let webhookToken: String?
+    /// Second factors: authenticator apps and recovery codes, and passkeys.
+    let factors: SecondFactors
+    let passkeys: Passkeys
     /// The directory, when `ldap:` is configured (its reachability is part of /readyz).
     var directory: LDAPAuthenticator? { provider.directory }
 
@@ -130,10 +133,17 @@ struct Runtime: Sendable {
                                             random: random, logger: logger)
         let webhookToken = config.webhookBearerTokenFile.flatMap { try? String(contentsOfFile: $0, encoding: .utf8) }?
             .trimmingCharacters(in: .whitespacesAndNewlines)
+        let issuerURL = URL(string: config.issuer)
+        let rpID = issuerURL?.host ?? "localhost"
+        let origin = issuerURL.map { u in "\(u.scheme ?? "https")://\(u.host ?? rpID)" + (u.port.map { ":\($0)" } ?? "") } ?? config.issuer
+        let factors = SecondFactors(store: storage, sealer: sealer, codes: HummingbirdTOTPCodes(), loginPolicy: config.login, clock: clock,
+                                    random: random, issuerName: rpID, logger: logger)
+        let passkeys = Passkeys(store: storage, relyingParty: WebAuthnRelyingParty(id: rpID, origin: origin), rpName: "Portal (\(rpID))",
+                                clock: clock, random: random, logger: logger)
         return Runtime(config: config, storage: storage, clock: clock, random: random, hasher: hasher, keys: keys, provider: provider,
                        login: login, setup: setup, users: users, browserKey: browserKey, sealer: sealer, clusters: clusters,
                        issuerCAPEM: issuerCA, logger: logger, kerberos: kerberos, credentials: credentials, credentialUsage: usage,
-                       webhookToken: webhookToken)
+                       webhookToken: webhookToken, factors: factors, passkeys: passkeys)
     }
 
     /// `serving`: the long-running server (SQLite checkpoints move to a background thread).

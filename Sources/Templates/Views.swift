@@ -166,6 +166,8 @@ public struct KubernetesView: PageView {
     public var multiple: Bool
     public var notice: String?
     public var error: String?
+    /// The policy requires a second factor this sign-in lacks: why, instead of any setup.
+    public var mfaRequired: String?
     public init(chrome: Chrome, variant: String, lifetimeText: String, clusters: [Cluster]) {
         self.chrome = chrome; self.csrf = chrome.csrf; self.variant = variant
         self.kubelogin = variant == "exec"; self.plugin = variant == "plugin"; self.exec = kubelogin || plugin
@@ -188,6 +190,8 @@ public struct APIServerView: PageView {
     public var audienceAdvice: String = ""
     public var webhookKubeconfig: String = ""
     public var webhookEnabled = false
+    /// A claimValidationRules entry that refuses tokens without a second factor, offered when the policy does not require one for everyone.
+    public var optionalMFARule: String?
     public init(chrome: Chrome, flags: String, authenticationConfiguration: String, usernameClaim: String,
                 usernamePrefix: String, groupsPrefix: String, caPEM: String?, caFilePath: String) {
         self.chrome = chrome; self.flags = flags; self.authenticationConfiguration = authenticationConfiguration

@@ -89,7 +89,7 @@ extension Provider {
             }
             let identity = try await releasable(current, clientID: client.id, remoteAddress: remoteAddress)
             let grant = Grant(userID: g.userID, clientID: client.id, scopes: g.scopes, authTime: g.authTime ?? t, authMethod: g.authMethod,
-                              sessionID: g.sessionID)
+                              sessionID: g.sessionID, amr: g.amr)
             let refresh = newToken()
             let family = RefreshFamily(id: random.token(byteCount: 16), grant: grant, createdAt: t, expiresAt: t + policy.refreshAbsoluteLifetime,
                                        address: g.address, userAgent: g.userAgent, purpose: "device")
@@ -113,7 +113,8 @@ extension Provider {
     public func decideDevice(userCode: String, approve: Bool, session: LoginSession, identity: Identity,
                              remoteAddress: String) async throws -> Bool {
         let done = try await store.decideDeviceGrant(userCode: userCode, now: now, approve: approve, userID: identity.subject,
-                                                     authTime: session.authTime, authMethod: session.authMethod, sessionID: session.sid)
+                                                     authTime: session.authTime, authMethod: session.authMethod, sessionID: session.sid,
+                                                     amr: session.amr)
         if done {
             await auditor.record(approve ? "device.approve" : "device.deny", actor: identity.username, subject: identity.subject,
                                  remoteAddress: remoteAddress, details: ["user_code": userCode])

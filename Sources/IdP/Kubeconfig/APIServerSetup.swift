@@ -16,6 +16,10 @@ public struct APIServerSetup: Sendable, Equatable {
     public var caFilePath: String
     /// `webhook.audiences`: a TokenReview must name one of these (empty: any).
     public var webhookAudiences: [String] = []
+    /// `mfa.require`, and `mfa.groups` for `.groups`: the API server refuses tokens without `mfa` in `amr`
+    /// for whom the portal's policy requires a second factor (`claimValidationRules`, a CEL expression).
+    public var mfaRequirement: MFAPolicy.Requirement = .none
+    public var mfaGroups: [String] = []
 
     public init(issuer: String, clientIDs: [String], usernameClaim: String, usernamePrefix: String, groupsClaim: String,
                 groupsPrefix: String, signingAlgorithms: [SigningAlgorithm], issuerCAPEM: String?,
@@ -55,10 +59,37 @@ public struct APIServerSetup: Sendable, Equatable {
         }
         y += "  claimMappings:\n    username:\n      claim: \(Kubeconfig.q(usernameClaim))\n      prefix: \(Kubeconfig.q(usernamePrefix))\n"
         y += "    groups:\n      claim: \(Kubeconfig.q(groupsClaim))\n      prefix: \(Kubeconfig.q(groupsPrefix))\n"
-        if usernameClaim == "email" {
-            y += "  claimValidationRules:\n  - expression: 'claims.?email_verified.orValue(false) == true'\n    message: the email address must be verified\n"
+        var rules: [(String, String)] = []
+        if usernameClaim == "email" { rules.append(("claims.?email_verified.orValue(false) == true", "the email address must be verified")) }
+        if let mfa = mfaRule { rules.append(mfa) }
+        if !rules.isEmpty {
+            y += "  claimValidationRules:\n"
+            for (expression, message) in rules { y += "  - expression: \(Kubeconfig.q(expression))\n    message: \(Kubeconfig.q(message))\n" }
         }
         return y
+    }
+
+    /// The CEL expression that refuses a token minted without a second factor: for everyone, or for members of
+    /// the policy's groups. (Administrators are not a claim: with `require: admins` the page offers the
+    /// everyone rule as an option instead.)
+    public var mfaRule: (expression: String, message: String)? {
+        let has = "has(claims.amr) && 'mfa' in claims.amr"
+        let message = "a second factor is required: sign in to \(issuer) with a passkey or an authenticator code"
+        switch mfaRequirement {
+        case .everyone: return (has, message)
+        case .groups where !mfaGroups.isEmpty:
+            let list = mfaGroups.map { "'" + $0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'") + "'" }
+                .joined(separator: ", ")
+            return ("!(has(claims.groups) && claims.groups.exists(g, g in [\(list)])) || (\(has))", message)
+        default: return nil
+        }
+    }
+
+    /// The rule for everyone, offered on the page when the policy does not put one in the configuration.
+    public var optionalMFARule: String? {
+        guard mfaRule == nil else { return nil }
+        return "  claimValidationRules:\n  - expression: \(Kubeconfig.q("has(claims.amr) && 'mfa' in claims.amr"))\n"
+            + "    message: \(Kubeconfig.q("a second factor is required: sign in to \(issuer) with a passkey or an authenticator code"))\n"
     }
 
     /// The kubeconfig kube-apiserver uses to call the portal's TokenReview webhook

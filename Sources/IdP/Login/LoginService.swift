@@ -115,13 +115,15 @@ public struct LoginService: Sendable {
     /// gets its own public id (`sid`), unrelated to the cookie.
     /// `sid`: the id of the session this one continues (the same person signing in again in the same
     /// browser keeps the `sid` applications know, so a later sign-out still reaches them).
+    /// `amr`: the RFC 8176 methods of this login; `factorAt`: when it confirmed a second factor (now, when it did).
     public func startSession(identity: Identity, method: String, remoteAddress: String = "", userAgent: String = "",
-                             sid: String? = nil) async throws -> (cookie: String, session: LoginSession) {
+                             sid: String? = nil, amr: [String] = [], factorConfirmed: Bool = false) async throws -> (cookie: String, session: LoginSession) {
         let value = random.token(byteCount: 32)
         let now = clock.now()
         let session = LoginSession(hash: Secrets.sha256Hex(value), sid: sid ?? random.token(byteCount: 16), userID: identity.subject, authTime: now,
                                    authMethod: method, createdAt: now, expiresAt: now + tokens.sessionTTL, lastSeenAt: now,
-                                   address: Identifiers.printable(remoteAddress), userAgent: Identifiers.printable(String(userAgent.prefix(512))))
+                                   address: Identifiers.printable(remoteAddress), userAgent: Identifiers.printable(String(userAgent.prefix(512))),
+                                   amr: amr, factorAt: factorConfirmed ? now : nil)
         try await store.createSession(session)
         return (value, session)
     }
@@ -149,6 +151,22 @@ public struct LoginService: Sendable {
             }
         }
         return (s, identity)
+    }
+
+    /// The current identity of a person who signed in with `method` (the account may have been disabled,
+    /// deleted or locked in the directory since): the second step of a sign-in asks again.
+    public func identity(subject: String, method: String) async throws -> Identity? {
+        let authenticator = authenticators.first { $0.method == method } ?? authenticators.first
+        return try await authenticator?.revalidate(subject: subject)
+    }
+
+    /// Who a subject is, asking each authenticator in turn (a passkey sign-in names nobody's method):
+    /// the identity and the method of the authenticator that knows it.
+    public func locate(subject: String) async throws -> (Identity, String)? {
+        for a in authenticators {
+            if let identity = try await a.revalidate(subject: subject) { return (identity, a.method) }
+        }
+        return nil
     }
 
     /// The stored session behind a cookie, live or not, without asking any directory: what signing

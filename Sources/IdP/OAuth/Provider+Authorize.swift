@@ -94,7 +94,7 @@ extension Provider {
         let t = now
         let userID = session.userID
         let grant = Grant(userID: userID, clientID: request.clientID, scopes: request.scopes, authTime: session.authTime,
-                          authMethod: session.authMethod, sessionID: session.sid)
+                          authMethod: session.authMethod, sessionID: session.sid, amr: session.amr)
         try await store.createCode(AuthorizationCode(hash: Secrets.sha256Hex(code), grant: grant, redirectURI: request.redirectURI,
                                                      nonce: request.nonce, codeChallenge: request.codeChallenge,
                                                      createdAt: t, expiresAt: t + policy.codeTTL))

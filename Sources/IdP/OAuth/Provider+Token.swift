@@ -282,7 +282,7 @@ extension Provider {
         let identity = try await releasable(identity, clientID: clientID, remoteAddress: remoteAddress)
         let t = now
         let grant = Grant(userID: identity.subject, clientID: clientID, scopes: ["openid", "profile", "email", "groups", "offline_access"],
-                          authTime: session.authTime, authMethod: session.authMethod, sessionID: session.sid)
+                          authTime: session.authTime, authMethod: session.authMethod, sessionID: session.sid, amr: session.amr)
         let refresh = newToken()
         let family = RefreshFamily(id: random.token(byteCount: 16), grant: grant, createdAt: t, expiresAt: t + policy.refreshAbsoluteLifetime,
                                    address: Identifiers.printable(remoteAddress), userAgent: Identifiers.printable(userAgent), purpose: purpose)

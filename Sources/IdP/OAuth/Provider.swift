@@ -75,7 +75,7 @@ public struct Provider: Sendable {
         w.add("token_endpoint_auth_methods_supported", ["client_secret_basic", "client_secret_post", "none"])
         w.add("code_challenge_methods_supported", ["S256"])
         w.add("claims_supported", ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "preferred_username",
-                                   "name", "email", "email_verified", "groups", "sid"])
+                                   "name", "email", "email_verified", "groups", "sid", "amr", "acr"])
         w.add("prompt_values_supported", ["none", "login"])
         w.add("authorization_response_iss_parameter_supported", true)
         w.add("request_parameter_supported", false)

@@ -69,10 +69,13 @@ public struct Grant: Sendable, Equatable {
     public var authMethod: String
     /// The portal browser session (`LoginSession.sid`) the grant came from; the id_token's `sid`.
     public var sessionID: String
+    /// RFC 8176 methods of the login the grant came from (the id_token's `amr`, kept through refreshes).
+    public var amr: [String]
 
-    public init(userID: String, clientID: String, scopes: [String], authTime: Date, authMethod: String, sessionID: String = "") {
+    public init(userID: String, clientID: String, scopes: [String], authTime: Date, authMethod: String, sessionID: String = "",
+                amr: [String] = []) {
         self.userID = userID; self.clientID = clientID; self.scopes = scopes; self.authTime = authTime; self.authMethod = authMethod
-        self.sessionID = sessionID
+        self.sessionID = sessionID; self.amr = amr
     }
 }
 
@@ -157,12 +160,16 @@ public struct LoginSession: Sendable, Equatable {
     public var lastSeenAt: Date
     public var address: String
     public var userAgent: String
+    /// RFC 8176 methods of this login (`pwd`, `otp`, `hwk`, `mfa` …), grown by a later second factor.
+    public var amr: [String]
+    /// When this session last confirmed a second factor (sign-in or step-up); nil for never.
+    public var factorAt: Date?
 
     public init(hash: String, sid: String = "", userID: String, authTime: Date, authMethod: String, createdAt: Date, expiresAt: Date,
-                lastSeenAt: Date? = nil, address: String = "", userAgent: String = "") {
+                lastSeenAt: Date? = nil, address: String = "", userAgent: String = "", amr: [String] = [], factorAt: Date? = nil) {
         self.hash = hash; self.sid = sid.isEmpty ? String(hash.prefix(32)) : sid; self.userID = userID; self.authTime = authTime
         self.authMethod = authMethod; self.createdAt = createdAt; self.expiresAt = expiresAt; self.lastSeenAt = lastSeenAt ?? createdAt
-        self.address = address; self.userAgent = userAgent
+        self.address = address; self.userAgent = userAgent; self.amr = amr; self.factorAt = factorAt
     }
 }
 
@@ -336,6 +343,8 @@ public struct DeviceGrant: Sendable, Equatable {
     public var address: String
     public var userAgent: String
     public var decidedAt: Date?
+    /// The approving login's RFC 8176 methods (set at approval).
+    public var amr: [String] = []
 
     public init(deviceHash: String, userCode: String, clientID: String, scopes: [String], createdAt: Date, expiresAt: Date, interval: Int,
                 lastPolledAt: Date? = nil, status: Status = .pending, userID: String = "", authTime: Date? = nil, authMethod: String = "",

@@ -208,7 +208,7 @@ public protocol DeviceStore: Sendable {
     /// Approves (with who and how) or denies a pending, unexpired grant; false when it was not pending
     /// or has expired. Exactly one of concurrent deciders wins.
     func decideDeviceGrant(userCode: String, now: Date, approve: Bool, userID: String, authTime: Date, authMethod: String,
-                           sessionID: String) async throws -> Bool
+                           sessionID: String, amr: [String]) async throws -> Bool
     /// One poll: records it, and answers `slowDown` (growing the interval by 5 s) when it came sooner
     /// than the interval after the previous one.
     /// Another client's device code is `notFound`.
@@ -229,9 +229,18 @@ public protocol MaintenanceStore: Sendable {
 /// Everything the portal persists.
 public typealias Storage = UserStore & ClientStore & CodeStore & RefreshStore & SessionStore & KeyStore & SetupStore
     & ThrottleStore & AuditStore & MaintenanceStore & CredentialStore & RobotStore & RevealStore & LogoutStore & DeviceStore
+    & FactorStore
 
 extension RefreshStore {
     public func rotateRefreshToken(hash: String, now: Date, successor: RefreshToken) async throws -> RefreshRotation {
         try await rotateRefreshToken(hash: hash, now: now, successor: successor, audit: nil)
+    }
+}
+
+extension DeviceStore {
+    public func decideDeviceGrant(userCode: String, now: Date, approve: Bool, userID: String, authTime: Date, authMethod: String,
+                                  sessionID: String) async throws -> Bool {
+        try await decideDeviceGrant(userCode: userCode, now: now, approve: approve, userID: userID, authTime: authTime,
+                                    authMethod: authMethod, sessionID: sessionID, amr: [])
     }
 }

@@ -61,6 +61,10 @@ public struct TokenMinter: Sendable {
         id.add("sid", grant.sessionID.isEmpty ? familyID : grant.sessionID)
         id.addIfPresent("nonce", nonce)
         id.add("at_hash", Self.atHash(accessToken))
+        // RFC 8176 methods of the login the grant came from (kept through refreshes), and `acr` when configured.
+        if !grant.amr.isEmpty { id.add("amr", grant.amr) }
+        let acr = AMR.isMultiFactor(grant.amr) ? policy.acrMultiFactor : policy.acrSingleFactor
+        if !acr.isEmpty { id.add("acr", acr) }
         Self.addIdentityClaims(identity, scopes: scopes, to: &id)
         let idToken = try JWS.sign(payload: id.data, key: key, type: "JWT")
         return (accessToken, idToken)

@@ -24,5 +24,9 @@ public struct TokenPolicy: Sendable {
     /// A browser session with no request for this long has ended.
     public var sessionIdleTimeout: TimeInterval = 30 * 60
 
+    /// The id_token `acr` for logins with and without a second factor ("" = no claim); see `MFAPolicy`.
+    public var acrMultiFactor = ""
+    public var acrSingleFactor = ""
+
     public init() {}
 }

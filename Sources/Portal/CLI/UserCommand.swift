@@ -5,7 +5,7 @@ import IdP
 struct UserCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "user", abstract: "Manage local users.",
                                                     subcommands: [Add.self, Disable.self, Enable.self, Delete.self, Promote.self, Demote.self, SetPassword.self,
-                                                                  SetGroups.self, List.self])
+                                                                  SetGroups.self, List.self, ResetFactors.self])
 
     struct Promote: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Make a local user an administrator.")

@@ -133,6 +133,18 @@ extension ConfigReader {
             if let v = duration(m["max_rotation_overlap"], "credentials.max_rotation_overlap") { c.credentials.maxRotationOverlap = v }
         }
         if let v = strings(top["admin_groups"], "admin_groups") { c.adminGroups = v }
+        if let m = section(top["mfa"], "mfa") {
+            if let v = choice(m["require"], "mfa.require", as: MFAPolicy.Requirement.self) { c.mfa.require = v }
+            if let v = strings(m["groups"], "mfa.groups") { c.mfa.groups = Set(v) }
+            if let v = duration(m["grace_period"], "mfa.grace_period") { c.mfa.gracePeriod = v }
+            if let v = choice(m["kerberos"], "mfa.kerberos") { c.mfa.kerberosSatisfies = v == "satisfies" }
+            if let v = duration(m["step_up"], "mfa.step_up") { c.mfa.stepUp = v }
+            if let a = section(m["acr"], "mfa.acr") {
+                if let v = string(a["multi_factor"], "mfa.acr.multi_factor") { c.mfa.acrMultiFactor = v; c.tokens.acrMultiFactor = v }
+                if let v = string(a["single_factor"], "mfa.acr.single_factor") { c.mfa.acrSingleFactor = v; c.tokens.acrSingleFactor = v }
+            }
+            if c.mfa.require == .groups && c.mfa.groups.isEmpty { problem(m["groups"], "mfa.groups", "require: groups needs at least one group") }
+        }
         if let m = section(top["webhook"], "webhook") {
             if let v = string(m["bearer_token_file"], "webhook.bearer_token_file") { c.webhookBearerTokenFile = v }
             if let v = strings(m["audiences"], "webhook.audiences") { c.webhookAudiences = v }

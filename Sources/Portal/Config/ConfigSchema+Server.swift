@@ -100,6 +100,20 @@ extension ConfigSchema {
         .init("credentials.max_rotation_overlap", .duration(0...(90 * day)), default: "7d",
               "The longest time the old secret keeps working after a rotation."),
 
+        .init("mfa", .section, "Second factors (passkeys, authenticator apps, recovery codes). Whoever holds a factor is always asked for it at sign-in; this says who must hold one."),
+        .init("mfa.require", .choice(["none", "everyone", "groups", "admins"]), default: "none",
+              "Who must sign in with a second factor: nobody, everyone, members of `groups`, or administrators. Without one they can enroll, but get no tokens (after the grace period)."),
+        .init("mfa.groups", .strings, default: "[]", "With require: groups — local or directory groups whose members need a second factor."),
+        .init("mfa.grace_period", .duration(0...(365 * day)), default: "7d",
+              "How long after their first sign-in under the rule a person without a factor still gets tokens (0: none; they enroll before anything else)."),
+        .init("mfa.kerberos", .choice(["one_factor", "satisfies"]), default: "one_factor",
+              "one_factor: a Kerberos (SPNEGO) sign-in is one factor, and people holding a factor are asked for it; satisfies: a Kerberos sign-in alone meets the policy (amr [\"kerberos\", \"mfa\"])."),
+        .init("mfa.step_up", .duration(10...day), default: "15m",
+              "Administrators holding a factor confirm one again before admin pages when their last confirmation is older than this."),
+        .init("mfa.acr", .section, "The id_token `acr` claim (left out when empty)."),
+        .init("mfa.acr.multi_factor", .string, default: "\"\"", "acr of a login with a second factor (amr has mfa), e.g. urn:example:mfa."),
+        .init("mfa.acr.single_factor", .string, default: "\"\"", "acr of a login without one."),
+
         .init("admin_groups", .strings, default: "[]",
               "Members of these groups (local or directory) are administrators, besides users with the admin flag."),
 

@@ -72,6 +72,7 @@ struct PortalConfig: Sendable {
     var credentials = CredentialPolicy()
     /// Members of these groups are administrators (besides users with the admin flag).
     var adminGroups: [String] = []
+    var mfa = MFAPolicy()
     /// File with the bearer token kube-apiserver presents to the TokenReview webhook; no file, no webhook.
     var webhookBearerTokenFile: String?
     /// Audiences application credentials are valid for (empty: any).

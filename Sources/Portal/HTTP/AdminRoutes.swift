@@ -236,6 +236,19 @@ struct AdminRoutes {
                                                       details: ["username": name, "sessions": String(ended.sessions), "families": String(ended.families)])
                 return .notice("\(name) is signed out everywhere: \(AdminCounts.plural(ended.sessions, "browser session", "browser sessions")) and \(AdminCounts.plural(ended.families, "kubectl or application session", "kubectl or application sessions")) ended.")
             },
+            Post(path: "/admin/users/factors/reset", back: "/admin/users", confirm: { form, _ in
+                let (subject, name) = try await person(form["username"])
+                let held = try await runtime.factors.factors(userID: subject).count
+                return Confirmation(heading: "Reset \(name)'s second factors?",
+                                    consequences: ["\(AdminCounts.plural(held, "second factor is", "second factors are")) and every recovery code of \(name) removed.",
+                                                   "\(name) is signed out everywhere (browsers, kubectl and applications), and signs in next with a password alone — then enrolls again where the policy requires it."],
+                                    submit: "Reset \(name)'s factors")
+            }) { form, admin, ctx in
+                let (subject, name) = try await person(form["username"])
+                let removed = try await runtime.factors.reset(userID: subject, username: name, by: admin.username, remoteAddress: ctx.remoteAddress)
+                let ended = try await signout.endEverywhere(userID: subject, reason: "second factors reset by an administrator")
+                return .notice("Removed \(AdminCounts.plural(removed, "second factor", "second factors")) of \(name); \(AdminCounts.plural(ended.sessions, "browser session", "browser sessions")) and \(AdminCounts.plural(ended.families, "kubectl or application session", "kubectl or application sessions")) ended.")
+            },
             Post(path: "/admin/throttles/clear", back: "/admin/throttles", confirm: nil) { form, admin, ctx in
                 let key = form["key"] ?? ""
                 let cleared = try await runtime.login.throttle.clear(key: key, now: runtime.clock.now())
@@ -303,12 +316,17 @@ struct AdminRoutes {
 
     func guarded(_ request: Request, _ context: PortalContext, next: String? = nil,
                  _ body: (Identity, Chrome, [String]) async throws -> Response) async throws -> Response {
-        guard let (_, identity) = try await session(request) else {
+        guard let (session, identity) = try await session(request) else {
             return Responses.redirect("/login?next=" + FormParameters.escape(next ?? request.uri.path), status: .seeOther)
         }
         guard isAdmin(identity, runtime) else {
             return Responses.html(.forbidden, pages.render(ErrorView(heading: "Administrators only", message: "This page is for administrators.",
                                                                      requestID: context.requestID)))
+        }
+        // Step-up: an administrator holding a factor confirms one again when the last confirmation is older than mfa.step_up.
+        if try await StepUp(runtime: runtime).needed(session, within: runtime.config.mfa.stepUp) {
+            let target = next ?? (request.uri.query.map { request.uri.path + "?" + $0 } ?? request.uri.path)
+            return Responses.redirect("/step-up?next=" + FormParameters.escape(BrowserRoutes.safeNext(target) ?? "/admin"), status: .seeOther)
         }
         let (chrome, cookies) = browser.chrome(request, identity, isAdmin: true, section: .admin)
         return try await body(identity, chrome, cookies)

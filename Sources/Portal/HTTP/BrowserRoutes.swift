@@ -27,6 +27,7 @@ struct BrowserRoutes {
         router.get("/setup") { request, context in try await setupPage(request, context) }
         router.post("/setup") { request, context in try await setupSubmit(request, context) }
         router.get("/") { request, context in try await home(request, context) }
+        registerFactorSteps(router)
     }
 
     // MARK: Pages
@@ -58,7 +59,8 @@ struct BrowserRoutes {
             return Responses.redirect(provider.errorRedirect(e, redirectURI: uri, state: state))
         case .valid(let req):
             let current = try await currentSession(request)
-            if provider.sessionSatisfies(req, session: current?.0), let (session, _) = current {
+            if provider.sessionSatisfies(req, session: current?.0), let (session, identity) = current {
+                if try await MFAGate(runtime: runtime).verdict(session, identity) == .blocked { return mfaRequiredPage(context) }
                 let location = try await provider.issueCode(for: req, session: session, remoteAddress: context.remoteAddress)
                 return Responses.redirect(location)
             }
@@ -160,17 +162,7 @@ struct BrowserRoutes {
                              message: "The account directory cannot be reached right now. Nothing was changed.",
                              hint: "Try again in a minute. If it persists, tell your administrator.", backLink: "/login", backLabel: "Back to sign in")
         case .success(let identity, let method):
-            let continued = await runtime.retireSession(oldCookie: request.cookie(browser.sessionCookieName), for: identity.subject)
-            let (cookie, session) = try await runtime.login.startSession(identity: identity, method: method, remoteAddress: context.remoteAddress,
-                                                                         userAgent: request.headers[.userAgent] ?? "", sid: continued)
-            // A new browser id at sign-in: CSRF tokens seen before it (by anyone) are worthless after it.
-            let setCookie = [browser.sessionCookie(cookie), browser.freshBrowserCookie(), browser.clearSignedOutCookie()]
-            if let p = pendingResult {
-                try await runtime.storage.deletePendingAuthorization(id: p.id)
-                let location = try await provider.issueCode(for: p.request, session: session, remoteAddress: context.remoteAddress)
-                return Responses.redirect(location, status: .seeOther, cookies: setCookie)
-            }
-            return Responses.redirect(Self.safeNext(form["next"]) ?? "/", status: .seeOther, cookies: setCookie)
+            return try await afterFirstFactor(identity, method: method, pending: pendingResult, next: Self.safeNext(form["next"]), request, context)
         }
     }
 

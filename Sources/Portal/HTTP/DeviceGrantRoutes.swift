@@ -39,6 +39,11 @@ struct DeviceGrantRoutes {
                 return browser.done(request, "/device", error: "That request could not be read. Type the code again.")
             }
             let approve = form["decision"] == "approve"
+            if approve, try await MFAGate(runtime: runtime).verdict(s, identity) == .blocked {
+                return Responses.html(.forbidden, pages.render(ErrorView(heading: MFAGate.blockedHeading, message: MFAGate.blockedMessage,
+                                                                         hint: MFAGate.blockedHint, requestID: context.requestID,
+                                                                         backLink: "/account/factors", backLabel: "Add a second factor")))
+            }
             guard try await runtime.provider.decideDevice(userCode: code, approve: approve, session: s, identity: identity,
                                                           remoteAddress: context.remoteAddress) else {
                 return browser.done(request, "/device", error: "That code is no longer waiting: it was answered already, or it expired. Start again on your device.")

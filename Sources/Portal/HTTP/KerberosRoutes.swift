@@ -70,23 +70,10 @@ extension BrowserRoutes {
             return try await form(.serviceUnavailable, error: "The account directory cannot be reached right now. Nothing was changed; try again in a minute.",
                                   challenge: false)
         case .success(let identity, _, let mutualToken):
-            let continued = await runtime.retireSession(oldCookie: request.cookie(browser.sessionCookieName), for: identity.subject)
-            let (cookie, session) = try await runtime.login.startSession(identity: identity, method: kerberos.method,
-                                                                         remoteAddress: context.remoteAddress, userAgent: request.headers[.userAgent] ?? "",
-                                                                         sid: continued)
-            var sessionCookies = cookies
-            sessionCookies.append(browser.sessionCookie(cookie))
-            sessionCookies.append(browser.freshBrowserCookie())
-            sessionCookies.append(browser.clearSignedOutCookie())
             await runtime.login.remember(account: identity.username, remoteAddress: context.remoteAddress)
-            var response: Response
-            if let p = pendingResult {
-                try await runtime.storage.deletePendingAuthorization(id: p.id)
-                let location = try await provider.issueCode(for: p.request, session: session, remoteAddress: context.remoteAddress)
-                response = Responses.redirect(location, status: .seeOther, cookies: sessionCookies)
-            } else {
-                response = Responses.redirect(next ?? "/", status: .seeOther, cookies: sessionCookies)
-            }
+            // With a second factor held (and Kerberos one factor), on to /login/factor; otherwise signed in.
+            var response = try await afterFirstFactor(identity, method: kerberos.method, pending: pendingResult, next: next, request, context,
+                                                      cookies: cookies)
             // Mutual authentication: the client checks this token proves the server holds the service key.
             if let mutualToken { response.headers[.wwwAuthenticate] = "Negotiate " + mutualToken }
             return response

@@ -73,11 +73,16 @@ struct KubernetesRoutes {
     }
 
     func page(_ request: Request, _ context: PortalContext) async throws -> Response {
-        guard let (_, identity) = try await session(request) else { return Responses.redirect("/login?next=%2Fkubernetes") }
+        guard let (s, identity) = try await session(request) else { return Responses.redirect("/login?next=%2Fkubernetes") }
         if let refusal = unnameable(identity, context) { return refusal }
         let variant = Self.variant(request.queryParameters?["variant"])
         let (chrome, setCookie) = browser.chrome(request, identity, isAdmin: isAdmin(identity, runtime), section: .kubernetes)
         let (flash, clear) = browser.takeFlash(request)
+        if try await MFAGate(runtime: runtime).verdict(s, identity) == .blocked {
+            var view = KubernetesView(chrome: chrome, variant: variant, lifetimeText: "", clusters: [])
+            view.mfaRequired = MFAGate.blockedMessage + " " + MFAGate.blockedHint
+            return Responses.html(.ok, pages.render(view), cookies: setCookie + clear)
+        }
         // Nothing is minted to show this page: the plugin variant's commands hold no token, and the
         // built-in variant's command or file is made by a POST and shown once.
         let views = runtime.clusters.enumerated().map { i, c in
@@ -152,6 +157,11 @@ struct KubernetesRoutes {
         }
         guard let (s, identity) = try await session(request) else { return .refused(Responses.redirect("/login?next=%2Fkubernetes", status: .seeOther)) }
         if let refusal = unnameable(identity, context) { return .refused(refusal) }
+        if try await MFAGate(runtime: runtime).verdict(s, identity) == .blocked {
+            return .refused(Responses.html(.forbidden, pages.render(ErrorView(heading: MFAGate.blockedHeading, message: MFAGate.blockedMessage,
+                                                                              hint: MFAGate.blockedHint, requestID: context.requestID,
+                                                                              backLink: "/account/factors", backLabel: "Add a second factor"))))
+        }
         return .ok(form, s, identity)
     }
 
@@ -178,6 +188,7 @@ struct KubernetesRoutes {
         view.audienceAdvice = setup.audienceAdvice
         view.webhookKubeconfig = setup.webhookKubeconfig
         view.webhookEnabled = runtime.webhookToken != nil
+        view.optionalMFARule = setup.optionalMFARule
         return Responses.html(.ok, pages.render(view), cookies: setCookie)
     }
 
@@ -192,6 +203,8 @@ struct KubernetesRoutes {
                                    usernamePrefix: a.usernamePrefix, groupsClaim: a.groupsClaim, groupsPrefix: a.groupsPrefix,
                                    signingAlgorithms: SigningAlgorithm.allCases.filter { algs.contains($0) }, issuerCAPEM: runtime.issuerCAPEM)
         setup.webhookAudiences = runtime.config.webhookAudiences
+        setup.mfaRequirement = runtime.config.mfa.require
+        setup.mfaGroups = runtime.config.mfa.groups.sorted()
         return setup
     }
 }

@@ -93,6 +93,9 @@ struct PersonPage {
             ]
         } ?? []
         let signout = A("Sign out everywhere", action: "/admin/users/signout", csrf: csrf, username: username, back: back, danger: true)
+        let held = try await runtime.factors.factors(userID: subject).count
+        let resetFactors = held == 0 ? [] : [A("Reset second factors (\(held))", action: "/admin/users/factors/reset", csrf: csrf, username: username,
+                                               back: back, danger: true)]
         let viaGroups = groups.filter { runtime.config.adminGroups.contains($0) }
         let adminWhy = local?.isAdmin == true ? "yes (the administrator flag)"
             : (viaGroups.isEmpty ? "no" : "yes, through \(viaGroups.joined(separator: ", ")) in admin_groups")
@@ -115,7 +118,7 @@ struct PersonPage {
                               source: source, status: status, adminWhy: adminWhy, subject: subject, groups: groups,
                               browserSessions: actions.isEmpty ? "Disabling the account in the directory ends these at their next check (each refresh asks the directory)."
                                   : "Disabling the account or resetting its password ends every sign-in below.",
-                              actions: actions + [signout], families: families, credentials: credentials, events: Array(events),
+                              actions: actions + [signout] + resetFactors, families: families, credentials: credentials, events: Array(events),
                               auditLink: "/admin/audit?" + FormParameters.encode([("actor", username)]))
         view.auditAboutLink = "/admin/audit?" + FormParameters.encode([("subject", subject)])
         view.sessions = try await runtime.login.liveSessions(userID: subject).map {

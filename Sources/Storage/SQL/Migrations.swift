@@ -139,6 +139,33 @@ enum Migrations {
                 """,
                 "ALTER TABLE clients ADD COLUMN grant_types_json TEXT NOT NULL DEFAULT ''",
             ]),
+            (7, [
+                // Second factors: passkeys and TOTP, recovery codes, WebAuthn challenges, enrollment grace;
+                // the RFC 8176 `amr` of each login, carried into codes, refresh families and device grants.
+                """
+                CREATE TABLE factors (
+                  id TEXT PRIMARY KEY, user_id TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, credential_id TEXT NOT NULL,
+                  public_key TEXT NOT NULL, sign_count BIGINT NOT NULL, backup_eligible BIGINT NOT NULL, sealed_secret TEXT NOT NULL,
+                  last_step BIGINT NOT NULL, confirmed BIGINT NOT NULL, created_at BIGINT NOT NULL, last_used_at BIGINT)
+                """,
+                "CREATE INDEX factors_user ON factors (user_id)",
+                "CREATE INDEX factors_credential ON factors (credential_id)",
+                """
+                CREATE TABLE recovery_codes (
+                  hash TEXT PRIMARY KEY, user_id TEXT NOT NULL, created_at BIGINT NOT NULL, used_at BIGINT)
+                """,
+                "CREATE INDEX recovery_codes_user ON recovery_codes (user_id)",
+                """
+                CREATE TABLE webauthn_challenges (
+                  hash TEXT PRIMARY KEY, browser_hash TEXT NOT NULL, user_id TEXT NOT NULL, purpose TEXT NOT NULL, expires_at BIGINT NOT NULL)
+                """,
+                "CREATE TABLE mfa_grace (user_id TEXT PRIMARY KEY, started_at BIGINT NOT NULL)",
+                "ALTER TABLE login_sessions ADD COLUMN amr TEXT NOT NULL DEFAULT ''",
+                "ALTER TABLE login_sessions ADD COLUMN factor_at BIGINT",
+                "ALTER TABLE auth_codes ADD COLUMN amr TEXT NOT NULL DEFAULT ''",
+                "ALTER TABLE refresh_families ADD COLUMN amr TEXT NOT NULL DEFAULT ''",
+                "ALTER TABLE device_grants ADD COLUMN amr TEXT NOT NULL DEFAULT ''",
+            ]),
         ]
     }
 

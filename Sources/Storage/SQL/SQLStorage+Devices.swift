@@ -6,22 +6,24 @@ import SQLKit
 
 extension SQLStorage {
     static func deviceGrant(_ r: any SQLRow) throws -> DeviceGrant {
-        DeviceGrant(deviceHash: try r.s("device_hash"), userCode: try r.s("user_code"), clientID: try r.s("client_id"), scopes: try r.list("scopes"),
+        var g = DeviceGrant(deviceHash: try r.s("device_hash"), userCode: try r.s("user_code"), clientID: try r.s("client_id"), scopes: try r.list("scopes"),
                     createdAt: try r.d("created_at"), expiresAt: try r.d("expires_at"), interval: try r.decode(column: "poll_interval", as: Int.self),
                     lastPolledAt: try r.od("last_polled_at"), status: DeviceGrant.Status(rawValue: try r.s("status")) ?? .denied,
                     userID: try r.s("user_id"), authTime: try r.od("auth_time"), authMethod: try r.s("auth_method"), sessionID: try r.s("session_id"),
                     address: try r.s("address"), userAgent: try r.s("user_agent"), decidedAt: try r.od("decided_at"))
+        g.amr = AMR.decode(try r.s("amr"))
+        return g
     }
 
     public func createDeviceGrant(_ g: DeviceGrant) async throws {
         try await run { db in
             try await db.raw("""
                 INSERT INTO device_grants (device_hash, user_code, client_id, scopes, created_at, expires_at, poll_interval, last_polled_at,
-                                           status, user_id, auth_time, auth_method, session_id, address, user_agent, decided_at)
+                                           status, user_id, auth_time, auth_method, session_id, address, user_agent, decided_at, amr)
                 VALUES (\(bind: g.deviceHash), \(bind: g.userCode), \(bind: g.clientID), \(bind: json(g.scopes)), \(bind: t(g.createdAt)),
                         \(bind: t(g.expiresAt)), \(bind: g.interval), \(bind: t(g.lastPolledAt)), \(bind: g.status.rawValue), \(bind: g.userID),
                         \(bind: t(g.authTime)), \(bind: g.authMethod), \(bind: g.sessionID), \(bind: g.address), \(bind: g.userAgent),
-                        \(bind: t(g.decidedAt)))
+                        \(bind: t(g.decidedAt)), \(bind: AMR.encode(g.amr)))
                 """).run()
         }
     }
@@ -33,11 +35,12 @@ extension SQLStorage {
     }
 
     public func decideDeviceGrant(userCode: String, now: Date, approve: Bool, userID: String, authTime: Date, authMethod: String,
-                                  sessionID: String) async throws -> Bool {
+                                  sessionID: String, amr: [String]) async throws -> Bool {
         try await run { db in
             try await db.raw("""
                 UPDATE device_grants SET status = \(bind: approve ? "approved" : "denied"), user_id = \(bind: userID), auth_time = \(bind: t(authTime)),
-                                         auth_method = \(bind: authMethod), session_id = \(bind: sessionID), decided_at = \(bind: t(now))
+                                         auth_method = \(bind: authMethod), session_id = \(bind: sessionID), decided_at = \(bind: t(now)),
+                                         amr = \(bind: AMR.encode(amr))
                 WHERE user_code = \(bind: userCode) AND status = 'pending' AND expires_at > \(bind: t(now)) RETURNING device_hash
                 """).first() != nil
         }

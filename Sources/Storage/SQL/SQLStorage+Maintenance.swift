@@ -92,6 +92,9 @@ extension SQLStorage {
                 "DELETE FROM reveals WHERE expires_at <= \(bind: n) RETURNING id",
                 "DELETE FROM logout_deliveries WHERE deadline <= \(bind: n) RETURNING id",
                 "DELETE FROM device_grants WHERE expires_at < \(bind: n - 3600) RETURNING device_hash",
+                "DELETE FROM webauthn_challenges WHERE expires_at < \(bind: n) RETURNING hash",
+                // TOTP enrollments never confirmed within an hour.
+                "DELETE FROM factors WHERE confirmed = 0 AND created_at < \(bind: n - 3600) RETURNING id",
                 "DELETE FROM login_throttle WHERE window_start < \(bind: n - 86400) AND (locked_until IS NULL OR locked_until < \(bind: n)) RETURNING key",
                 "DELETE FROM login_familiar WHERE last_success < \(bind: n - Self.familiarRetention) RETURNING account",
                 // A family is kept a day past its end so replays of its tokens are still recognised and audited.

@@ -8,15 +8,18 @@ extension SQLStorage {
     static func session(_ r: any SQLRow) throws -> LoginSession {
         LoginSession(hash: try r.s("hash"), sid: try r.s("sid"), userID: try r.s("user_id"), authTime: try r.d("auth_time"),
                      authMethod: try r.s("auth_method"), createdAt: try r.d("created_at"), expiresAt: try r.d("expires_at"),
-                     lastSeenAt: try r.d("last_seen_at"), address: try r.s("address"), userAgent: try r.s("user_agent"))
+                     lastSeenAt: try r.d("last_seen_at"), address: try r.s("address"), userAgent: try r.s("user_agent"),
+                     amr: AMR.decode(try r.s("amr")), factorAt: try r.od("factor_at"))
     }
 
     public func createSession(_ s: LoginSession) async throws {
         try await run { db in
             try await db.raw("""
-                INSERT INTO login_sessions (hash, sid, user_id, auth_time, auth_method, created_at, expires_at, last_seen_at, address, user_agent)
+                INSERT INTO login_sessions (hash, sid, user_id, auth_time, auth_method, created_at, expires_at, last_seen_at, address, user_agent,
+                                            amr, factor_at)
                 VALUES (\(bind: s.hash), \(bind: s.sid), \(bind: s.userID), \(bind: t(s.authTime)), \(bind: s.authMethod), \(bind: t(s.createdAt)),
-                        \(bind: t(s.expiresAt)), \(bind: t(s.lastSeenAt)), \(bind: s.address), \(bind: s.userAgent))
+                        \(bind: t(s.expiresAt)), \(bind: t(s.lastSeenAt)), \(bind: s.address), \(bind: s.userAgent),
+                        \(bind: AMR.encode(s.amr)), \(bind: t(s.factorAt)))
                 """).run()
         }
     }

@@ -164,8 +164,12 @@ extension SQLStorage {
     }
 
     public func deleteUser(id: String) async throws -> Bool {
-        try await run { db in
-            try await db.raw("DELETE FROM users WHERE id = \(bind: id) RETURNING id").first() != nil
+        try await tx { db in
+            // A deleted person's second factors go with them (a new account of the same name starts without any).
+            try await db.raw("DELETE FROM factors WHERE user_id = \(bind: id)").run()
+            try await db.raw("DELETE FROM recovery_codes WHERE user_id = \(bind: id)").run()
+            try await db.raw("DELETE FROM mfa_grace WHERE user_id = \(bind: id)").run()
+            return try await db.raw("DELETE FROM users WHERE id = \(bind: id) RETURNING id").first() != nil
         }
     }
 
@@ -231,7 +235,8 @@ extension SQLStorage {
     static func code(_ r: any SQLRow) throws -> AuthorizationCode {
         AuthorizationCode(hash: try r.s("hash"),
                           grant: Grant(userID: try r.s("user_id"), clientID: try r.s("client_id"), scopes: try r.list("scopes"),
-                                       authTime: try r.d("auth_time"), authMethod: try r.s("auth_method"), sessionID: try r.s("session_id")),
+                                       authTime: try r.d("auth_time"), authMethod: try r.s("auth_method"), sessionID: try r.s("session_id"),
+                                       amr: AMR.decode(try r.s("amr"))),
                           redirectURI: try r.s("redirect_uri"), nonce: try r.os("nonce"), codeChallenge: try r.os("code_challenge"),
                           createdAt: try r.d("created_at"), expiresAt: try r.d("expires_at"), usedAt: try r.od("used_at"),
                           familyID: try r.os("family_id"))
@@ -240,11 +245,11 @@ extension SQLStorage {
     public func createCode(_ c: AuthorizationCode) async throws {
         try await run { db in
             try await db.raw("""
-                INSERT INTO auth_codes (hash, user_id, client_id, scopes, auth_time, auth_method, redirect_uri, nonce, code_challenge, created_at, expires_at, used_at, family_id, session_id)
+                INSERT INTO auth_codes (hash, user_id, client_id, scopes, auth_time, auth_method, redirect_uri, nonce, code_challenge, created_at, expires_at, used_at, family_id, session_id, amr)
                 VALUES (\(bind: c.hash), \(bind: c.grant.userID), \(bind: c.grant.clientID), \(bind: json(c.grant.scopes)),
                         \(bind: t(c.grant.authTime)), \(bind: c.grant.authMethod), \(bind: c.redirectURI), \(bind: c.nonce),
                         \(bind: c.codeChallenge), \(bind: t(c.createdAt)), \(bind: t(c.expiresAt)), \(bind: t(c.usedAt)), \(bind: c.familyID),
-                        \(bind: c.grant.sessionID))
+                        \(bind: c.grant.sessionID), \(bind: AMR.encode(c.grant.amr)))
                 """).run()
         }
     }
@@ -276,7 +281,8 @@ extension SQLStorage {
     static func family(_ r: any SQLRow) throws -> RefreshFamily {
         RefreshFamily(id: try r.s("id"),
                       grant: Grant(userID: try r.s("user_id"), clientID: try r.s("client_id"), scopes: try r.list("scopes"),
-                                   authTime: try r.d("auth_time"), authMethod: try r.s("auth_method"), sessionID: try r.s("session_id")),
+                                   authTime: try r.d("auth_time"), authMethod: try r.s("auth_method"), sessionID: try r.s("session_id"),
+                                   amr: AMR.decode(try r.s("amr"))),
                       createdAt: try r.d("created_at"), expiresAt: try r.d("expires_at"), lastUsedAt: try r.d("last_used_at"),
                       revokedAt: try r.od("revoked_at"), revokeReason: try r.os("revoke_reason"),
                       address: try r.s("address"), userAgent: try r.s("user_agent"), purpose: try r.s("purpose"), label: try r.s("label"))
@@ -290,11 +296,11 @@ extension SQLStorage {
     static func insertFamily(_ f: RefreshFamily, _ db: any SQLDatabase) async throws {
         try await db.raw("""
             INSERT INTO refresh_families (id, user_id, client_id, scopes, auth_time, auth_method, created_at, expires_at, last_used_at,
-                                          revoked_at, revoke_reason, address, user_agent, session_id, purpose, label)
+                                          revoked_at, revoke_reason, address, user_agent, session_id, purpose, label, amr)
             VALUES (\(bind: f.id), \(bind: f.grant.userID), \(bind: f.grant.clientID), \(bind: json(f.grant.scopes)),
                     \(bind: t(f.grant.authTime)), \(bind: f.grant.authMethod), \(bind: t(f.createdAt)), \(bind: t(f.expiresAt)),
                     \(bind: t(f.lastUsedAt)), \(bind: t(f.revokedAt)), \(bind: f.revokeReason), \(bind: f.address), \(bind: f.userAgent),
-                    \(bind: f.grant.sessionID), \(bind: f.purpose), \(bind: f.label))
+                    \(bind: f.grant.sessionID), \(bind: f.purpose), \(bind: f.label), \(bind: AMR.encode(f.grant.amr)))
             """).run()
     }
 
