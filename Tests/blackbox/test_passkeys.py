@@ -227,8 +227,16 @@ def assert_refused(web, r, status, what):
     assert not web.signed_in(), f"{what}: refused, yet signed in"
 
 
+def claims_of(jwt):
+    return json.loads(sa.unb64url(jwt.split(".")[1]))
+
+
 def id_token_claims(p, s):
-    """Authorization code + PKCE for rp-public with the cookies of `s` (a requests.Session)."""
+    return claims_of(tokens_of(p, s)["id_token"])
+
+
+def tokens_of(p, s):
+    """Authorization code + PKCE for rp-public with the cookies of `s` (a requests.Session): the token response."""
     verifier = secrets.token_urlsafe(48)
     q = {"client_id": "rp-public", "redirect_uri": CALLBACK, "response_type": "code", "scope": "openid profile",
          "state": secrets.token_urlsafe(8), "nonce": secrets.token_urlsafe(8),
@@ -239,7 +247,7 @@ def id_token_claims(p, s):
     r = requests.post(p.issuer + "/token", data={"grant_type": "authorization_code", "code": code, "redirect_uri": CALLBACK,
                                                  "code_verifier": verifier, "client_id": "rp-public"}, timeout=15)
     assert r.status_code == 200, r.text
-    return json.loads(sa.unb64url(r.json()["id_token"].split(".")[1]))
+    return r.json()
 
 
 def amr_of(web):
@@ -259,7 +267,8 @@ def audit(p, kind):
 
 
 def mentions(events, user):
-    return [e for e in events if user in json.dumps(e)]
+    """Events naming `user` (as actor, subject or in the details)."""
+    return [e for e in events if f'"{user}"' in json.dumps(e)]
 
 
 def totp(secret, at=None, step=30, digits=6):
@@ -524,7 +533,13 @@ def test_a_backup_eligible_passkey_is_swk(portal):
     assert_two_factor_amr(amr_of(web), "swk")
     web, r = passkey_login(portal, auth)
     assert_signed_in(web, r)
-    assert amr_of(web) == ["swk", "user", "mfa"]
+    tokens = tokens_of(portal, web.s)
+    assert claims_of(tokens["id_token"])["amr"] == ["swk", "user", "mfa"]
+    # A refreshed id_token carries the amr of the sign-in that started the refresh family.
+    r = requests.post(portal.issuer + "/token", data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
+                                                      "client_id": "rp-public"}, timeout=15)
+    assert r.status_code == 200, r.text
+    assert claims_of(r.json()["id_token"])["amr"] == ["swk", "user", "mfa"]
 
 
 def test_a_passkey_without_user_verification_is_only_a_second_factor(portal):
@@ -533,8 +548,7 @@ def test_a_passkey_without_user_verification_is_only_a_second_factor(portal):
     assert_refused(web, r, 401, "passkey alone without UV")
     web, r = passkey_factor(portal, user, auth, uv=False)
     assert_signed_in(web, r)
-    amr = amr_of(web)
-    assert amr[0] == "pwd" and "hwk" in amr and amr[-1] == "mfa", amr
+    assert_two_factor_amr(amr_of(web), "hwk")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -108,7 +108,7 @@ extension ConfigSchema {
               "How long after their first sign-in under the rule a person without a factor still gets tokens (0: none; they enroll before anything else)."),
         .init("mfa.kerberos", .choice(["one_factor", "satisfies"]), default: "one_factor",
               "one_factor: a Kerberos (SPNEGO) sign-in is one factor, and people holding a factor are asked for it; satisfies: a Kerberos sign-in alone meets the policy (amr [\"kerberos\", \"mfa\"])."),
-        .init("mfa.step_up", .duration(10...day), default: "15m",
+        .init("mfa.step_up", .duration(1...day), default: "15m",
               "Administrators holding a factor confirm one again before admin pages when their last confirmation is older than this."),
         .init("mfa.acr", .section, "The id_token `acr` claim (left out when empty)."),
         .init("mfa.acr.multi_factor", .string, default: "\"\"", "acr of a login with a second factor (amr has mfa), e.g. urn:example:mfa."),
