@@ -59,8 +59,10 @@ struct SchemaMigrationTests {
     @Test func theCopyKnowsColumnsAddedLaterAndLeavesRevealsBehind() throws {
         let tables = DataCopy.tables()
         let families = try #require(tables.first { $0.name == "refresh_families" })
-        #expect(families.columns.map(\.0).suffix(5) == ["address", "user_agent", "session_id", "purpose", "label"])
+        #expect(families.columns.map(\.0).suffix(6) == ["address", "user_agent", "session_id", "purpose", "label", "amr"])
         #expect(!tables.contains { $0.name == "logout_deliveries" }, "pending logouts belong to the running portal")
+        #expect(!tables.contains { $0.name == "webauthn_challenges" }, "challenges belong to the browser that asked")
+        #expect(tables.contains { $0.name == "factors" } && tables.contains { $0.name == "recovery_codes" }, "second factors are data")
         #expect(families.columns.first { $0.0 == "user_agent" }?.1 == false, "TEXT, not an integer")
         #expect(!tables.contains { $0.name == "reveals" })
         #expect(DataCopy.addedColumn("ALTER TABLE t ADD COLUMN c BIGINT NOT NULL DEFAULT 0")! == ("t", "c BIGINT NOT NULL DEFAULT 0"))

@@ -651,6 +651,18 @@ def test_unknown_credentials_and_other_peoples_passkeys_are_refused(portal):
     assert_signed_in(web, r)
 
 
+def test_a_passkey_sign_in_needs_the_user_handle(portal):
+    """Beyond the contract, from WebAuthn L3 §7.2 step 6: when nobody was named before the ceremony
+    ("Sign in with a passkey"), response.userHandle must be present and name the credential's owner
+    (a user handle is 1 to 64 bytes: an empty one is malformed). Chromium always sends it."""
+    _, auth = enrolled(portal, prefix="handle")
+    for handle in (None, b""):
+        web, r = passkey_login(portal, auth, user_handle=handle)
+        assert_refused(web, r, 401, f"passkey sign-in with userHandle {handle!r}")
+    web, r = passkey_login(portal, auth)
+    assert_signed_in(web, r)
+
+
 def test_a_reused_assertion_is_refused(portal):
     """The exact form post (and the browser's cookies from before it) sent a second time."""
     user, auth = enrolled(portal, prefix="replay")
@@ -834,7 +846,7 @@ def mutations(endpoint: str, seed: int, count: int = 300):
         add(lambda c, bad=bad: _with(c, ["response"], bad))
         for key in fields:
             add(lambda c, key=key, bad=bad: _with(c, ["response", key], bad))
-        if endpoint == "login" and bad is not None:   # null is a valid userHandle
+        if endpoint == "login" and bad not in (None, ""):   # missing: test_a_passkey_sign_in_needs_the_user_handle
             add(lambda c, bad=bad: _with(c, ["response", "userHandle"], bad))
     # Broken base64url in every binary member.
     for bad in ["!!!!", "====", "AAAA=", "A", "AB+/", "AA AA", "\u00e9\u00e9", "%00", "-_-_=", "AAAAAAAA" * 1000 + "*"]:

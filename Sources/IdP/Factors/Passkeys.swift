@@ -135,6 +135,11 @@ public struct Passkeys: Sendable {
             use = try WebAuthn.authenticate(posted, challenge: bytes, rp: relyingParty, publicKey: Array(key),
                                             storedSignCount: UInt32(clamping: factor.signCount), requireUserVerification: person == nil)
         } catch { return await refuse("\(error)", subject: factor.userID) }
+        // WebAuthn L3 §7.2 step 6: nobody was named before a passkey sign-in, so the user handle must name the owner;
+        // as a second factor it may be absent, but never name someone else.
+        if person == nil, use.userHandle?.isEmpty ?? true {
+            return await refuse("the passkey did not name its user (not a discoverable credential)", subject: factor.userID)
+        }
         if let handle = use.userHandle, !handle.isEmpty, handle != Array(factor.userID.utf8) {
             return await refuse("the passkey's user handle names someone else", subject: factor.userID)
         }
