@@ -137,6 +137,10 @@ def test_a_required_group_member_without_a_factor_gets_nothing_for_kubernetes_un
     statuses, poll = device_approve(p, s)
     assert 403 in statuses, statuses
     assert poll.status_code == 400 and poll.json()["error"] in ("authorization_pending", "access_denied"), poll.text
+    # An application credential is a token too: none is made for this sign-in.
+    creds = s.get(p.base + "/credentials")
+    r = s.post(p.base + "/credentials", data={"csrf": csrf(creds.text), "name": "ci", "lifetime": "30d"}, allow_redirects=False)
+    assert r.status_code == 403 and 'href="/account/factors"' in r.text and "kpc_" not in r.text, (r.status_code, r.headers.get("Location"))
 
     # Enrolling a factor in this session: now everything works.
     totp_enroll(p, s)
