@@ -40,7 +40,7 @@ struct Runtime: Sendable {
                      hasher: (any PasswordHasher)? = nil, serving: Bool = false, logger: Logger) async throws -> Runtime {
         let storage = try await openStorage(config, now: clock.now(), serving: serving, logger: logger)
         do {
-            return try await wire(config: config, storage: storage, clock: clock, random: random, hasher: hasher, logger: logger)
+            return try await wire(config: config, storage: storage, clock: clock, random: random, hasher: hasher, serving: serving, logger: logger)
         } catch {
             // Close before the error propagates: SQLite connections must be closed explicitly.
             try? await storage.close()
@@ -49,7 +49,7 @@ struct Runtime: Sendable {
     }
 
     private static func wire(config: PortalConfig, storage: SQLStorage, clock: any Clock, random: any RandomSource,
-                             hasher: (any PasswordHasher)?, logger: Logger) async throws -> Runtime {
+                             hasher: (any PasswordHasher)?, serving: Bool, logger: Logger) async throws -> Runtime {
         // The KDF salt is per installation and not secret; the first process to start chooses it.
         let salt = try await storage.namedSecret("kek-salt-v2", proposed: Base64URL.encode(random.bytes(16)))
         let sealer = try KeySealer(secret: try keyEncryptionKey(config), salt: Data(Base64URL.decode(salt) ?? []))
@@ -105,7 +105,8 @@ struct Runtime: Sendable {
         if config.usesPostgres { tokenPolicy.refreshGraceSlack = config.databaseAcquireTimeout + 5 }
         let provider = Provider(issuer: config.issuer, policy: tokenPolicy, store: storage, clients: clients, keys: keys,
                                 authenticators: authenticators, successorKey: successorKey, clock: clock, random: random, logger: logger,
-                                kubernetes: config.apiserver.mapping, kubernetesClients: config.kubernetesClientIDs, loginPolicy: config.login)
+                                kubernetes: config.apiserver.mapping, kubernetesClients: config.kubernetesClientIDs, loginPolicy: config.login,
+                                mfa: config.mfa, adminGroups: Set(config.adminGroups))
         let login = LoginService(store: storage, authenticators: authenticators, policy: config.login, tokens: config.tokens,
                                  clock: clock, random: random, logger: logger)
         let setup = SetupService(store: storage, hasher: hasher, passwords: config.passwords, linkLifetime: config.setupLinkLifetime,
@@ -129,8 +130,11 @@ struct Runtime: Sendable {
         var credentialPolicy = config.credentials
         credentialPolicy.kubernetes = config.apiserver.mapping
         let usage = CredentialUsage()
+        // The server keeps verified credentials in memory (bounded by webhook.cache_ttl) while it can follow changes; the CLI never.
+        let cacheTTL = serving ? config.webhookCacheTTL : 0
         let credentials = CredentialService(store: storage, provider: provider, policy: credentialPolicy, usage: usage, clock: clock,
-                                            random: random, logger: logger)
+                                            random: random, logger: logger, cache: cacheTTL > 0 ? CredentialCache(ttl: cacheTTL) : nil,
+                                            changes: cacheTTL > 0 ? storage.credentialChanges(logger: logger) : nil)
         let webhookToken = config.webhookBearerTokenFile.flatMap { try? String(contentsOfFile: $0, encoding: .utf8) }?
             .trimmingCharacters(in: .whitespacesAndNewlines)
         let issuerURL = URL(string: config.issuer)

@@ -20,15 +20,14 @@ as given), `rp_id` (hashed into authenticatorData: another RP id gives a wrong h
 `tamper=True` (signature or attestation signature with one bit flipped), `sign_count=` (force the
 counter, e.g. lower than before: a clone), `challenge=` (another challenge than the options').
 
-No dependency beyond `cryptography`: the CBOR encoder/decoder is here (definite lengths, what CTAP2
-uses). `python softauthn.py` runs the self-checks (CBOR test vectors of RFC 8949 appendix A, and
-each algorithm's registration and assertion checked by the independent verifier at the bottom).
+No dependency beyond `cryptography`. The CBOR encoder/decoder (definite lengths, what CTAP2 uses)
+is in cbor_lite.py and the independent relying-party check in webauthn_check.py; both are
+re-exported here, so `softauthn.cbor_encode`, `softauthn.verify_assertion`, `softauthn.AT`... work.
+`python softauthn.py` runs the self-checks (CBOR test vectors of RFC 8949 appendix A, and each
+algorithm's registration and assertion checked by the independent verifier).
 """
-import base64
-import hashlib
 import json
 import os
-import struct
 from dataclasses import dataclass, field
 
 from cryptography import x509
@@ -36,151 +35,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
-# ---------------------------------------------------------------------------------------------
-# base64url
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(bytes(data)).rstrip(b"=").decode()
-
-
-def unb64url(s: str) -> bytes:
-    if not isinstance(s, str):
-        raise ValueError("base64url value is not a string")
-    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
-
-
-# ---------------------------------------------------------------------------------------------
-# CBOR (RFC 8949), the subset CTAP2 uses; dict keys in CTAP2 canonical order.
-
-
-class Raw(bytes):
-    """Bytes inserted verbatim into an encoding (for hand-made, possibly broken, CBOR)."""
-
-
-@dataclass(frozen=True)
-class Tag:
-    tag: int
-    value: object
-
-
-def _head(major: int, n: int) -> bytes:
-    if n < 0:
-        raise ValueError("negative length")
-    if n < 24:
-        return bytes([major << 5 | n])
-    if n < 0x100:
-        return bytes([major << 5 | 24, n])
-    if n < 0x10000:
-        return bytes([major << 5 | 25]) + n.to_bytes(2, "big")
-    if n < 0x100000000:
-        return bytes([major << 5 | 26]) + n.to_bytes(4, "big")
-    if n < 0x10000000000000000:
-        return bytes([major << 5 | 27]) + n.to_bytes(8, "big")
-    raise ValueError("integer too large for CBOR")
-
-
-def cbor_encode(obj) -> bytes:
-    if isinstance(obj, Raw):
-        return bytes(obj)
-    if obj is False:
-        return b"\xf4"
-    if obj is True:
-        return b"\xf5"
-    if obj is None:
-        return b"\xf6"
-    if isinstance(obj, int):
-        return _head(0, obj) if obj >= 0 else _head(1, -1 - obj)
-    if isinstance(obj, (bytes, bytearray, memoryview)):
-        b = bytes(obj)
-        return _head(2, len(b)) + b
-    if isinstance(obj, str):
-        b = obj.encode()
-        return _head(3, len(b)) + b
-    if isinstance(obj, (list, tuple)):
-        return _head(4, len(obj)) + b"".join(cbor_encode(x) for x in obj)
-    if isinstance(obj, dict):
-        items = sorted(((cbor_encode(k), cbor_encode(v)) for k, v in obj.items()), key=lambda kv: (len(kv[0]), kv[0]))
-        return _head(5, len(items)) + b"".join(k + v for k, v in items)
-    if isinstance(obj, Tag):
-        return _head(6, obj.tag) + cbor_encode(obj.value)
-    if isinstance(obj, float):
-        return b"\xfb" + struct.pack(">d", obj)
-    raise TypeError(f"cannot CBOR-encode {type(obj).__name__}")
-
-
-def cbor_decode_prefix(data: bytes, pos: int = 0, depth: int = 0):
-    """Decodes one item at `pos`: (value, position after it). ValueError on anything malformed."""
-    if depth > 64:
-        raise ValueError("CBOR nested too deeply")
-    if pos >= len(data):
-        raise ValueError("CBOR truncated")
-    ib = data[pos]
-    major, info = ib >> 5, ib & 0x1F
-    pos += 1
-    if major == 7:
-        if info == 20:
-            return False, pos
-        if info == 21:
-            return True, pos
-        if info in (22, 23):
-            return None, pos
-        size = {25: 2, 26: 4, 27: 8}.get(info)
-        if size is None:
-            raise ValueError(f"unsupported CBOR simple value {info}")
-        if pos + size > len(data):
-            raise ValueError("CBOR truncated")
-        raw = data[pos:pos + size]
-        return struct.unpack({2: ">e", 4: ">f", 8: ">d"}[size], raw)[0], pos + size
-    if info < 24:
-        n = info
-    elif info <= 27:
-        size = 1 << (info - 24)
-        if pos + size > len(data):
-            raise ValueError("CBOR truncated")
-        n = int.from_bytes(data[pos:pos + size], "big")
-        pos += size
-    else:
-        raise ValueError("indefinite or reserved CBOR length")
-    if major == 0:
-        return n, pos
-    if major == 1:
-        return -1 - n, pos
-    if major in (2, 3):
-        if pos + n > len(data):
-            raise ValueError("CBOR string runs past the end")
-        raw = bytes(data[pos:pos + n])
-        return (raw if major == 2 else raw.decode()), pos + n
-    if major == 4:
-        if n > len(data) - pos:
-            raise ValueError("CBOR array longer than the input")
-        out = []
-        for _ in range(n):
-            v, pos = cbor_decode_prefix(data, pos, depth + 1)
-            out.append(v)
-        return out, pos
-    if major == 5:
-        if n > len(data) - pos:
-            raise ValueError("CBOR map longer than the input")
-        out = {}
-        for _ in range(n):
-            k, pos = cbor_decode_prefix(data, pos, depth + 1)
-            v, pos = cbor_decode_prefix(data, pos, depth + 1)
-            if isinstance(k, list):
-                k = tuple(k)
-            out[k] = v
-        return out, pos
-    if major == 6:
-        v, pos = cbor_decode_prefix(data, pos, depth + 1)
-        return Tag(n, v), pos
-    raise ValueError("unreachable")
-
-
-def cbor_decode(data: bytes):
-    value, pos = cbor_decode_prefix(bytes(data))
-    if pos != len(data):
-        raise ValueError(f"{len(data) - pos} bytes after the CBOR item")
-    return value
+import cbor_lite
+# Re-exported: the tests use them as softauthn.<name>.
+from cbor_lite import RFC8949_VECTORS, Raw, Tag, cbor_decode, cbor_decode_prefix, cbor_encode  # noqa: F401
+from webauthn_check import (AT, BE, BS, ED, UP, UV, b64url, cose_verify, parse_auth_data, sha256,  # noqa: F401
+                            unb64url, verify_assertion, verify_registration)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -239,30 +98,8 @@ class Key:
         return self.private.sign(data, padding.PKCS1v15(), hashes.SHA256())
 
 
-def cose_verify(cose: dict, data: bytes, sig: bytes) -> None:
-    """Raises InvalidSignature (or ValueError for a key it does not know)."""
-    kty, alg = cose.get(1), cose.get(3)
-    if kty == 2 and alg == -7 and cose.get(-1) == 1:
-        pub = ec.EllipticCurvePublicNumbers(int.from_bytes(cose[-2], "big"), int.from_bytes(cose[-3], "big"),
-                                            ec.SECP256R1()).public_key()
-        pub.verify(sig, data, ec.ECDSA(hashes.SHA256()))
-    elif kty == 1 and alg == -8 and cose.get(-1) == 6:
-        ed25519.Ed25519PublicKey.from_public_bytes(cose[-2]).verify(sig, data)
-    elif kty == 3 and alg == -257:
-        pub = rsa.RSAPublicNumbers(int.from_bytes(cose[-2], "big"), int.from_bytes(cose[-1], "big")).public_key()
-        pub.verify(sig, data, padding.PKCS1v15(), hashes.SHA256())
-    else:
-        raise ValueError(f"unsupported COSE key kty={kty} alg={alg}")
-
-
 # ---------------------------------------------------------------------------------------------
-# authenticatorData
-
-UP, UV, BE, BS, AT, ED = 0x01, 0x04, 0x08, 0x10, 0x40, 0x80
-
-
-def sha256(b: bytes) -> bytes:
-    return hashlib.sha256(b).digest()
+# authenticatorData (the flags and parse_auth_data are the checker's, in webauthn_check.py)
 
 
 def flags_byte(up=True, uv=True, be=False, bs=False, at=False, ed=False) -> int:
@@ -272,28 +109,6 @@ def flags_byte(up=True, uv=True, be=False, bs=False, at=False, ed=False) -> int:
 def auth_data(rp_id: str, flags: int, counter: int, attested: bytes = b"", rp_id_hash: bytes = None) -> bytes:
     return (rp_id_hash if rp_id_hash is not None else sha256(rp_id.encode())) + bytes([flags]) + \
         (counter & 0xFFFFFFFF).to_bytes(4, "big") + attested
-
-
-def parse_auth_data(ad: bytes) -> dict:
-    """{"rp_id_hash", "flags", "up", "uv", "be", "bs", "sign_count", and with AT: "aaguid", "credential_id", "public_key"}"""
-    if len(ad) < 37:
-        raise ValueError("authenticatorData shorter than 37 bytes")
-    out = {"rp_id_hash": ad[:32], "flags": ad[32], "sign_count": int.from_bytes(ad[33:37], "big")}
-    f = ad[32]
-    out.update(up=bool(f & UP), uv=bool(f & UV), be=bool(f & BE), bs=bool(f & BS), at=bool(f & AT), ed=bool(f & ED))
-    pos = 37
-    if f & AT:
-        out["aaguid"] = ad[pos:pos + 16]
-        n = int.from_bytes(ad[pos + 16:pos + 18], "big")
-        pos += 18
-        out["credential_id"] = ad[pos:pos + n]
-        pos += n
-        out["public_key"], pos = cbor_decode_prefix(ad, pos)
-    if f & ED:
-        out["extensions"], pos = cbor_decode_prefix(ad, pos)
-    if pos != len(ad):
-        raise ValueError("bytes left after authenticatorData")
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -474,87 +289,11 @@ def fetch_options(session, base, csrf, purpose, **extra) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
-# An independent relying-party check (for the self-checks and to read what Chromium produced)
-
-
-def verify_registration(cred: dict, challenge: str, origin: str, rp_id: str, require_uv=True) -> dict:
-    """Checks a registration the way an RP would (none / packed self attestation only). Returns the parsed
-    authenticatorData (with "public_key"). Raises ValueError / InvalidSignature."""
-    r = cred["response"]
-    cdj = unb64url(r["clientDataJSON"])
-    cd = json.loads(cdj)
-    if cd.get("type") != "webauthn.create" or cd.get("challenge") != challenge or cd.get("origin") != origin:
-        raise ValueError(f"clientData mismatch: {cd}")
-    att = cbor_decode(unb64url(r["attestationObject"]))
-    ad = parse_auth_data(att["authData"])
-    if ad["rp_id_hash"] != sha256(rp_id.encode()):
-        raise ValueError("rpIdHash")
-    if not ad["up"] or (require_uv and not ad["uv"]) or not ad["at"]:
-        raise ValueError(f"flags {ad['flags']:#x}")
-    if ad["credential_id"] != unb64url(cred["rawId"]) or cred["id"] != cred["rawId"]:
-        raise ValueError("credential id")
-    if att["fmt"] == "packed":
-        if "x5c" in att["attStmt"]:
-            raise ValueError("x5c attestation not supported")
-        if att["attStmt"].get("alg") != ad["public_key"].get(3) or set(att["attStmt"]) != {"alg", "sig"}:
-            raise ValueError(f"packed self attestation statement {sorted(att['attStmt'])}")
-        cose_verify(ad["public_key"], att["authData"] + sha256(cdj), att["attStmt"]["sig"])
-    elif att["fmt"] != "none":
-        raise ValueError(f"attestation format {att['fmt']}")
-    return ad
-
-
-def verify_assertion(cred: dict, public_key: dict, challenge: str, origin: str, rp_id: str, stored_count=0,
-                     require_uv=True) -> dict:
-    r = cred["response"]
-    cdj = unb64url(r["clientDataJSON"])
-    cd = json.loads(cdj)
-    if cd.get("type") != "webauthn.get" or cd.get("challenge") != challenge or cd.get("origin") != origin:
-        raise ValueError(f"clientData mismatch: {cd}")
-    raw_ad = unb64url(r["authenticatorData"])
-    ad = parse_auth_data(raw_ad)
-    if ad["rp_id_hash"] != sha256(rp_id.encode()):
-        raise ValueError("rpIdHash")
-    if not ad["up"] or (require_uv and not ad["uv"]):
-        raise ValueError(f"flags {ad['flags']:#x}")
-    if (ad["sign_count"] or stored_count) and ad["sign_count"] <= stored_count:
-        raise ValueError(f"counter {ad['sign_count']} <= stored {stored_count}: a clone")
-    cose_verify(public_key, raw_ad + sha256(cdj), unb64url(r["signature"]))
-    return ad
-
-
-# ---------------------------------------------------------------------------------------------
 # Self-checks
 
 
-RFC8949_VECTORS = [
-    (0, "00"), (1, "01"), (10, "0a"), (23, "17"), (24, "1818"), (25, "1819"), (100, "1864"), (1000, "1903e8"),
-    (1000000, "1a000f4240"), (1000000000000, "1b000000e8d4a51000"), (18446744073709551615, "1bffffffffffffffff"),
-    (-1, "20"), (-10, "29"), (-100, "3863"), (-1000, "3903e7"), (False, "f4"), (True, "f5"), (None, "f6"),
-    (b"", "40"), (b"\x01\x02\x03\x04", "4401020304"), ("", "60"), ("a", "6161"), ("IETF", "6449455446"),
-    ("\"\\", "62225c"), ("\u00fc", "62c3bc"), ("\u6c34", "63e6b0b4"), ([], "80"), ([1, 2, 3], "83010203"),
-    ([1, [2, 3], [4, 5]], "8301820203820405"), (list(range(1, 26)), "98190102030405060708090a0b0c0d0e0f101112131415161718181819"),
-    ({}, "a0"), ({1: 2, 3: 4}, "a201020304"), ({"a": 1, "b": [2, 3]}, "a26161016162820203"),
-    (["a", {"b": "c"}], "826161a161626163"),
-]
-
-
 def selftest(verbose=False):
-    for value, hexed in RFC8949_VECTORS:
-        enc = cbor_encode(value)
-        assert enc.hex() == hexed, (value, enc.hex(), hexed)
-        assert cbor_decode(enc) == value, (value, cbor_decode(enc))
-    assert cbor_decode(bytes.fromhex("f93c00")) == 1.0 and cbor_decode(bytes.fromhex("fb3ff199999999999a")) == 1.1
-    assert cbor_decode(bytes.fromhex("c074323031332d30332d32315432303a30343a30305a")) == Tag(0, "2013-03-21T20:04:00Z")
-    # CTAP2 canonical order: shorter encoded keys first (3 < -1 < -2 < -3 for a COSE EC2 key).
-    assert cbor_encode({-3: 0, -2: 0, -1: 0, 3: 0, 1: 0}).hex() == "a5010003002000210022" + "00"
-    for broken in ["5bffffffffffffffff", "81" * 500, "a1", "9f", "44010203", "1c", "ff", "7f", ""]:
-        try:
-            cbor_decode(bytes.fromhex(broken))
-        except ValueError:
-            pass
-        else:
-            raise AssertionError(f"decoded broken CBOR {broken}")
+    assert cbor_lite.selftest()
     origin, rp = "http://localhost:8080", "localhost"
     for alg in ALGS:
         for fmt in ("none", "packed-self"):

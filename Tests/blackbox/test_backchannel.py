@@ -16,7 +16,7 @@ from joserfc.jwk import KeySet
 
 from conftest import CALLBACK, Portal, free_port
 from test_hardening import csrf_of
-from test_sessions import add_user, assert_dead, claims_of, code_flow, login, refresh, signed_in
+from session_helpers import add_user, assert_dead, claims_of, code_flow, login, refresh, signed_in
 
 EVENT = "http://schemas.openid.net/event/backchannel-logout"
 
@@ -186,7 +186,7 @@ def test_a_code_issued_before_the_sign_out_is_worthless_after_it(portal):
     import hashlib
     import secrets
 
-    from test_sessions import b64url
+    from session_helpers import b64url
     add_user(portal, "bc-f")
     s = login(portal, "bc-f")
     verifier = secrets.token_urlsafe(48)

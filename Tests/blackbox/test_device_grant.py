@@ -10,7 +10,7 @@ import requests
 
 from conftest import CALLBACK, Portal
 from test_hardening import csrf_of
-from test_sessions import add_user, claims_of, login, refresh
+from session_helpers import add_user, claims_of, login, refresh
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 DEVICE_UA = "kubectl-portal/0.1 (linux/amd64)"

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from conftest import RP_SECRET, Portal
-from mfa_helpers import (PASSWORD, WRONG_CODE_TEXT, add_user, assert_dead, audit_about, authorize, claims_of, csrf,
+from mfa_helpers import (PASSWORD, WRONG_CODE_TEXT, add_user, assert_dead, audit_about, authorize, claims_of, code_flow_with_login, csrf,
                          factor_id_named, factor_rows, factors_page, factors_post, form, fresh_totp, hidden_fields,
                          id_token_via_code_flow, login_password, login_with_totp, next_of, recovery_left, refresh, signed_in,
                          submit_factor_code, text_of, totp_enroll, wrong_totp)
@@ -332,3 +332,43 @@ def test_the_cli_resets_a_persons_factors(plain_portal):
     r = p.cli("user", "reset-factors", "nobody-at-all")
     assert r.returncode != 0
     assert audit_about(p, "factor.reset", "nobody-at-all") == []
+
+
+def test_acr_names_how_the_login_was_made_when_configured():
+    p = start("mfa:\n  acr:\n    multi_factor: urn:example:mfa\n    single_factor: urn:example:pwd\n")
+    try:
+        add_user(p, "acr-a")
+        c, _, _ = code_flow_with_login(p, "acr-a")
+        assert c["acr"] == "urn:example:pwd" and c["amr"] == ["pwd"], c
+        secret = totp_enroll(p, signed_in_as(p, "acr-a"))
+        c, tokens, _ = code_flow_with_login(p, "acr-a", code=fresh_totp(secret))
+        assert c["acr"] == "urn:example:mfa" and c["amr"] == MFA_AMR, c
+        r = refresh(p, tokens["refresh_token"])
+        assert r.status_code == 200 and claims_of(r.json()["id_token"])["acr"] == "urn:example:mfa", r.text
+    finally:
+        finish(p)
+
+
+def test_turning_the_policy_on_ends_the_refreshes_of_sessions_begun_without_a_factor():
+    p = start("")
+    try:
+        add_user(p, "before")
+        c, tokens, _ = code_flow_with_login(p, "before")
+        assert c["amr"] == ["pwd"] and "acr" not in c, c
+        r = refresh(p, tokens["refresh_token"])
+        assert r.status_code == 200, r.text
+        rt = r.json()["refresh_token"]
+        # The operator requires a second factor of everyone, no grace, and restarts the portal.
+        p.stop()
+        with open(p.config) as f:
+            text = f.read()
+        with open(p.config, "w") as f:
+            f.write(text + "\nmfa:\n  require: everyone\n  grace_period: 0s\n")
+        p.start()
+        r = refresh(p, rt)
+        assert_dead(r)
+        assert "second factor" in r.json()["error_description"], r.text
+        assert [e for e in audit_about(p, "token.refresh", "before") if e.get("success") is False
+                and (e.get("details") or {}).get("reason") == "second factor required"], "the refusal is audited"
+    finally:
+        finish(p)

@@ -21,7 +21,7 @@ import requests
 from conftest import Portal
 from test_hardening import csrf_of
 from test_kubectl import pki  # noqa: F401 (fixture)
-from test_sessions import signed_in
+from session_helpers import signed_in
 from test_ui_browser import REPO, UI, sign_in
 
 ADMIN, ADMIN_PW = "root-admin", "admin-password-for-sessions"

@@ -16,7 +16,8 @@ public struct PasswordPolicy: Sendable {
 
 /// Local users: passwords checked against bcrypt hashes in storage.
 public struct LocalAuthenticator: Authenticator {
-    public let method = "password"
+    public static let methodName = "password"
+    public let method = LocalAuthenticator.methodName
     let store: any UserStore
     let hasher: any PasswordHasher
     /// A real hash of a random password, checked when the user is unknown so that

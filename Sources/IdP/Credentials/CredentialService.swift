@@ -50,10 +50,16 @@ public struct CredentialService: Sendable {
     let usage: CredentialUsage
     let auditor: Auditor
 
+    /// Verified credentials in memory (nil or a zero TTL: every check asks the database), valid while
+    /// `changes` reports no change.
+    let cache: CredentialCache?
+    let changes: (any CredentialChanges)?
+
     public init(store: any Storage, provider: Provider, policy: CredentialPolicy, usage: CredentialUsage, clock: any Clock,
-                random: any RandomSource, logger: Logger) {
+                random: any RandomSource, logger: Logger, cache: CredentialCache? = nil, changes: (any CredentialChanges)? = nil) {
         self.store = store; self.provider = provider; self.policy = policy; self.usage = usage; self.clock = clock
         self.random = random; self.auditor = Auditor(store: store, clock: clock, logger: logger)
+        self.cache = cache; self.changes = changes
     }
 
     public enum Owner: Sendable {
@@ -125,13 +131,36 @@ public struct CredentialService: Sendable {
     /// lost group bites at once.
     public func validate(_ presented: String) async -> CredentialCheck {
         guard let token = CredentialToken.parse(presented) else { return .invalid("malformed token") }
+        let now = clock.now()
+        // From memory when nothing changed since it was verified (a revocation anywhere moves the generation).
+        guard let cache, cache.enabled, let changes, let generation = await changes.credentialGeneration() else {
+            return await check(token, now: now).0
+        }
+        let key = token.id + ":" + token.secretHash
+        if let principal = cache.lookup(key, generation: generation, now: now) {
+            await usage.record(principal.credentialID, at: now)
+            return .valid(principal)
+        }
+        let (result, until) = await check(token, now: now)
+        if case .valid(let principal) = result, let until {
+            cache.store(key, principal, generation: generation, until: min(until, now + cache.ttl))
+        }
+        return result
+    }
+
+    /// The check itself, against the database; with a valid answer, until when it can hold (the credential's
+    /// end, or the rotated-out secret's).
+    func check(_ token: CredentialToken, now: Date) async -> (CredentialCheck, Date?) {
+        var until: Date?
+        let result: CredentialCheck = await {
         do {
             guard let (c, ownerRobot) = try await store.credentialWithRobot(id: token.id) else { return .invalid("unknown credential") }
-            let now = clock.now()
             let hash = token.secretHash
             var matches = Secrets.constantTimeEqual(hash, c.secretHash)
-            if !matches, let prev = c.previousSecretHash, let until = c.previousExpiresAt, now < until {
+            until = c.expiresAt
+            if !matches, let prev = c.previousSecretHash, let previousUntil = c.previousExpiresAt, now < previousUntil {
                 matches = Secrets.constantTimeEqual(hash, prev)
+                until = min(c.expiresAt, previousUntil)
             }
             guard matches else { return .invalid("unknown credential") }
             if c.revokedAt != nil { return .invalid("credential revoked") }
@@ -154,6 +183,12 @@ public struct CredentialService: Sendable {
                 }
                 principal = CredentialPrincipal(username: username, uid: identity.subject, groups: safe.groups.map { k.groupsPrefix + $0 },
                                                 credentialID: c.id, identity: safe)
+                // The directory reports no changes: a directory person's answer is kept no longer than the
+                // directory's own cache keeps them (ldap.cache_lifetime; 0 = asked every time).
+                if c.ownerMethod != LocalAuthenticator.methodName, let bound = until {
+                    let directoryCache = provider.directory?.cacheLifetime ?? 0
+                    until = directoryCache > 0 ? min(bound, now + directoryCache) : nil
+                }
             case .robot:
                 guard let robot = ownerRobot, !robot.disabled else { return .invalid("robot disabled or deleted") }
                 let groups = c.groups.map { r in robot.groups.filter { r.contains($0) } } ?? robot.groups
@@ -177,6 +212,8 @@ public struct CredentialService: Sendable {
         } catch {
             return .invalid("storage unavailable")
         }
+        }()
+        return (result, until)
     }
 }
 

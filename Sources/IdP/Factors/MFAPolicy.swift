@@ -32,12 +32,25 @@ public struct MFAPolicy: Sendable, Equatable {
         }
     }
 
+    /// Whether a login with `amr` may get tokens for this person: fine, fine until the end of their grace
+    /// period (counted from the first time this is asked for them), or not until they sign in with a factor.
+    public func verdict(_ identity: Identity, isAdmin: Bool, amr: [String], store: any FactorStore, now: Date) async throws -> MFAVerdict {
+        guard applies(to: identity, isAdmin: isAdmin), !AMR.isMultiFactor(amr) else { return .ok }
+        if gracePeriod <= 0 { return .blocked }
+        // Holding a factor and not having used it (a sign-in from before enrolling): no grace.
+        if try await store.factors(userID: identity.subject).contains(where: \.confirmed) { return .blocked }
+        let until = try await store.mfaGraceStart(userID: identity.subject, now: now) + gracePeriod
+        return until > now ? .grace(until: until) : .blocked
+    }
+
     /// The `acr` claim for a login with these `amr` values, if configured.
     public func acr(for amr: [String]) -> String? {
         let value = AMR.isMultiFactor(amr) ? acrMultiFactor : acrSingleFactor
         return value.isEmpty ? nil : value
     }
 }
+
+public enum MFAVerdict: Sendable, Equatable { case ok, grace(until: Date), blocked }
 
 /// RFC 8176 authentication method references, as the portal composes them.
 public enum AMR {

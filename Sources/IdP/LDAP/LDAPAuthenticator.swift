@@ -23,6 +23,9 @@ public final class LDAPAuthenticator: Authenticator, @unchecked Sendable {
     private var cache: [String: (identity: Identity?, expires: Date)] = [:]
 
     /// `cacheLifetime` is clamped to `maxCacheLifetime` (pass the id_token lifetime).
+    /// How long a directory answer is reused (what `ldap.cache_lifetime` allows).
+    public var cacheLifetime: TimeInterval { config.cacheLifetime }
+
     public init(config: LDAPConfiguration, maxCacheLifetime: TimeInterval, clock: any Clock, logger: Logger,
                 localAccountExists: (@Sendable (String) async throws -> Bool)? = nil) {
         self.localAccountExists = localAccountExists

@@ -188,6 +188,13 @@ extension Provider {
             throw OAuthError.invalidGrant("the account is disabled or no longer exists")
         }
         let identity = try await releasable(current, clientID: client.id, remoteAddress: remoteAddress)
+        // A session begun without a second factor ends its refreshes once the policy requires one (after any grace).
+        let isAdmin = current.isAdmin || current.groups.contains { adminGroups.contains($0) }
+        if try await mfa.verdict(current, isAdmin: isAdmin, amr: family.grant.amr, store: store, now: t) == .blocked {
+            await auditor.record("token.refresh", actor: current.username, subject: current.subject, clientID: client.id, remoteAddress: remoteAddress,
+                                 success: false, details: ["family": family.id, "reason": "second factor required"])
+            throw OAuthError.invalidGrant("a second factor is required for this account: sign in again at \(issuer) with a passkey or an authenticator code")
+        }
 
         let next = RefreshToken(hash: Secrets.sha256Hex(successor), familyID: family.id, clientID: client.id, createdAt: t,
                                 idleExpiresAt: min(t + policy.refreshIdleTimeout, family.expiresAt))

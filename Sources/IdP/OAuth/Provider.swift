@@ -27,11 +27,16 @@ public struct Provider: Sendable {
     let discoveryCache = RenderCache<[SigningAlgorithm]>()
     /// Fired when back-channel logouts are queued (see `Signout`, `BackchannelSender`).
     public let logoutKick = LogoutKick()
+    /// Who must sign in with a second factor; a refresh of a session without one stops once it is required.
+    let mfa: MFAPolicy
+    let adminGroups: Set<String>
 
     public init(issuer: String, policy: TokenPolicy, store: any Storage, clients: ClientRegistry, keys: KeyManager,
                 authenticators: [any Authenticator], successorKey: SymmetricKey, clock: any Clock, random: any RandomSource,
-                logger: Logger, kubernetes: KubernetesMapping = .init(), kubernetesClients: Set<String> = ["kubernetes"], loginPolicy: LoginPolicy = .init()) {
+                logger: Logger, kubernetes: KubernetesMapping = .init(), kubernetesClients: Set<String> = ["kubernetes"], loginPolicy: LoginPolicy = .init(),
+                mfa: MFAPolicy = .init(), adminGroups: Set<String> = []) {
         self.kubernetes = kubernetes; self.kubernetesClients = kubernetesClients; self.loginPolicy = loginPolicy
+        self.mfa = mfa; self.adminGroups = adminGroups
         self.issuer = issuer; self.policy = policy; self.store = store; self.clients = clients; self.keys = keys
         self.minter = TokenMinter(issuer: issuer, keys: keys, policy: policy, accessTokens: AccessTokenCodec(secret: successorKey))
         self.auditor = Auditor(store: store, clock: clock, logger: logger)

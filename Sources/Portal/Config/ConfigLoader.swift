@@ -148,6 +148,7 @@ extension ConfigReader {
         if let m = section(top["webhook"], "webhook") {
             if let v = string(m["bearer_token_file"], "webhook.bearer_token_file") { c.webhookBearerTokenFile = v }
             if let v = strings(m["audiences"], "webhook.audiences") { c.webhookAudiences = v }
+            if let v = duration(m["cache_ttl"], "webhook.cache_ttl") { c.webhookCacheTTL = v }
         }
         if let m = section(top["kubernetes"], "kubernetes") {
             if let am = section(m["apiserver"], "kubernetes.apiserver") {

@@ -77,6 +77,7 @@ struct PortalConfig: Sendable {
     var webhookBearerTokenFile: String?
     /// Audiences application credentials are valid for (empty: any).
     var webhookAudiences: [String] = []
+    var webhookCacheTTL: TimeInterval = 10
     /// Directory logins (the `ldap:` section); nil when not configured.
     var ldap: LDAPConfiguration?
     /// SPNEGO logins with Kerberos tickets (the `kerberos:` section); nil when not configured.

@@ -41,17 +41,9 @@ extension Browser {
 /// Whether a signed-in person may get tokens under the `mfa:` policy.
 struct MFAGate {
     let runtime: Runtime
-    enum Verdict: Equatable { case ok, grace(until: Date), blocked }
-
-    func verdict(_ session: LoginSession, _ identity: Identity) async throws -> Verdict {
-        let policy = runtime.config.mfa
-        guard policy.applies(to: identity, isAdmin: isAdmin(identity, runtime)), !AMR.isMultiFactor(session.amr) else { return .ok }
-        // Holding a factor and not having used it (a session from before enrolling): no grace.
-        if policy.gracePeriod <= 0 { return .blocked }
-        if try await runtime.factors.holdsFactor(userID: identity.subject) { return .blocked }
-        let now = runtime.clock.now()
-        let until = try await runtime.storage.mfaGraceStart(userID: identity.subject, now: now) + policy.gracePeriod
-        return until > now ? .grace(until: until) : .blocked
+    func verdict(_ session: LoginSession, _ identity: Identity) async throws -> MFAVerdict {
+        try await runtime.config.mfa.verdict(identity, isAdmin: isAdmin(identity, runtime), amr: session.amr, store: runtime.storage,
+                                             now: runtime.clock.now())
     }
 
     static let blockedHeading = "A second factor is required"

@@ -19,7 +19,7 @@ public enum DataCopy {
     /// Tables not copied: the schema version is the target's own; leases are held by running processes;
     /// reveals are single-use secrets that live minutes — a restored copy could be shown a second time;
     /// back-channel logouts pending delivery and device sign-ins in progress belong to the running portal.
-    static let skipped: Set<String> = ["schema_migrations", "leases", "reveals", "logout_deliveries", "device_grants", "webauthn_challenges"]
+    static let skipped: Set<String> = ["schema_migrations", "leases", "reveals", "logout_deliveries", "device_grants", "webauthn_challenges", "change_epochs"]
 
     /// Every table and column as the migrations declare them (TEXT and BIGINT only, by design):
     /// `CREATE TABLE`, then the columns later versions add with `ALTER TABLE … ADD COLUMN`.

@@ -166,7 +166,49 @@ enum Migrations {
                 "ALTER TABLE refresh_families ADD COLUMN amr TEXT NOT NULL DEFAULT ''",
                 "ALTER TABLE device_grants ADD COLUMN amr TEXT NOT NULL DEFAULT ''",
             ]),
+            (8, credentialChangeTriggers(flavor)),
         ]
+    }
+
+    /// What a credential check reads — credentials, robots, users — moves `change_epochs.credentials` in the
+    /// writing transaction, whoever writes (a replica, the CLI, an operator's SQL); on PostgreSQL it also
+    /// NOTIFYs `portal_credentials` at commit, so every replica's memory of verified credentials empties at once.
+    /// ("last used" stamps do not count: only the columns a check reads.)
+    static func credentialChangeTriggers(_ flavor: SQLFlavor) -> [String] {
+        let watched = [("app_credentials", "secret_hash, previous_secret_hash, previous_expires_at, groups_json, expires_at, revoked_at, owner_id"),
+                       ("robots", "name, groups_json, disabled"),
+                       ("users", "username, display_name, email, email_verified, groups_json, is_admin, disabled")]
+        var out = [
+            "CREATE TABLE change_epochs (name TEXT PRIMARY KEY, epoch BIGINT NOT NULL)",
+            "INSERT INTO change_epochs (name, epoch) VALUES ('credentials', 0)",
+        ]
+        switch flavor {
+        case .sqlite:
+            for (table, columns) in watched {
+                for (event, suffix) in [("UPDATE OF \(columns)", "update"), ("DELETE", "delete")] {
+                    out.append("""
+                        CREATE TRIGGER \(table)_\(suffix)_credential_epoch AFTER \(event) ON \(table)
+                        BEGIN UPDATE change_epochs SET epoch = epoch + 1 WHERE name = 'credentials'; END
+                        """)
+                }
+            }
+        case .postgres:
+            out.append("""
+                CREATE FUNCTION portal_credentials_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                  UPDATE change_epochs SET epoch = epoch + 1 WHERE name = 'credentials';
+                  PERFORM pg_notify('portal_credentials', TG_TABLE_NAME);
+                  RETURN NULL;
+                END $$
+                """)
+            for (table, columns) in watched {
+                out.append("""
+                    CREATE TRIGGER \(table)_credential_epoch AFTER UPDATE OF \(columns) OR DELETE ON \(table)
+                    FOR EACH STATEMENT EXECUTE FUNCTION portal_credentials_changed()
+                    """)
+            }
+        }
+        return out
     }
 
     /// Applies every version not applied yet, up to `last` (tests stop early to build an older schema).

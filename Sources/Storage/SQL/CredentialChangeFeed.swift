@@ -1,0 +1,94 @@
+import Foundation
+import IdP
+import Logging
+import PostgresNIO
+import SQLKit
+
+extension SQLStorage {
+    /// The number `change_epochs.credentials` holds: it moves with every change a credential check reads.
+    public func credentialEpoch() async throws -> Int {
+        try await read { db in
+            try await db.raw("SELECT epoch FROM change_epochs WHERE name = 'credentials'").first()?.i("epoch") ?? 0
+        }
+    }
+
+    /// How this replica follows credential changes: on SQLite by reading the epoch (one small local
+    /// read per check; the CLI writes from another process), on PostgreSQL by LISTEN on a connection
+    /// of its own (no round trip per check; nothing is served from memory while that connection is down).
+    public func credentialChanges(logger: Logger) -> any CredentialChanges {
+        if let pg = backend as? PostgresBackend { return PostgresCredentialChanges.start(pg, logger: logger) }
+        return SQLiteCredentialChanges(storage: self)
+    }
+}
+
+struct SQLiteCredentialChanges: CredentialChanges {
+    let storage: SQLStorage
+    func credentialGeneration() async -> Int? { try? await storage.credentialEpoch() }
+}
+
+/// LISTEN `portal_credentials` on a dedicated connection. Every notification, and every (re)connection,
+/// moves the generation; while the connection is down there is no generation, so the cache is bypassed
+/// (and emptied when it comes back): a lost NOTIFY can never leave a stale answer in memory.
+final class PostgresCredentialChanges: CredentialChanges, @unchecked Sendable {
+    static let channel = "portal_credentials"
+    private let lock = NSLock()
+    private var generation = 0
+    private var listening = false
+    private var task: Task<Void, Never>?
+
+    func credentialGeneration() async -> Int? { lock.withLock { listening ? generation : nil } }
+
+    private func set(listening value: Bool) { lock.withLock { listening = value; generation &+= 1 } }
+    private func moved() { lock.withLock { generation &+= 1 } }
+
+    static func start(_ backend: PostgresBackend, logger: Logger) -> PostgresCredentialChanges {
+        let feed = PostgresCredentialChanges()
+        let config = PostgresConnection.Configuration(host: backend.parsed.host, port: backend.parsed.port, username: backend.parsed.user,
+                                                      password: backend.parsed.password, database: backend.parsed.database, tls: backend.probeTLS)
+        feed.task = Task { await feed.follow(config, logger: logger) }
+        return feed
+    }
+
+    func stop() { lock.withLock { task }?.cancel() }
+
+    private func follow(_ config: PostgresConnection.Configuration, logger: Logger) async {
+        var delay: Duration = .milliseconds(250)
+        var id = 1
+        while !Task.isCancelled {
+            do {
+                let connection = try await PostgresConnection.connect(configuration: config, id: id, logger: logger)
+                id += 1
+                defer { Task { try? await connection.close() } }
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        try await connection.listen(on: Self.channel) { notifications in
+                            self.set(listening: true)
+                            logger.debug("following credential changes (LISTEN \(Self.channel))")
+                            for try await _ in notifications { self.moved() }
+                        }
+                    }
+                    // A connection that died without a word (a network partition) is found within seconds.
+                    group.addTask {
+                        while !Task.isCancelled {
+                            try await Task.sleep(for: .seconds(5))
+                            guard await PostgresBackend.trueWithin(.seconds(3), Task {
+                                (try? await connection.query("SELECT 1", logger: logger)) != nil
+                            }) else { throw CancellationError() }
+                        }
+                    }
+                    _ = try await group.next()
+                    group.cancelAll()
+                }
+                delay = .milliseconds(250)
+            } catch {
+                if Task.isCancelled { break }
+                logger.warning("not following credential changes: the TokenReview cache is bypassed until the connection is back",
+                               metadata: ["error": "\(String(describing: error).prefix(300))"])
+            }
+            set(listening: false)
+            try? await Task.sleep(for: delay)
+            delay = min(delay * 2, .seconds(5))
+        }
+        set(listening: false)
+    }
+}
