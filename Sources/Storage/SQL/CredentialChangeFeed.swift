@@ -16,7 +16,7 @@ extension SQLStorage {
     /// read per check; the CLI writes from another process), on PostgreSQL by LISTEN on a connection
     /// of its own (no round trip per check; nothing is served from memory while that connection is down).
     public func credentialChanges(logger: Logger) -> any CredentialChanges {
-        if let pg = backend as? PostgresBackend { return PostgresCredentialChanges.start(pg, logger: logger) }
+        if let pg = backend as? PostgresBackend { return PostgresCredentialChanges.start(pg, local: credentialWrites, logger: logger) }
         return SQLiteCredentialChanges(storage: self)
     }
 }
@@ -35,14 +35,20 @@ final class PostgresCredentialChanges: CredentialChanges, @unchecked Sendable {
     private var generation = 0
     private var listening = false
     private var task: Task<Void, Never>?
+    /// This replica's own writes (both numbers only grow: their sum moves when either does).
+    private var local = ChangeCounter()
 
-    func credentialGeneration() async -> Int? { lock.withLock { listening ? generation : nil } }
+    func credentialGeneration() async -> Int? {
+        let mine = local.value
+        return lock.withLock { listening ? generation &+ mine : nil }
+    }
 
     private func set(listening value: Bool) { lock.withLock { listening = value; generation &+= 1 } }
     private func moved() { lock.withLock { generation &+= 1 } }
 
-    static func start(_ backend: PostgresBackend, logger: Logger) -> PostgresCredentialChanges {
+    static func start(_ backend: PostgresBackend, local: ChangeCounter, logger: Logger) -> PostgresCredentialChanges {
         let feed = PostgresCredentialChanges()
+        feed.local = local
         let config = PostgresConnection.Configuration(host: backend.parsed.host, port: backend.parsed.port, username: backend.parsed.user,
                                                       password: backend.parsed.password, database: backend.parsed.database, tls: backend.probeTLS)
         feed.task = Task { await feed.follow(config, logger: logger) }
@@ -90,5 +96,22 @@ final class PostgresCredentialChanges: CredentialChanges, @unchecked Sendable {
             delay = min(delay * 2, .seconds(5))
         }
         set(listening: false)
+    }
+}
+
+/// A number that only grows: one per local change.
+final class ChangeCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var n = 0
+    func bump() { lock.withLock { n &+= 1 } }
+    var value: Int { lock.withLock { n } }
+}
+
+extension SQLStorage {
+    /// Runs a write a credential check reads, then moves the local change counter (after the commit,
+    /// so no check can cache what it read before the change under the generation after it).
+    func changingCredentials<R>(_ op: () async throws -> R) async rethrows -> R {
+        defer { credentialWrites.bump() }
+        return try await op()
     }
 }

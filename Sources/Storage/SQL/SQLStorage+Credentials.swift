@@ -61,30 +61,30 @@ extension SQLStorage {
     }
 
     public func rotateCredential(id: String, newSecretHash: String, previousValidUntil: Date, now: Date) async throws -> ApplicationCredential? {
-        try await run { db in
+        try await changingCredentials { try await run { db in
             try await db.raw("""
                 UPDATE app_credentials SET previous_secret_hash = secret_hash, previous_expires_at = \(bind: t(previousValidUntil)),
                   secret_hash = \(bind: newSecretHash)
                 WHERE id = \(bind: id) AND revoked_at IS NULL AND expires_at > \(bind: t(now))
                 RETURNING *
                 """).first().map(Self.credential)
-        }
+        } }
     }
 
     public func revokeCredential(id: String, now: Date) async throws -> Bool {
-        try await run { db in
+        try await changingCredentials { try await run { db in
             try await db.raw("UPDATE app_credentials SET revoked_at = \(bind: t(now)) WHERE id = \(bind: id) AND revoked_at IS NULL RETURNING id")
                 .first() != nil
-        }
+        } }
     }
 
     public func revokeCredentials(ownerID: String, now: Date) async throws -> Int {
-        try await run { db in
+        try await changingCredentials { try await run { db in
             try await db.raw("""
                 UPDATE app_credentials SET revoked_at = \(bind: t(now))
                 WHERE owner_id = \(bind: ownerID) AND revoked_at IS NULL RETURNING id
                 """).all().count
-        }
+        } }
     }
 
     public func touchCredentials(_ lastUsed: [String: Date]) async throws {
@@ -128,12 +128,12 @@ extension SQLStorage {
     }
 
     public func setRobotDisabled(id: String, disabled: Bool) async throws -> Bool {
-        try await run { db in
+        try await changingCredentials { try await run { db in
             try await db.raw("UPDATE robots SET disabled = \(bind: disabled ? 1 : 0) WHERE id = \(bind: id) RETURNING id").first() != nil
-        }
+        } }
     }
 
     public func deleteRobot(id: String) async throws -> Bool {
-        try await run { db in try await db.raw("DELETE FROM robots WHERE id = \(bind: id) RETURNING id").first() != nil }
+        try await changingCredentials { try await run { db in try await db.raw("DELETE FROM robots WHERE id = \(bind: id) RETURNING id").first() != nil } }
     }
 }

@@ -6,6 +6,9 @@ import CoreMetrics
 /// The storage contract over SQL, shared by SQLite and PostgreSQL.
 public final class SQLStorage: Storage {
     let backend: any SQLBackend
+    /// Moves after each write here that a credential check reads (see `credentialChanges`): this replica's
+    /// own memory of verified credentials empties at once, without waiting for its NOTIFY to come back.
+    let credentialWrites = ChangeCounter()
 
     /// Opens storage on a backend and applies pending migrations.
     public static func open(_ backend: any SQLBackend, now: Date) async throws -> SQLStorage {
@@ -143,7 +146,7 @@ extension SQLStorage {
     @discardableResult
     public func updateUser(id: String, _ body: @Sendable (inout User) throws -> Void) async throws -> User {
         // The closure is not @escaping: read, apply and write inside one transaction.
-        try await withoutActuallyEscaping(body) { body in
+        try await changingCredentials { try await withoutActuallyEscaping(body) { body in
             let box = UnsafeSendableBox(body)
             let lock = forUpdate
             return try await tx { db in
@@ -160,17 +163,17 @@ extension SQLStorage {
                     """).run()
                 return u
             }
-        }
+        } }
     }
 
     public func deleteUser(id: String) async throws -> Bool {
-        try await tx { db in
+        try await changingCredentials { try await tx { db in
             // A deleted person's second factors go with them (a new account of the same name starts without any).
             try await db.raw("DELETE FROM factors WHERE user_id = \(bind: id)").run()
             try await db.raw("DELETE FROM recovery_codes WHERE user_id = \(bind: id)").run()
             try await db.raw("DELETE FROM mfa_grace WHERE user_id = \(bind: id)").run()
             return try await db.raw("DELETE FROM users WHERE id = \(bind: id) RETURNING id").first() != nil
-        }
+        } }
     }
 
     public func listUsers() async throws -> [User] {
