@@ -89,7 +89,12 @@ struct Runtime: Sendable {
         let clients = ClientRegistry(configured: configured, store: storage)
 
         let dummy = try await hasher.hash(random.token())
-        let local = LocalAuthenticator(store: storage, hasher: hasher, dummyHash: dummy)
+        // The server follows changes to credentials, robots and users (PostgreSQL LISTEN, or SQLite's change
+        // counter) and keeps what they decide in memory between changes; the CLI reads every time.
+        let cacheTTL = serving ? config.webhookCacheTTL : 0
+        let changes: (any CredentialChanges)? = serving ? storage.credentialChanges(logger: logger) : nil
+        let local = LocalAuthenticator(store: storage, hasher: hasher, dummyHash: dummy,
+                                       identities: changes.map { (GenerationCache<Identity>(ttl: 60), $0) })
         var authenticators: [any Authenticator] = [local]
         if let ldap = config.ldap {
             // The first authenticator in the chain that accepts the password wins (README: "Directory logins").
@@ -130,11 +135,10 @@ struct Runtime: Sendable {
         var credentialPolicy = config.credentials
         credentialPolicy.kubernetes = config.apiserver.mapping
         let usage = CredentialUsage()
-        // The server keeps verified credentials in memory (bounded by webhook.cache_ttl) while it can follow changes; the CLI never.
-        let cacheTTL = serving ? config.webhookCacheTTL : 0
+        // Verified credentials in memory (bounded by webhook.cache_ttl) while changes can be followed.
         let credentials = CredentialService(store: storage, provider: provider, policy: credentialPolicy, usage: usage, clock: clock,
                                             random: random, logger: logger, cache: cacheTTL > 0 ? CredentialCache(ttl: cacheTTL) : nil,
-                                            changes: cacheTTL > 0 ? storage.credentialChanges(logger: logger) : nil)
+                                            changes: cacheTTL > 0 ? changes : nil)
         let webhookToken = config.webhookBearerTokenFile.flatMap { try? String(contentsOfFile: $0, encoding: .utf8) }?
             .trimmingCharacters(in: .whitespacesAndNewlines)
         let issuerURL = URL(string: config.issuer)

@@ -24,8 +24,13 @@ public struct LocalAuthenticator: Authenticator {
     /// unknown users and wrong passwords take the same time.
     let dummyHash: String
 
-    public init(store: any UserStore, hasher: any PasswordHasher, dummyHash: String) {
-        self.store = store; self.hasher = hasher; self.dummyHash = dummyHash
+    /// Local people as last read, for one change generation (any write to `users` moves it, on every
+    /// replica): a refresh or a credential check then needs no database read to know they are still active.
+    let identities: (cache: GenerationCache<Identity>, changes: any CredentialChanges)?
+
+    public init(store: any UserStore, hasher: any PasswordHasher, dummyHash: String,
+                identities: (cache: GenerationCache<Identity>, changes: any CredentialChanges)? = nil) {
+        self.store = store; self.hasher = hasher; self.dummyHash = dummyHash; self.identities = identities
     }
 
     public func authenticate(username: String, password: String) async throws -> AuthenticationResult {
@@ -39,6 +44,17 @@ public struct LocalAuthenticator: Authenticator {
     }
 
     public func revalidate(subject: String) async throws -> Identity? {
+        guard let (cache, changes) = identities, cache.enabled, let generation = await changes.credentialGeneration() else {
+            return try await read(subject)
+        }
+        let now = Date()
+        if let hit = cache.lookup(subject, generation: generation, now: now) { return hit }
+        guard let identity = try await read(subject) else { return nil }
+        cache.store(subject, identity, generation: generation, until: now + cache.ttl)
+        return identity
+    }
+
+    func read(_ subject: String) async throws -> Identity? {
         guard let user = try await store.user(id: subject), !user.disabled else { return nil }
         return Identity(user: user)
     }

@@ -11,9 +11,12 @@ public protocol CredentialChanges: Sendable {
 /// database for each review: keyed by credential id and the presented secret's hash, valid for one
 /// change generation and at most `ttl` (a backstop for what no change reports: a directory person
 /// disabled in LDAP), never past the credential's (or a rotated-out secret's) own end.
-public final class CredentialCache: @unchecked Sendable {
+public typealias CredentialCache = GenerationCache<CredentialPrincipal>
+
+/// Answers kept in memory for one change generation (see `CredentialChanges`) and at most `ttl`.
+public final class GenerationCache<Value: Sendable>: @unchecked Sendable {
     struct Entry {
-        let principal: CredentialPrincipal
+        let principal: Value
         let until: Date
         let generation: Int
     }
@@ -31,7 +34,7 @@ public final class CredentialCache: @unchecked Sendable {
     public var enabled: Bool { ttl > 0 }
 
     /// The principal cached for `key` in `generation` and still within its time; a new generation empties the cache.
-    public func lookup(_ key: String, generation current: Int, now: Date) -> CredentialPrincipal? {
+    public func lookup(_ key: String, generation current: Int, now: Date) -> Value? {
         lock.withLock {
             if current != generation {
                 entries.removeAll(keepingCapacity: true)
@@ -45,7 +48,7 @@ public final class CredentialCache: @unchecked Sendable {
     }
 
     /// Keeps a verified principal, read in `generation` (a change since then makes it worthless).
-    public func store(_ key: String, _ principal: CredentialPrincipal, generation read: Int, until: Date) {
+    public func store(_ key: String, _ principal: Value, generation read: Int, until: Date) {
         lock.withLock {
             // Only into the generation the lookup before it saw: a change meanwhile makes this answer stale.
             guard read == generation else { return }
