@@ -11,7 +11,7 @@ public protocol CredentialChanges: Sendable {
 /// database for each review: keyed by credential id and the presented secret's hash, valid for one
 /// change generation and at most `ttl` (a backstop for what no change reports: a directory person
 /// disabled in LDAP), never past the credential's (or a rotated-out secret's) own end.
-public typealias CredentialCache = GenerationCache<CredentialPrincipal>
+public typealias CredentialCache = GenerationCache<CredentialCheck>
 
 /// Answers kept in memory for one change generation (see `CredentialChanges`) and at most `ttl`.
 public final class GenerationCache<Value: Sendable>: @unchecked Sendable {

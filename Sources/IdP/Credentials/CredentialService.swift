@@ -137,21 +137,22 @@ public struct CredentialService: Sendable {
             return await check(token, now: now).0
         }
         let key = token.id + ":" + token.secretHash
-        if let principal = cache.lookup(key, generation: generation, now: now) {
-            await usage.record(principal.credentialID, at: now)
-            return .valid(principal)
+        if let known = cache.lookup(key, generation: generation, now: now) {
+            if case .valid(let principal) = known { await usage.record(principal.credentialID, at: now) }
+            return known
         }
+        // Refusals are kept too (a creation, like any change, moves the generation); an outage's answer never.
         let (result, until) = await check(token, now: now)
-        if case .valid(let principal) = result, let until {
-            cache.store(key, principal, generation: generation, until: min(until, now + cache.ttl))
-        }
+        if let until { cache.store(key, result, generation: generation, until: min(until, now + cache.ttl)) }
         return result
     }
 
-    /// The check itself, against the database; with a valid answer, until when it can hold (the credential's
-    /// end, or the rotated-out secret's).
+    static let storageUnavailable = "storage unavailable"
+
+    /// The check itself, against the database, and until when its answer can hold (nil: not at all): the
+    /// credential's end or the rotated-out secret's; for a directory person, what the directory cache allows.
     func check(_ token: CredentialToken, now: Date) async -> (CredentialCheck, Date?) {
-        var until: Date?
+        var until: Date? = .distantFuture
         let result: CredentialCheck = await {
         do {
             guard let (c, ownerRobot) = try await store.credentialWithRobot(id: token.id) else { return .invalid("unknown credential") }
@@ -169,6 +170,12 @@ public struct CredentialService: Sendable {
             let k = policy.kubernetes
             switch c.ownerKind {
             case .user:
+                // The directory reports no changes: a directory person's answer (either way) is kept no longer than
+                // the directory's own cache keeps them (ldap.cache_lifetime; 0 = asked every time).
+                if c.ownerMethod != LocalAuthenticator.methodName, let bound = until {
+                    let directoryCache = provider.directory?.cacheLifetime ?? 0
+                    until = directoryCache > 0 ? min(bound, now + directoryCache) : nil
+                }
                 guard let identity = try await provider.currentIdentity(userID: c.ownerID, method: c.ownerMethod) else {
                     return .invalid("owner disabled or deleted")
                 }
@@ -183,12 +190,6 @@ public struct CredentialService: Sendable {
                 }
                 principal = CredentialPrincipal(username: username, uid: identity.subject, groups: safe.groups.map { k.groupsPrefix + $0 },
                                                 credentialID: c.id, identity: safe)
-                // The directory reports no changes: a directory person's answer is kept no longer than the
-                // directory's own cache keeps them (ldap.cache_lifetime; 0 = asked every time).
-                if c.ownerMethod != LocalAuthenticator.methodName, let bound = until {
-                    let directoryCache = provider.directory?.cacheLifetime ?? 0
-                    until = directoryCache > 0 ? min(bound, now + directoryCache) : nil
-                }
             case .robot:
                 guard let robot = ownerRobot, !robot.disabled else { return .invalid("robot disabled or deleted") }
                 let groups = c.groups.map { r in robot.groups.filter { r.contains($0) } } ?? robot.groups
@@ -210,7 +211,8 @@ public struct CredentialService: Sendable {
             await usage.record(c.id, at: now)
             return .valid(principal)
         } catch {
-            return .invalid("storage unavailable")
+            until = nil
+            return .invalid(Self.storageUnavailable)
         }
         }()
         return (result, until)

@@ -173,7 +173,8 @@ enum Migrations {
     /// What a credential check reads — credentials, robots, users — moves `change_epochs.credentials` in the
     /// writing transaction, whoever writes (a replica, the CLI, an operator's SQL); on PostgreSQL it also
     /// NOTIFYs `portal_credentials` at commit, so every replica's memory of verified credentials empties at once.
-    /// ("last used" stamps do not count: only the columns a check reads.)
+    /// ("last used" stamps do not count: only the columns a check reads. A new row counts: a refusal of
+    /// an id nobody had is kept in memory too.)
     static func credentialChangeTriggers(_ flavor: SQLFlavor) -> [String] {
         let watched = [("app_credentials", "secret_hash, previous_secret_hash, previous_expires_at, groups_json, expires_at, revoked_at, owner_id"),
                        ("robots", "name, groups_json, disabled"),
@@ -185,7 +186,7 @@ enum Migrations {
         switch flavor {
         case .sqlite:
             for (table, columns) in watched {
-                for (event, suffix) in [("UPDATE OF \(columns)", "update"), ("DELETE", "delete")] {
+                for (event, suffix) in [("INSERT", "insert"), ("UPDATE OF \(columns)", "update"), ("DELETE", "delete")] {
                     out.append("""
                         CREATE TRIGGER \(table)_\(suffix)_credential_epoch AFTER \(event) ON \(table)
                         BEGIN UPDATE change_epochs SET epoch = epoch + 1 WHERE name = 'credentials'; END
@@ -203,7 +204,7 @@ enum Migrations {
                 """)
             for (table, columns) in watched {
                 out.append("""
-                    CREATE TRIGGER \(table)_credential_epoch AFTER UPDATE OF \(columns) OR DELETE ON \(table)
+                    CREATE TRIGGER \(table)_credential_epoch AFTER INSERT OR UPDATE OF \(columns) OR DELETE ON \(table)
                     FOR EACH STATEMENT EXECUTE FUNCTION portal_credentials_changed()
                     """)
             }

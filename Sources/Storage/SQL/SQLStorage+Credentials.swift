@@ -16,7 +16,7 @@ extension SQLStorage {
 
     public func createCredential(_ c: ApplicationCredential) async throws {
         let groups = c.groups.map { json($0) }
-        try await run { db in
+        try await changingCredentials { try await run { db in
             try await db.raw("""
                 INSERT INTO app_credentials (id, owner_kind, owner_id, owner_method, name, description, secret_hash, previous_secret_hash,
                   previous_expires_at, groups_json, created_at, expires_at, last_used_at, revoked_at, created_by)
@@ -25,7 +25,7 @@ extension SQLStorage {
                         \(bind: groups), \(bind: t(c.createdAt)), \(bind: t(c.expiresAt)), \(bind: t(c.lastUsedAt)), \(bind: t(c.revokedAt)),
                         \(bind: c.createdBy))
                 """).run()
-        }
+        } }
     }
 
     public func credential(id: String) async throws -> ApplicationCredential? {
@@ -106,13 +106,13 @@ extension SQLStorage {
     }
 
     public func createRobot(_ r: Robot) async throws {
-        try await run { db in
+        try await changingCredentials { try await run { db in
             try await db.raw("""
                 INSERT INTO robots (id, name, team, description, groups_json, disabled, created_at, created_by)
                 VALUES (\(bind: r.id), \(bind: r.name), \(bind: r.team), \(bind: r.description), \(bind: json(r.groups)),
                         \(bind: r.disabled ? 1 : 0), \(bind: t(r.createdAt)), \(bind: r.createdBy))
                 """).run()
-        }
+        } }
     }
 
     public func robot(id: String) async throws -> Robot? {

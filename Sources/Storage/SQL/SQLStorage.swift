@@ -125,14 +125,14 @@ extension SQLStorage {
     }
 
     public func createUser(_ u: User) async throws {
-        try await run { db in
+        try await changingCredentials { try await run { db in
             try await db.raw("""
                 INSERT INTO users (id, username, display_name, email, email_verified, groups_json, is_admin, disabled, password_hash, created_at, updated_at)
                 VALUES (\(bind: u.id), \(bind: u.username), \(bind: u.displayName), \(bind: u.email), \(bind: u.emailVerified ? 1 : 0),
                         \(bind: json(u.groups)), \(bind: u.isAdmin ? 1 : 0), \(bind: u.disabled ? 1 : 0), \(bind: u.passwordHash),
                         \(bind: t(u.createdAt)), \(bind: t(u.updatedAt)))
                 """).run()
-        }
+        } }
     }
 
     public func user(id: String) async throws -> User? {
