@@ -13,13 +13,13 @@ extension UserCommand {
 
         func run() async throws {
             try await withCLIRuntime(options) { rt in
-                let username = Usernames.canonical(name)
-                var subject: String?
-                if let u = try await rt.storage.user(username: username) { subject = u.id }
-                if subject == nil, let directory = rt.provider.directory, case .success(let identity) = try await directory.lookup(username: username) {
-                    subject = identity.subject
+                // The same lookup as the person page: a local user, else a person in the directory.
+                let (subject, username): (String, String)
+                switch try await PersonPage(runtime: rt).find(name) {
+                case .local(let u): (subject, username) = (u.id, u.username)
+                case .directory(let i): (subject, username) = (i.subject, i.username)
+                case nil: throw ValidationError("no local user, and no active person in the directory, is called '\(name)'")
                 }
-                guard let subject else { throw ValidationError("no local user, and no active person in the directory, is called '\(name)'") }
                 let removed = try await rt.factors.reset(userID: subject, username: username, by: "cli", remoteAddress: "")
                 _ = try await Signout(provider: rt.provider).endEverywhere(userID: subject, reason: "second factors reset from the CLI")
                 print("Removed \(removed) factor\(removed == 1 ? "" : "s") of \(username); their sessions ended.")

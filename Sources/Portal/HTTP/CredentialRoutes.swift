@@ -84,9 +84,7 @@ struct CredentialRoutes {
         guard let (s, identity) = try await session(request) else { return Responses.redirect("/login?next=%2Fcredentials", status: .seeOther) }
         // A credential is a token: none is made or renewed for a sign-in that lacks a factor the policy requires.
         if request.uri.path != "/credentials/revoke", try await MFAGate(runtime: runtime).verdict(s, identity) == .blocked {
-            return Responses.html(.forbidden, pages.render(ErrorView(heading: MFAGate.blockedHeading, message: MFAGate.blockedMessage,
-                                                                     hint: MFAGate.blockedHint, requestID: context.requestID,
-                                                                     backLink: "/account/factors", backLabel: "Add a second factor")))
+            return MFAGate.refusal(pages, requestID: context.requestID)
         }
         do {
             switch try await body(form, identity, s.authMethod) {

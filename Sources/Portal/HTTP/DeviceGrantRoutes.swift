@@ -40,9 +40,7 @@ struct DeviceGrantRoutes {
             }
             let approve = form["decision"] == "approve"
             if approve, try await MFAGate(runtime: runtime).verdict(s, identity) == .blocked {
-                return Responses.html(.forbidden, pages.render(ErrorView(heading: MFAGate.blockedHeading, message: MFAGate.blockedMessage,
-                                                                         hint: MFAGate.blockedHint, requestID: context.requestID,
-                                                                         backLink: "/account/factors", backLabel: "Add a second factor")))
+                return MFAGate.refusal(pages, requestID: context.requestID)
             }
             guard try await runtime.provider.decideDevice(userCode: code, approve: approve, session: s, identity: identity,
                                                           remoteAddress: context.remoteAddress) else {

@@ -158,9 +158,7 @@ struct KubernetesRoutes {
         guard let (s, identity) = try await session(request) else { return .refused(Responses.redirect("/login?next=%2Fkubernetes", status: .seeOther)) }
         if let refusal = unnameable(identity, context) { return .refused(refusal) }
         if try await MFAGate(runtime: runtime).verdict(s, identity) == .blocked {
-            return .refused(Responses.html(.forbidden, pages.render(ErrorView(heading: MFAGate.blockedHeading, message: MFAGate.blockedMessage,
-                                                                              hint: MFAGate.blockedHint, requestID: context.requestID,
-                                                                              backLink: "/account/factors", backLabel: "Add a second factor"))))
+            return .refused(MFAGate.refusal(pages, requestID: context.requestID))
         }
         return .ok(form, s, identity)
     }

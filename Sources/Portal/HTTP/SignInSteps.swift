@@ -49,6 +49,12 @@ struct MFAGate {
     static let blockedHeading = "A second factor is required"
     static let blockedMessage = "Your administrator requires a second factor (a passkey or an authenticator app) for your account before kubectl or any application can use it."
     static let blockedHint = "Add one on your second factors page, then sign in again with it."
+
+    /// The one 403 page for everything refused for lack of a required factor (tokens, kubeconfigs, device approvals, credentials).
+    static func refusal(_ pages: Pages, requestID: String?, cookies: [String] = []) -> Response {
+        Responses.html(.forbidden, pages.render(ErrorView(heading: blockedHeading, message: blockedMessage, hint: blockedHint, requestID: requestID,
+                                                          backLink: "/account/factors", backLabel: "Add a second factor")), cookies: cookies)
+    }
 }
 
 /// Step-up: when a session must confirm a factor (again) before a sensitive page.
@@ -112,7 +118,6 @@ extension BrowserRoutes {
     }
 
     func mfaRequiredPage(_ context: PortalContext, cookies: [String] = []) -> Response {
-        errorPage(.forbidden, context, heading: MFAGate.blockedHeading, message: MFAGate.blockedMessage, hint: MFAGate.blockedHint,
-                  backLink: "/account/factors", backLabel: "Add a second factor", cookies: cookies)
+        MFAGate.refusal(pages, requestID: context.requestID, cookies: cookies)
     }
 }
