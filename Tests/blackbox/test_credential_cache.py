@@ -4,8 +4,9 @@ Every portal here keeps verified credentials for 300 s (`cache_ttl: 300s`), far 
 test runs: when a review is refused right after a change, only the invalidation can explain it — a
 cache that missed the change would keep answering authenticated:true for five minutes.
 
-- SQLite, one portal: changes made by the CLI (another process) bite on the very next review
-  (the `change_epochs` counter is read per review).
+- SQLite, one portal: changes made by the CLI (another process) bite on the first review that starts
+  2 ms after the change's commit (the `change_epochs` counter is read at most every 2 ms, one read
+  shared by the reviews in between; the tests wait 10 ms after the CLI returns).
 - PostgreSQL, replicas A and B on one database: a change made through A empties B's memory within
   moments (triggers NOTIFY `portal_credentials`; B LISTENs on a connection of its own), and A itself
   refuses a credential it revoked on its very next review.
@@ -37,6 +38,8 @@ needs_pg = pytest.mark.skipif(not PG, reason="PORTAL_TEST_POSTGRES_URL is not se
 WEBHOOK_TOKEN = secrets.token_hex(24)
 PASSWORD = "credential-cache-password-1"
 TTL = "300s"
+# SQLite: a change from another process counts for every review that starts 2 ms after its commit.
+CLI_WINDOW = 0.010
 
 
 # ---------------------------------------------------------------------------------------------
@@ -163,12 +166,19 @@ def sqlite_portal(tmp_path_factory):
     assert stop(p) == 0
 
 
+def cli_change(p, *args):
+    """A change made by the CLI, then the SQLite window (`CLI_WINDOW`): the next review must see it."""
+    out = cli_ok(p, *args)
+    time.sleep(CLI_WINDOW)
+    return out
+
+
 def test_sqlite_revoked_from_the_cli_is_refused_on_the_very_next_review(sqlite_portal):
     p = sqlite_portal
     token = new_credential(p, "--robot", "cache-bot")
     st = assert_valid(p, token)
     assert st["user"]["username"] == "oidc:robot:cache-bot"
-    cli_ok(p, "credential", "revoke", cid_of(token))
+    cli_change(p, "credential", "revoke", cid_of(token))
     st = review(p, token)
     assert st["authenticated"] is False and st["error"] == "credential revoked", (
         f"revoked by the CLI, the next review still says: {st} (a cache that missed the change answers true for {TTL})")
@@ -181,7 +191,7 @@ def test_sqlite_rotated_from_the_cli_without_overlap_old_secret_refused_at_once(
     p = sqlite_portal
     old = new_credential(p, "--robot", "cache-bot")
     assert_valid(p, old)
-    out = cli_ok(p, "credential", "rotate", cid_of(old), "--overlap", "0s")
+    out = cli_change(p, "credential", "rotate", cid_of(old), "--overlap", "0s")
     new = re.search(r"kpc_\S+", out).group(0)
     assert new != old and cid_of(new) == cid_of(old)
     st = review(p, old)
@@ -195,13 +205,13 @@ def test_sqlite_robot_disabled_from_the_cli_is_refused_at_once_and_enabled_accep
     cli_ok(p, "robot", "add", "toggled-bot", "--team", "platform")
     token = new_credential(p, "--robot", "toggled-bot")
     assert_valid(p, token)
-    cli_ok(p, "robot", "disable", "toggled-bot")
+    cli_change(p, "robot", "disable", "toggled-bot")
     st = review(p, token)
     assert st["authenticated"] is False and "robot" in st["error"], f"robot disabled by the CLI, the next review says: {st}"
-    cli_ok(p, "robot", "enable", "toggled-bot")
+    cli_change(p, "robot", "enable", "toggled-bot")
     assert_valid(p, token)
     # And again: the answer cached after enabling goes with the next change too.
-    cli_ok(p, "robot", "disable", "toggled-bot")
+    cli_change(p, "robot", "disable", "toggled-bot")
     assert review(p, token)["authenticated"] is False
 
 
@@ -211,10 +221,10 @@ def test_sqlite_owner_groups_and_disable_from_the_cli_show_at_once(sqlite_portal
     token = new_credential(p, "--user", "grouped")
     st = assert_valid(p, token)
     assert sorted(st["user"]["groups"]) == ["oidc:dev", "oidc:ops"], st
-    cli_ok(p, "user", "set-groups", "grouped", "--group", "dev")
+    cli_change(p, "user", "set-groups", "grouped", "--group", "dev")
     st = review(p, token)
     assert st["authenticated"] is True and st["user"]["groups"] == ["oidc:dev"], f"a lost group still shows (stale memory): {st}"
-    cli_ok(p, "user", "disable", "grouped")
+    cli_change(p, "user", "disable", "grouped")
     st = review(p, token)
     assert st["authenticated"] is False and "owner" in st["error"], f"owner disabled by the CLI, the next review says: {st}"
 

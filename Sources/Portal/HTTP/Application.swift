@@ -89,8 +89,9 @@ func buildApplication(runtime: Runtime) throws -> Application<Router<PortalConte
     let configuration = ApplicationConfiguration(address: .hostname(c.listenHost, port: c.listenPort), serverName: nil)
     let limits = SlowClientGuard.Limits(header: .milliseconds(Int64(c.headerTimeout * 1000)), body: .milliseconds(Int64(c.bodyTimeout * 1000)),
                                         idle: .milliseconds(Int64(c.idleTimeout * 1000)))
-    var server: HTTPServerBuilder = .http1(configuration: .init(additionalChannelHandlers: [SlowClientGuard(limits: limits)],
-                                                                 idleTimeout: .milliseconds(Int64(max(c.headerTimeout, c.idleTimeout, c.bodyTimeout) * 1000))))
+    // No Hummingbird idleTimeout beside the guard: the guard already drops a connection idle past
+    // its limits, and NIO's IdleStateHandler hangs a promise and a callback on every write.
+    var server: HTTPServerBuilder = .http1(configuration: .init(additionalChannelHandlers: [SlowClientGuard(limits: limits)], idleTimeout: nil))
     if let tls = c.tls {
         let chain = try NIOSSLCertificate.fromPEMFile(tls.certificateFile).map { NIOSSLCertificateSource.certificate($0) }
         let key = try NIOSSLPrivateKey(file: tls.keyFile, format: .pem)

@@ -65,19 +65,27 @@ struct CompressionMiddleware: RouterMiddleware {
 
     /// Compressible by its headers: a text type, no encoding yet, a body that may exist, HTML or not `no-store`.
     static func compressible(_ response: Response) -> Bool {
-        guard response.status != .noContent, response.status != .notModified, response.status.code >= 200,
-              response.headers[.contentEncoding] == nil,
-              let raw = response.headers[.contentType]?.split(separator: ";", maxSplits: 1).first
-        else { return false }
-        let type = raw.trimmingCharacters(in: .whitespaces).lowercased()
+        guard response.status != .noContent, response.status != .notModified, response.status.code >= 200 else { return false }
+        // One pass over the fields (this runs on every response; HTTPFields' subscript joins values).
+        var contentType: String?, cacheControl: [String] = []
+        for field in response.headers {
+            switch field.name {
+            case .contentEncoding: return false
+            case .contentType: if contentType == nil { contentType = field.value }
+            case .cacheControl: cacheControl.append(field.value)
+            default: continue
+            }
+        }
+        guard let contentType else { return false }
+        let type = token(contentType.split(separator: ";", maxSplits: 1).first ?? "")
         guard types.contains(type) else { return false }
-        return type == "text/html" || !isNoStore(response.headers[values: .cacheControl])
+        return type == "text/html" || !isNoStore(cacheControl)
     }
 
     static func isNoStore(_ cacheControl: [String]) -> Bool {
         cacheControl.contains { value in
             value.split(separator: ",").contains { directive in
-                directive.split(separator: "=", maxSplits: 1).first?.trimmingCharacters(in: .whitespaces).lowercased() == "no-store"
+                directive.split(separator: "=", maxSplits: 1).first.map(token) == "no-store"
             }
         }
     }
@@ -90,12 +98,12 @@ struct CompressionMiddleware: RouterMiddleware {
         for value in values {
             for element in value.split(separator: ",") {
                 let parts = element.split(separator: ";")
-                guard let coding = parts.first?.trimmingCharacters(in: .whitespaces).lowercased(), !coding.isEmpty else { continue }
+                guard let coding = parts.first.map(token), !coding.isEmpty else { continue }
                 var q = 1.0
                 for parameter in parts.dropFirst() {
                     let kv = parameter.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-                    if kv[0].trimmingCharacters(in: .whitespaces).lowercased() == "q" {
-                        q = kv.count == 2 ? qValue(kv[1].trimmingCharacters(in: .whitespaces)) ?? 0 : 0
+                    if token(kv[0]) == "q" {
+                        q = kv.count == 2 ? qValue(String(trimmed(kv[1]))) ?? 0 : 0
                     }
                 }
                 if coding == "gzip" || coding == "x-gzip" { gzip = min(gzip ?? q, q) } else if coding == "*" { any = min(any ?? q, q) }
@@ -112,10 +120,27 @@ struct CompressionMiddleware: RouterMiddleware {
         return q
     }
 
+    /// Optional whitespace (spaces and tabs, RFC 9110 §5.6.3) trimmed off both ends, without
+    /// Foundation: this runs on every response (Foundation's trimming was ≈ 4 % of a small request).
+    static func trimmed(_ s: Substring) -> Substring {
+        let u = s.utf8
+        var a = u.startIndex, b = u.endIndex
+        while a < b, u[a] == 0x20 || u[a] == 0x09 { a = u.index(after: a) }
+        while a < b {
+            let p = u.index(before: b)
+            guard u[p] == 0x20 || u[p] == 0x09 else { break }
+            b = p
+        }
+        return s[a..<b]
+    }
+
+    /// A header token, trimmed and lowercased for comparison.
+    static func token(_ s: Substring) -> String { String(trimmed(s)).lowercased() }
+
     static func addVary(_ headers: inout HTTPFields) {
         let present = headers[values: .vary].contains { value in
             value.split(separator: ",").contains {
-                let v = $0.trimmingCharacters(in: .whitespaces).lowercased()
+                let v = token($0)
                 return v == "accept-encoding" || v == "*"
             }
         }

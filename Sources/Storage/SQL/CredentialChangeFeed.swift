@@ -12,18 +12,62 @@ extension SQLStorage {
         }
     }
 
-    /// How this replica follows credential changes: on SQLite by reading the epoch (one small local
-    /// read per check; the CLI writes from another process), on PostgreSQL by LISTEN on a connection
-    /// of its own (no round trip per check; nothing is served from memory while that connection is down).
+    /// How this replica follows credential changes: on SQLite by reading the epoch at most every
+    /// `SQLiteCredentialChanges.window` (the CLI writes from another process) plus this process's own
+    /// writes at once; on PostgreSQL by LISTEN on a connection of its own (no round trip per check;
+    /// nothing is served from memory while that connection is down).
     public func credentialChanges(logger: Logger) -> any CredentialChanges {
         if let pg = backend as? PostgresBackend { return PostgresCredentialChanges.start(pg, local: credentialWrites, logger: logger) }
-        return SQLiteCredentialChanges(storage: self)
+        return SQLiteCredentialChanges(storage: self, local: credentialWrites)
     }
 }
 
-struct SQLiteCredentialChanges: CredentialChanges {
+/// SQLite: one process serves, but the CLI writes from another, so the epoch is read from the
+/// database — not per check (that read, a hop to the database thread and back, held TokenReview at
+/// ≈ 7,600/s) but at most once per `window`: a check uses an epoch whose read *began* no more than
+/// `window` before the check, so a change committed by another process is seen by every check that
+/// starts `window` after its commit. Concurrent checks share one read in flight. This process's own
+/// writes move the local counter right after their commit, so they count at once.
+final class SQLiteCredentialChanges: CredentialChanges, @unchecked Sendable {
+    static let window: Duration = .milliseconds(2)
     let storage: SQLStorage
-    func credentialGeneration() async -> Int? { try? await storage.credentialEpoch() }
+    let local: ChangeCounter
+    private let lock = NSLock()
+    /// The last epoch read and when its read began.
+    private var last: (epoch: Int, began: ContinuousClock.Instant)?
+    /// The read in flight and when it began.
+    private var pending: (read: Task<Int?, Never>, began: ContinuousClock.Instant)?
+
+    init(storage: SQLStorage, local: ChangeCounter) {
+        self.storage = storage
+        self.local = local
+    }
+
+    func credentialGeneration() async -> Int? {
+        let mine = local.value
+        let now = ContinuousClock.now
+        enum Step { case known(Int), wait(Task<Int?, Never>, ContinuousClock.Instant) }
+        let step: Step = lock.withLock {
+            if let last, now - last.began <= Self.window { return .known(last.epoch) }
+            if let pending, now - pending.began <= Self.window { return .wait(pending.read, pending.began) }
+            let storage = self.storage
+            let read = Task<Int?, Never> { try? await storage.credentialEpoch() }
+            pending = (read, now)
+            return .wait(read, now)
+        }
+        switch step {
+        case .known(let epoch):
+            return epoch &+ mine
+        case .wait(let read, let began):
+            // A failed read gives no generation: nothing is served from memory.
+            guard let epoch = await read.value else { return nil }
+            lock.withLock {
+                if last.map({ $0.began < began }) ?? true { last = (epoch, began) }
+                if pending?.began == began { pending = nil }
+            }
+            return epoch &+ mine
+        }
+    }
 }
 
 /// LISTEN `portal_credentials` on a dedicated connection. Every notification, and every (re)connection,
