@@ -26,6 +26,8 @@ public final class PostgresBackend: SQLBackend, @unchecked Sendable {
     let probeTLS: PostgresConnection.Configuration.TLS
 
     let lock = NSLock()
+    /// Deadlines of operations in flight (acquire, then operation timeout), watched by one task.
+    let deadlines = DeadlineWatch()
     private var client: PostgresClient
     private var runner: Task<Void, Never>
     private var generation = 0
@@ -103,39 +105,48 @@ public final class PostgresBackend: SQLBackend, @unchecked Sendable {
         let acquired = Flag()
         let timeout = options.acquireTimeout
         let operationTimeout = options.operationTimeout
+        let lease = Lease()
+        defer { lease.finish(deadlines) }
         do {
             // Not a task group: a group waits for every child on exit, and a pool that does not
             // honour cancellation (one being shut down, one in reconnect backoff) would hold the
-            // request past the deadline. The operation runs on; only the answer is bounded.
-            let op = Task {
-                try await client.withConnection { conn in
-                    acquired.set()
-                    self.lock.withLock { self.lastAcquired = ContinuousClock.now }
-                    return try await body(conn)
-                }
-            }
+            // request past the deadline. The operation runs on; only the answer is bounded — by
+            // the shared deadline watch, not a timer task per operation.
             return try await withTaskCancellationHandler {
                 try await withCheckedThrowingContinuation { (cont: CheckedContinuation<R, any Error>) in
                     let once = Once()
-                    let timer = Task {
-                        try? await Task.sleep(for: timeout)
-                        if Task.isCancelled { return }
-                        if !acquired.isSet { once.run { op.cancel(); cont.resume(throwing: AcquireTimeout()) }; return }
+                    // The task lets go of `body` before it answers: callers pass closures that must not
+                    // outlive the call (`withoutActuallyEscaping` checks, and traps otherwise).
+                    let job = Job(body)
+                    let op = Task {
+                        do {
+                            let value = try await client.withConnection { conn in
+                                acquired.set()
+                                self.lock.withLock { self.lastAcquired = ContinuousClock.now }
+                                return try await job.run(conn)
+                            }
+                            job.drop()
+                            once.run { cont.resume(returning: value) }
+                        } catch {
+                            job.drop()
+                            once.run { cont.resume(throwing: error) }
+                        }
+                    }
+                    let extended = Flag()
+                    let id = deadlines.add(at: .now + timeout) {
+                        if !acquired.isSet { once.run { op.cancel(); cont.resume(throwing: AcquireTimeout()) }; return nil }
                         // Acquired: the statements get `operationTimeout` more, then the answer is a 503
                         // (a commit that lands later is found again by a retry: grace window, single use).
-                        guard let limit = operationTimeout else { return }
-                        try? await Task.sleep(for: limit)
                         // Not cancelled: a transaction cut off mid-way could go back to the pool still open.
-                        if !Task.isCancelled { once.run { cont.resume(throwing: OperationTimeout()) } }
+                        guard let limit = operationTimeout else { return nil }
+                        if !extended.isSet { extended.set(); return .now + limit }
+                        once.run { cont.resume(throwing: OperationTimeout()) }
+                        return nil
                     }
-                    Task {
-                        let result = await op.result
-                        timer.cancel()   // no sleeping timer left behind per request
-                        once.run { cont.resume(with: result) }
-                    }
+                    lease.started(op, watch: id)
                 }
             } onCancel: {
-                op.cancel()
+                lease.cancel()
             }
         } catch is OperationTimeout {
             Counter(label: "portal_storage_errors_total").increment()
@@ -326,6 +337,48 @@ struct AcquireTimeout: Error {}
 struct OperationTimeout: Error {}
 
 /// Runs its body at most once, whoever calls first.
+/// An operation's closure, held until it has run.
+final class Job<R: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var body: (@Sendable (PostgresConnection) async throws -> R)?
+    init(_ body: @escaping @Sendable (PostgresConnection) async throws -> R) { self.body = body }
+
+    func run(_ conn: PostgresConnection) async throws -> R {
+        guard let body = lock.withLock({ self.body }) else { throw CancellationError() }
+        return try await body(conn)
+    }
+
+    func drop() { lock.withLock { body = nil } }
+}
+
+/// One operation's task and deadline, for cancellation and clean-up.
+final class Lease: @unchecked Sendable {
+    private let lock = NSLock()
+    private var op: Task<Void, Never>?
+    private var watch: Int?
+    private var cancelled = false
+
+    func started(_ op: Task<Void, Never>, watch id: Int) {
+        let cancel = lock.withLock { () -> Bool in
+            self.op = op; watch = id
+            return cancelled
+        }
+        if cancel { op.cancel() }
+    }
+
+    func cancel() {
+        let op = lock.withLock { () -> Task<Void, Never>? in
+            cancelled = true
+            return self.op
+        }
+        op?.cancel()
+    }
+
+    func finish(_ deadlines: DeadlineWatch) {
+        if let id = lock.withLock({ watch }) { deadlines.remove(id) }
+    }
+}
+
 final class Once: @unchecked Sendable {
     private let lock = NSLock()
     private var done = false
