@@ -121,7 +121,7 @@ extension ConfigSchema {
         .init("webhook.bearer_token_file", .string, example: "/etc/portal/webhook-token", secret: .file,
               "A file holding the bearer token (at least 32 characters) kube-apiserver presents; no file, no webhook."),
         .init("webhook.cache_ttl", .duration(0...300), default: "10s",
-              "Verified credentials are kept in memory this long at most (0: never), so a review needs no database read; any change to a credential, robot or user empties every replica's memory at once (PostgreSQL LISTEN/NOTIFY; on SQLite a change counter), so a revocation still bites immediately. The TTL bounds what no change reports: a person disabled in the directory."),
+              "Verified credentials are kept in memory this long at most (0: never), so a review needs no database read; any change to a credential, robot or user empties every replica's memory at once (PostgreSQL LISTEN/NOTIFY; on SQLite a change counter read at most every 2 ms), so a revocation still bites immediately. The TTL bounds what no change reports: a person disabled in the directory."),
         .init("webhook.audiences", .strings, default: "[]",
               "Audiences a TokenReview's spec.audiences must include one of; empty accepts any."),
     ]
