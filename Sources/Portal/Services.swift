@@ -55,7 +55,7 @@ struct BackchannelLogoutService: Service {
     var interval: Duration = .seconds(2)
 
     func run() async throws {
-        let sender = BackchannelSender(provider: runtime.provider, transport: URLSessionLogoutTransport(), logger: runtime.logger)
+        let sender = BackchannelSender(provider: runtime.provider, transport: HTTPLogoutTransport(), logger: runtime.logger)
         let once = Coalescing()
         runtime.provider.logoutKick.set { once.run { await sender.deliverDue() } }
         await everyUntilShutdown(interval) { await sender.deliverDue() }

@@ -262,11 +262,11 @@ public final class PostgresBackend: SQLBackend, @unchecked Sendable {
     }
 
     public func transaction<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
-        try await withLease { conn in try await inTransaction(conn.sql(queryLogLevel: .trace), body) }
+        try await withLease { conn in try await inTransaction(FastPostgresDatabase(conn), body) }
     }
 
     public func run<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
-        try await withLease { conn in try await body(conn.sql(queryLogLevel: .trace)) }
+        try await withLease { conn in try await body(FastPostgresDatabase(conn)) }
     }
 
     public func close() async throws {
