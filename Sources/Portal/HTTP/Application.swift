@@ -14,12 +14,10 @@ import Templates
 /// The one way to build the HTTP application: `portal serve` and the tests both call it.
 func buildRouter(runtime: Runtime, pages: Pages, assets: StaticAssets) -> Router<PortalContext> {
     let router = Router(context: PortalContext.self)
-    // First, so outermost: it gzips the finished response (Compression.swift says what and why not no-store).
-    router.add(middleware: CompressionMiddleware())
+    // The one middleware: ids, logs, metrics (hb_requests, http_server_request_duration), security
+    // headers, error pages, gzip (Compression.swift says what and why not no-store).
     router.add(middleware: PortalMiddleware(pages: pages, hsts: runtime.config.tls != nil || runtime.config.issuer.hasPrefix("https://"),
                                             trustedProxies: runtime.config.trustedProxies, forwardedHeader: runtime.config.forwardedHeader))
-    // Request counts and latency histograms per route (hb_requests, hb_request_duration_seconds).
-    router.add(middleware: MetricsMiddleware())
     let browser = Browser(secure: runtime.config.secureCookies, key: runtime.browserKey, sessionTTL: runtime.config.tokens.sessionTTL)
     ProtocolRoutes(runtime: runtime).register(router)
     let browserRoutes = BrowserRoutes(runtime: runtime, pages: pages, browser: browser)

@@ -17,11 +17,9 @@ import NIOCore
 /// - every other page is compressed: its only secret is the CSRF token, masked afresh for every
 ///   response (`Browser.csrfToken`), so there is nothing stable to guess.
 ///
-/// Added outermost, so it sees the headers every other middleware has set (the default
-/// `no-store` included) and the error pages they render.
-struct CompressionMiddleware: RouterMiddleware {
-    typealias Context = PortalContext
-
+/// Applied last by `PortalMiddleware`, so it sees every header set before it (the default
+/// `no-store` included) and the error pages rendered there.
+enum Compression {
     /// Smaller bodies gain nothing worth the CPU and the gzip header.
     static let minimumSize = 1024
     /// Bodies are collected to be compressed in one call; larger (or streamed) ones pass through.
@@ -31,26 +29,26 @@ struct CompressionMiddleware: RouterMiddleware {
         "application/jwk-set+json", "application/yaml", "image/svg+xml",
     ]
 
-    func handle(_ request: Request, context: PortalContext, next: (Request, PortalContext) async throws -> Response) async throws -> Response {
-        var response = try await next(request, context)
+    static func apply(_ response: Response, for request: Request) async throws -> Response {
+        var response = response
         let secret = response.headers[Responses.secretMarker] != nil
         response.headers[Responses.secretMarker] = nil
-        guard !secret, Self.compressible(response) else { return response }
+        guard !secret, compressible(response) else { return response }
         // From here the bytes sent depend on Accept-Encoding, whether or not this client gets gzip.
-        Self.addVary(&response.headers)
+        addVary(&response.headers)
         // HEAD: the body is already gone; the headers describe the identity body (its length).
-        guard request.method != .head, Self.acceptsGzip(request.headers[values: .acceptEncoding]),
-              let length = response.body.contentLength, length >= Self.minimumSize, length <= Self.maximumSize
+        guard request.method != .head, acceptsGzip(request.headers[values: .acceptEncoding]),
+              let length = response.body.contentLength, length >= minimumSize, length <= maximumSize
         else { return response }
 
         let sink = CollectedBody()
-        try await response.body.write(CollectingWriter(sink: sink, limit: Self.maximumSize))
+        try await response.body.write(CollectingWriter(sink: sink, limit: maximumSize))
         guard let gzipped = Gzip.compress(sink.buffer), gzipped.readableBytes < sink.buffer.readableBytes else {
-            response.body = Self.body(sink.buffer, trailers: sink.trailers)
+            response.body = body(sink.buffer, trailers: sink.trailers)
             return response
         }
         response.headers[.contentEncoding] = "gzip"
-        response.body = Self.body(gzipped, trailers: sink.trailers)
+        response.body = body(gzipped, trailers: sink.trailers)
         response.headers[.contentLength] = String(gzipped.readableBytes)
         return response
     }
@@ -66,27 +64,34 @@ struct CompressionMiddleware: RouterMiddleware {
     /// Compressible by its headers: a text type, no encoding yet, a body that may exist, HTML or not `no-store`.
     static func compressible(_ response: Response) -> Bool {
         guard response.status != .noContent, response.status != .notModified, response.status.code >= 200 else { return false }
-        // One pass over the fields (this runs on every response; HTTPFields' subscript joins values).
-        var contentType: String?, cacheControl: [String] = []
+        // One pass over the fields, no arrays (this runs on every response; HTTPFields' subscript joins values).
+        var contentType: String?, noStore = false
         for field in response.headers {
             switch field.name {
             case .contentEncoding: return false
             case .contentType: if contentType == nil { contentType = field.value }
-            case .cacheControl: cacheControl.append(field.value)
+            case .cacheControl: noStore = noStore || lists(field.value, "no-store")
             default: continue
             }
         }
         guard let contentType else { return false }
-        let type = token(contentType.split(separator: ";", maxSplits: 1).first ?? "")
+        let semicolon = contentType.utf8.firstIndex(of: UInt8(ascii: ";")) ?? contentType.endIndex
+        let type = token(contentType[..<semicolon])
         guard types.contains(type) else { return false }
-        return type == "text/html" || !isNoStore(cacheControl)
+        return type == "text/html" || !noStore
     }
 
-    static func isNoStore(_ cacheControl: [String]) -> Bool {
-        cacheControl.contains { value in
-            value.split(separator: ",").contains { directive in
-                directive.split(separator: "=", maxSplits: 1).first.map(token) == "no-store"
-            }
+    /// Whether a comma-separated header value names `directive` (before any `=`; case and
+    /// surrounding whitespace ignored), without splitting it into arrays.
+    static func lists(_ value: String, _ directive: String) -> Bool {
+        let u = value.utf8
+        var start = u.startIndex
+        while true {
+            let end = u[start...].firstIndex(of: UInt8(ascii: ",")) ?? u.endIndex
+            let name = u[start..<end].firstIndex(of: UInt8(ascii: "=")) ?? end
+            if token(value[start..<name]) == directive { return true }
+            guard end < u.endIndex else { return false }
+            start = u.index(after: end)
         }
     }
 
@@ -138,12 +143,7 @@ struct CompressionMiddleware: RouterMiddleware {
     static func token(_ s: Substring) -> String { String(trimmed(s)).lowercased() }
 
     static func addVary(_ headers: inout HTTPFields) {
-        let present = headers[values: .vary].contains { value in
-            value.split(separator: ",").contains {
-                let v = token($0)
-                return v == "accept-encoding" || v == "*"
-            }
-        }
+        let present = headers.contains { $0.name == .vary && (lists($0.value, "accept-encoding") || lists($0.value, "*")) }
         if !present { headers.append(HTTPField(name: .vary, value: "Accept-Encoding")) }
     }
 }

@@ -35,10 +35,16 @@ struct JSONLogHandler: LogHandler {
     /// `X-Request-Id` header, and the id on error pages) is `request_id`.
     static func documentedName(_ key: String) -> String { key == "hb.request.id" ? "request_id" : key }
 
-    static func timestamp() -> String {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return f.string(from: Date())
+    /// "2026-12-01T12:00:00.123Z", from the broken-down UTC time: an ISO8601DateFormatter per line
+    /// was slow, and the first one loaded ICU's data into every portal process (≈ 6 MB of idle RSS).
+    static func timestamp(_ date: Date = Date()) -> String {
+        let seconds = date.timeIntervalSince1970.rounded(.down)
+        var whole = time_t(seconds)
+        var t = tm()
+        gmtime_r(&whole, &t)
+        let millis = min(999, Int((date.timeIntervalSince1970 - seconds) * 1000))
+        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", Int(t.tm_year) + 1900, Int(t.tm_mon) + 1, Int(t.tm_mday),
+                      Int(t.tm_hour), Int(t.tm_min), Int(t.tm_sec), millis)
     }
 }
 
