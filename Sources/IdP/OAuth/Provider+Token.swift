@@ -157,7 +157,10 @@ extension Provider {
         guard Self.looksLikeToken(token) else { throw OAuthError.invalidGrant("the refresh token is invalid or expired") }
         let hash = Secrets.sha256Hex(token)
         let t = now
-        guard let (record, family) = try await store.refreshToken(hash: hash) else {
+        let remembered = issuedRefreshTokens.take(hash)
+        let found: (RefreshToken, RefreshFamily)?
+        if let remembered { found = remembered } else { found = try await store.refreshToken(hash: hash) }
+        guard let (record, family) = found else {
             throw OAuthError.invalidGrant("the refresh token is invalid or expired")
         }
         // Another client's token answers exactly as an unknown one: nobody learns whether it is live.
@@ -204,6 +207,9 @@ extension Provider {
         switch try await store.rotateRefreshToken(hash: hash, now: t, successor: next, audit: event) {
         case .rotated:
             PortalMetrics.count(event.type, success: true, details: event.details)
+            var live = family
+            live.lastUsedAt = t
+            issuedRefreshTokens.remember(next, family: live)
             var grant = family.grant
             grant.scopes = scopes
             let minted = try await minter.mint(identity: identity, grant: grant, familyID: family.id, nonce: nil, now: t,
@@ -215,6 +221,10 @@ extension Provider {
             return try await replayed(token: token, successor: successor, usedAt: usedAt, family: family, scopes: scopes,
                                       client: client, remoteAddress: remoteAddress)
         case .notFound:
+            // From memory, the family may have been ended since: the database says how.
+            if remembered != nil, let (_, now) = try await store.refreshToken(hash: hash), now.revokedAt != nil {
+                throw OAuthError.invalidGrant(revokedMessage(now))
+            }
             throw OAuthError.invalidGrant("the refresh token is invalid or expired")
         }
     }

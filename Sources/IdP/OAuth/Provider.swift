@@ -25,6 +25,8 @@ public struct Provider: Sendable {
     let loginPolicy: LoginPolicy
     /// The discovery document changes only with the published algorithms: rendered once per set.
     let discoveryCache = RenderCache<[SigningAlgorithm]>()
+    /// Successors this replica issued, so their refresh needs no read before its rotation.
+    let issuedRefreshTokens = IssuedRefreshTokens()
     /// Fired when back-channel logouts are queued (see `Signout`, `BackchannelSender`).
     public let logoutKick = LogoutKick()
     /// Who must sign in with a second factor; a refresh of a session without one stops once it is required.
