@@ -10,7 +10,6 @@ ensure_apt libkrb5-dev      # the portal links libgssapi_krb5 (Kerberos/SPNEGO l
 ensure_apt libsqlite3-dev   # the embedded database
 ensure_apt libssl-dev       # OpenSSL's libcrypto signs RS256 tokens
 ensure_apt zlib1g-dev       # zlib gzips pages and static files
-ensure_apt libcurl4         # Foundation's URLSession (libcurl) delivers back-channel logout tokens
 cd "$ROOT"
 echo "==> building portal (the first build takes several minutes)"
 swift build --product portal
