@@ -30,6 +30,4 @@ final class IssuedRefreshTokens: @unchecked Sendable {
     func take(_ hash: String) -> (RefreshToken, RefreshFamily)? {
         lock.withLock { entries.removeValue(forKey: hash).map { ($0.token, $0.family) } }
     }
-
-    var count: Int { lock.withLock { entries.count } }
 }

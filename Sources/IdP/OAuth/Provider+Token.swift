@@ -222,8 +222,8 @@ extension Provider {
                                       client: client, remoteAddress: remoteAddress)
         case .notFound:
             // From memory, the family may have been ended since: the database says how.
-            if remembered != nil, let (_, now) = try await store.refreshToken(hash: hash), now.revokedAt != nil {
-                throw OAuthError.invalidGrant(revokedMessage(now))
+            if remembered != nil, let (_, current) = try await store.refreshToken(hash: hash), current.revokedAt != nil {
+                throw OAuthError.invalidGrant(revokedMessage(current))
             }
             throw OAuthError.invalidGrant("the refresh token is invalid or expired")
         }

@@ -119,18 +119,18 @@ public final class PostgresBackend: SQLBackend, @unchecked Sendable {
                     // outlive the call (`withoutActuallyEscaping` checks, and traps otherwise).
                     let job = Job(body)
                     let op = Task {
+                        let result: Result<R, any Error>
                         do {
-                            let value = try await client.withConnection { conn in
+                            result = .success(try await client.withConnection { conn in
                                 acquired.set()
                                 self.lock.withLock { self.lastAcquired = ContinuousClock.now }
                                 return try await job.run(conn)
-                            }
-                            job.drop()
-                            once.run { cont.resume(returning: value) }
+                            })
                         } catch {
-                            job.drop()
-                            once.run { cont.resume(throwing: error) }
+                            result = .failure(error)
                         }
+                        job.drop()
+                        once.run { cont.resume(with: result) }
                     }
                     let extended = Flag()
                     let id = deadlines.add(at: .now + timeout) {
@@ -336,7 +336,6 @@ struct PostgresURL {
 struct AcquireTimeout: Error {}
 struct OperationTimeout: Error {}
 
-/// Runs its body at most once, whoever calls first.
 /// An operation's closure, held until it has run.
 final class Job<R: Sendable>: @unchecked Sendable {
     private let lock = NSLock()
@@ -379,6 +378,7 @@ final class Lease: @unchecked Sendable {
     }
 }
 
+/// Runs its body at most once, whoever calls first.
 final class Once: @unchecked Sendable {
     private let lock = NSLock()
     private var done = false
