@@ -58,6 +58,39 @@ struct RefreshStoreConformance {
         }
     }
 
+    /// PostgreSQL runs the rotation as a prepared statement, and switches to a cached generic plan
+    /// after five executions on a connection: a long chain, audited and not in turn, must keep every
+    /// answer right past that switch, and a family ended in the middle must still stop it.
+    @Test(arguments: Backends.all)
+    func aLongChainRotatesRightPastThePreparedPlan(_ backend: Backend) async throws {
+        try await backend.withStore { store async throws in
+            let (family, first) = try await Fixture.startFamily(in: store)
+            var current = first
+            var used: [(hash: String, at: Date)] = []
+            for n in 0..<60 {
+                let at = Fixture.t0 + TimeInterval(n + 1)
+                let next = Fixture.token(familyID: family.id, at: at)
+                let event = n % 2 == 0 ? AuditEvent(time: at, type: "token.refresh", actor: "alice", subject: "u-alice",
+                                                    clientID: "kubernetes", details: ["n": "\(n)"]) : nil
+                #expect(try await store.rotateRefreshToken(hash: current.hash, now: at, successor: next, audit: event) == .rotated)
+                used.append((current.hash, at))
+                current = next
+            }
+            for (hash, at) in used.suffix(12) {
+                let again = Fixture.token(familyID: family.id)
+                #expect(try await store.rotateRefreshToken(hash: hash, now: Fixture.t0 + 500, successor: again) == .alreadyUsed(usedAt: at))
+            }
+            let audited = try await store.auditEvents(AuditQuery(type: "token.refresh")).compactMap { $0.details["n"] }
+            #expect(Set(audited) == Set(stride(from: 0, to: 60, by: 2).map { "\($0)" }), "exactly the audited rotations wrote a row")
+            #expect(try await store.family(id: family.id)?.lastUsedAt == Fixture.t0 + 60)
+
+            #expect(try await store.revokeFamily(id: family.id, now: Fixture.t0 + 600, reason: "test"))
+            let after = Fixture.token(familyID: family.id)
+            #expect(try await store.rotateRefreshToken(hash: current.hash, now: Fixture.t0 + 601, successor: after) == .notFound)
+            #expect(try await store.refreshToken(hash: after.hash) == nil, "an ended family gets no successor")
+        }
+    }
+
     @Test(arguments: Backends.all)
     func rotatingAnUnknownTokenIsNotFound(_ backend: Backend) async throws {
         try await backend.withStore { store async throws in
