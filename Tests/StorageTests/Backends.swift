@@ -76,19 +76,36 @@ enum Backends {
     /// A real PostgreSQL: a fresh database per test, dropped afterwards.
     static func postgres(_ url: String) -> Backend {
         Backend(name: "PostgreSQL") {
+            // Swift Testing starts every test at once: without a bound, their pools together asked
+            // for more than max_connections (400) and the server refused some ("too many clients").
+            await PostgresSlots.shared.acquire()
             let logger = Logger(label: "portal.storage-tests")
             // Many tests open pools at once on two cores: the conformance suite tests semantics, not
-            // outages, so connections may take their time here.
-            let admin = try await PostgresBackend.open(.init(url: url, poolSize: 1, acquireTimeout: .seconds(60)), logger: logger)
+            // outages, so connections may take their time here, and each pool stays small (five
+            // connections a test; with eight, parallel tests ran into max_connections = 400).
+            let admin: PostgresBackend
+            do { admin = try await PostgresBackend.open(.init(url: url, poolSize: 1, acquireTimeout: .seconds(60)), logger: logger) } catch {
+                await PostgresSlots.shared.release()
+                throw error
+            }
             let name = "portal_t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(16)
-            try await admin.run { db in try await db.raw("CREATE DATABASE \(unsafeRaw: String(name))").run() }
-            var c = URLComponents(string: url)!
-            c.path = "/" + name
-            let backend = try await PostgresBackend.open(.init(url: c.string!, poolSize: 8, acquireTimeout: .seconds(60)), logger: logger)
-            return Backend.Empty(backend: backend) {
-                try? await backend.close()
+            let drop: @Sendable () async -> Void = {
                 try? await admin.run { db in try await db.raw("DROP DATABASE IF EXISTS \(unsafeRaw: String(name)) WITH (FORCE)").run() }
                 try? await admin.close()
+                await PostgresSlots.shared.release()
+            }
+            do {
+                try await admin.run { db in try await db.raw("CREATE DATABASE \(unsafeRaw: String(name))").run() }
+                var c = URLComponents(string: url)!
+                c.path = "/" + name
+                let backend = try await PostgresBackend.open(.init(url: c.string!, poolSize: 4, acquireTimeout: .seconds(60)), logger: logger)
+                return Backend.Empty(backend: backend) {
+                    try? await backend.close()
+                    await drop()
+                }
+            } catch {
+                await drop()
+                throw error
             }
         }
     }
@@ -108,4 +125,23 @@ enum Backends {
             for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
         }
     } }
+}
+
+/// At most `limit` PostgreSQL test databases open at once (each holds a pool of four connections
+/// and an admin one); the others wait their turn.
+actor PostgresSlots {
+    static let shared = PostgresSlots(limit: 24)
+    private var free: Int
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    init(limit: Int) { free = limit }
+
+    func acquire() async {
+        if free > 0 { free -= 1; return }
+        await withCheckedContinuation { waiting.append($0) }
+    }
+
+    func release() {
+        if waiting.isEmpty { free += 1 } else { waiting.removeFirst().resume() }
+    }
 }
