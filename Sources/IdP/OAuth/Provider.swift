@@ -16,7 +16,7 @@ public struct Provider: Sendable {
     let clock: any Clock
     let random: any RandomSource
     /// HMAC key from which a refresh token's successor is derived (shared by all replicas).
-    let successorKey: SymmetricKey
+    let successorMAC: KeyedMAC
     let logger: Logger
     /// How Kubernetes names people; `kubernetesClients` are the audiences kube-apiserver trusts.
     public let kubernetes: KubernetesMapping
@@ -45,7 +45,7 @@ public struct Provider: Sendable {
         var byMethod: [String: any Authenticator] = [:]
         for a in authenticators { byMethod[a.method] = a }
         self.authenticators = byMethod
-        self.successorKey = successorKey; self.clock = clock; self.random = random; self.logger = logger
+        self.successorMAC = KeyedMAC(successorKey); self.clock = clock; self.random = random; self.logger = logger
     }
 
     public var now: Date { clock.now() }
@@ -114,7 +114,7 @@ public struct Provider: Sendable {
     static func looksLikeToken(_ t: String) -> Bool { t.utf8.count == 43 && Base64URL.decode(t) != nil }
 
     func successor(of token: String) -> String {
-        let mac = HMAC<SHA256>.authenticationCode(for: Data(("refresh-successor\u{0}" + token).utf8), using: successorKey)
+        let mac = successorMAC.code(Array(("refresh-successor\u{0}" + token).utf8))
         return Base64URL.encode(Array(mac))
     }
 }

@@ -13,11 +13,11 @@ import Foundation
 /// client, scope, times).
 public struct AccessTokenCodec: Sendable {
     public static let prefix = "kpa_"
-    let key: SymmetricKey
+    let mac: KeyedMAC
 
     /// `secret` is the shared server secret; the MAC key is derived from it for this use only.
     public init(secret: SymmetricKey) {
-        key = HKDF<SHA256>.deriveKey(inputKeyMaterial: secret, info: Data("portal access token v1".utf8), outputByteCount: 32)
+        mac = KeyedMAC(HKDF<SHA256>.deriveKey(inputKeyMaterial: secret, info: Data("portal access token v1".utf8), outputByteCount: 32))
     }
 
     public struct Claims: Sendable, Equatable {
@@ -40,7 +40,7 @@ public struct AccessTokenCodec: Sendable {
         w.add("exp", c.expiresAt)
         w.add("jti", c.jti)
         let body = Self.prefix + Base64URL.encode(Array(w.string.utf8))
-        return body + "." + Base64URL.encode(HMAC<SHA256>.authenticationCode(for: Array(body.utf8), using: key))
+        return body + "." + Base64URL.encode(mac.code(Array(body.utf8)))
     }
 
     /// The claims of a genuine, unexpired token; nil for anything else (forged, altered,
@@ -49,7 +49,7 @@ public struct AccessTokenCodec: Sendable {
         guard token.hasPrefix(Self.prefix), token.utf8.count < 8192, let dot = token.lastIndex(of: ".") else { return nil }
         let body = token[..<dot]
         guard let mac = Base64URL.decode(token[token.index(after: dot)...]), mac.count == 32,
-              HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: Array(body.utf8), using: key),
+              self.mac.isValid(mac, for: Array(body.utf8)),
               let json = Base64URL.decode(body.dropFirst(Self.prefix.count)),
               let o = try? JSONSerialization.jsonObject(with: Data(json)) as? [String: Any],
               let sub = o["sub"] as? String, let sid = o["sid"] as? String, let cid = o["client_id"] as? String,

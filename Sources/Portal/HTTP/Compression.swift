@@ -24,16 +24,19 @@ enum Compression {
     static let minimumSize = 1024
     /// Bodies are collected to be compressed in one call; larger (or streamed) ones pass through.
     static let maximumSize = 4 << 20
-    static let types: Set<String> = [
+    static let types: [String] = [
         "text/html", "text/css", "text/javascript", "application/javascript", "application/json",
         "application/jwk-set+json", "application/yaml", "image/svg+xml",
     ]
 
     static func apply(_ response: Response, for request: Request) async throws -> Response {
         var response = response
-        let secret = response.headers[Responses.secretMarker] != nil
-        response.headers[Responses.secretMarker] = nil
-        guard !secret, compressible(response) else { return response }
+        // Only a response that carries the marker is changed (setting nil would still copy the fields).
+        if response.headers.contains(where: { $0.name == Responses.secretMarker }) {
+            response.headers[Responses.secretMarker] = nil
+            return response
+        }
+        guard compressible(response) else { return response }
         // From here the bytes sent depend on Accept-Encoding, whether or not this client gets gzip.
         addVary(&response.headers)
         // HEAD: the body is already gone; the headers describe the identity body (its length).
@@ -76,9 +79,16 @@ enum Compression {
         }
         guard let contentType else { return false }
         let semicolon = contentType.utf8.firstIndex(of: UInt8(ascii: ";")) ?? contentType.endIndex
-        let type = token(contentType[..<semicolon])
-        guard types.contains(type) else { return false }
-        return type == "text/html" || !noStore
+        let type = trimmed(contentType[..<semicolon])
+        if same(type, "text/html") { return true }
+        return !noStore && types.contains { same(type, $0) }
+    }
+
+    /// Whether `s` is `lowercase` ignoring ASCII case — no String made (this runs on every response).
+    static func same(_ s: Substring, _ lowercase: String) -> Bool {
+        let a = s.utf8, b = lowercase.utf8
+        guard a.count == b.count else { return false }
+        return zip(a, b).allSatisfy { x, y in (x >= 0x41 && x <= 0x5A ? x | 0x20 : x) == y }
     }
 
     /// Whether a comma-separated header value names `directive` (before any `=`; case and
@@ -89,7 +99,7 @@ enum Compression {
         while true {
             let end = u[start...].firstIndex(of: UInt8(ascii: ",")) ?? u.endIndex
             let name = u[start..<end].firstIndex(of: UInt8(ascii: "=")) ?? end
-            if token(value[start..<name]) == directive { return true }
+            if same(trimmed(value[start..<name]), directive) { return true }
             guard end < u.endIndex else { return false }
             start = u.index(after: end)
         }

@@ -53,14 +53,16 @@ enum Responses {
 
     /// JSON; `noStore` for anything that carries a token or an error about one (RFC 6749 §5.1).
     static func json(_ status: HTTPResponse.Status, _ body: String, noStore: Bool = true, extra: HTTPFields = [:]) -> Response {
-        var headers: HTTPFields = [.contentType: "application/json"]
-        if noStore {
-            headers[.cacheControl] = "no-store"
-            headers[.init("Pragma")!] = "no-cache"
-        }
+        var headers = HTTPFields()
+        headers.reserveCapacity(16)  // room for what PortalMiddleware adds: one allocation per response
+        headers.append(jsonType)
+        if noStore { headers.append(contentsOf: noStoreFields) }
         headers.append(contentsOf: extra)
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
     }
+
+    static let jsonType = HTTPField(name: .contentType, value: "application/json")
+    static let noStoreFields = [HTTPField(name: .cacheControl, value: "no-store"), HTTPField(name: .init("Pragma")!, value: "no-cache")]
 
     /// Internal: set on a response that shows a secret; never leaves the portal.
     static let secretMarker = HTTPField.Name("x-portal-holds-secret")!

@@ -45,7 +45,7 @@ struct PortalMiddleware: RouterMiddleware {
             response = errorResponse(error, request: request, context: context)
             metrics.record(route: context.endpointPath ?? "NotFound", method: request.method, status: Int(response.status.code), nanoseconds: nil)
         }
-        response.headers[SecurityHeaders.requestID] = context.requestID
+        response.headers.append(HTTPField(name: SecurityHeaders.requestID, value: context.requestID))
         SecurityHeaders.apply(&response.headers, hsts: hsts)
         response = try await Compression.apply(response, for: request)
         context.logger.info("request", metadata: [

@@ -5,6 +5,8 @@ import IdP
 
 /// Discovery, JWKS, token and userinfo: JSON in, JSON out, OAuth error JSON on failure.
 struct ProtocolRoutes {
+    static let publicMinute: HTTPFields = [.cacheControl: "public, max-age=60"]
+    static let publicFiveMinutes: HTTPFields = [.cacheControl: "public, max-age=300"]
     let runtime: Runtime
     var provider: Provider { runtime.provider }
 
@@ -12,7 +14,7 @@ struct ProtocolRoutes {
         router.get("/.well-known/openid-configuration") { _, _ in await discovery() }
         router.get("/.well-known/oauth-authorization-server") { _, _ in await discovery() }
         router.get("/keys") { _, _ in
-            Responses.json(.ok, runtime.keys.jwks(), noStore: false, extra: [.cacheControl: "public, max-age=60"])
+            Responses.json(.ok, runtime.keys.jwks(), noStore: false, extra: Self.publicMinute)
         }
         router.post("/token") { request, context in try await token(request, context) }
         router.on("/token", method: .get) { _, _ in Responses.oauthError(.methodNotAllowed("the token endpoint accepts POST only")) }
@@ -88,7 +90,7 @@ struct ProtocolRoutes {
     }
 
     func discovery() async -> Response {
-        Responses.json(.ok, await provider.discoveryJSON(), noStore: false, extra: [.cacheControl: "public, max-age=300"])
+        Responses.json(.ok, await provider.discoveryJSON(), noStore: false, extra: Self.publicFiveMinutes)
     }
 
     func token(_ request: Request, _ context: PortalContext) async throws -> Response {
