@@ -138,7 +138,7 @@ public struct CredentialService: Sendable {
         }
         let key = token.id + ":" + token.secretHash
         if let known = cache.lookup(key, generation: generation, now: now) {
-            if case .valid(let principal) = known { await usage.record(principal.credentialID, at: now) }
+            if case .valid(let principal) = known { usage.record(principal.credentialID, at: now) }
             return known
         }
         // Refusals are kept too (a creation, like any change, moves the generation); an outage's answer never.
@@ -208,7 +208,7 @@ public struct CredentialService: Sendable {
                 principal = CredentialPrincipal(username: username, uid: robot.id, groups: kept.map { k.groupsPrefix + $0 },
                                                 credentialID: c.id, identity: identity, isRobot: true)
             }
-            await usage.record(c.id, at: now)
+            usage.record(c.id, at: now)
             return .valid(principal)
         } catch {
             until = nil
@@ -227,23 +227,32 @@ extension CredentialService {
 }
 
 /// "Last used" without a write per request: uses are collected in memory and flushed in one
-/// batch (see `flush`, called periodically by the server).
-public actor CredentialUsage {
+/// batch (see `flush`, called periodically by the server). Behind a lock, not an actor: recording
+/// is on every valid review, which otherwise answers from memory without a suspension.
+public final class CredentialUsage: @unchecked Sendable {
+    private let lock = NSLock()
     private var pending: [String: Date] = [:]
     public init() {}
 
     public func record(_ id: String, at: Date) {
-        if let prev = pending[id], prev >= at { return }
-        pending[id] = at
+        lock.withLock {
+            if let prev = pending[id], prev >= at { return }
+            pending[id] = at
+        }
     }
 
     /// Writes what was collected; on failure the entries are kept for the next flush.
     public func flush(to store: any CredentialStore) async {
-        let batch = pending
+        let batch = lock.withLock {
+            let batch = pending
+            pending = [:]
+            return batch
+        }
         guard !batch.isEmpty else { return }
-        pending = [:]
         do { try await store.touchCredentials(batch) } catch {
-            for (k, v) in batch where (pending[k] ?? .distantPast) < v { pending[k] = v }
+            lock.withLock {
+                for (k, v) in batch where (pending[k] ?? .distantPast) < v { pending[k] = v }
+            }
         }
     }
 }
