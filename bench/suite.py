@@ -592,6 +592,17 @@ def targets(report):
         peak = max(r.get("peak_rss_mb", 0) for r in b["rows"])
         t("RSS ≤ 60 MB idle", idle <= 60, f"{idle:.0f} MB", "≤ 60 MB")
         t("RSS ≤ 150 MB under load", peak <= 150, f"{peak:.0f} MB", "≤ 150 MB")
+    # Issue 19: the scale-out backend within reach of the embedded one, side by side in the same run.
+    backends = report["backends"]
+    if "sqlite" in backends and "postgres" in backends:
+        lite = {r["scenario"]: r for r in backends["sqlite"]["rows"]}
+        pg = {r["scenario"]: r for r in backends["postgres"]["rows"]}
+        for s in ("refresh RS256", "refresh ES256"):
+            if s in lite and s in pg:
+                ratio = pg[s]["rps"] / max(lite[s]["rps"], 1e-9)
+                out.append({"backend": "postgres", "target": f"{s} ≥ 70 % of SQLite's", "ok": ratio >= 0.7 and clean(pg[s]),
+                            "figure": f"{pg[s]['rps']:.0f}/s = {100 * ratio:.0f} % of {lite[s]['rps']:.0f}/s",
+                            "want": f"≥ {0.7 * lite[s]['rps']:.0f}/s"})
     return out
 
 
