@@ -11,7 +11,7 @@ extension SQLStorage {
     /// (BEGIN, four statements, COMMIT). Only a lost race reads again: the statement's own snapshot may
     /// predate the winner's commit, and a later read sees it.
     ///
-    /// The statement is a named prepared statement (`RefreshRotation`): each connection parses it once,
+    /// The statement is a named prepared statement (`RefreshRotationStatement`): each connection parses it once,
     /// and after PostgreSQL's first five executions it runs a cached generic plan. Sent unnamed, parse,
     /// analysis and planning of its four CTEs were half of the server's CPU per refresh (docs/performance.md).
     func rotateInOneStatement(hash: String, now: Date, successor k: RefreshToken, audit e: AuditEvent?) async throws -> RefreshRotation {
