@@ -94,6 +94,8 @@ let package = Package(
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 // HTTPRequestPart/HTTPResponsePart for the slow-client guard (already built for Hummingbird).
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                // Swift concurrency's jobs on the event loops (no second pool of threads; see EventLoopExecutor).
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 // RFC 6238 codes for authenticator apps (second factors).
                 .product(name: "HummingbirdOTP", package: "hummingbird-auth"),

@@ -18,6 +18,7 @@ struct BenchCommand: AsyncParsableCommand {
         @Option(help: "body size in bytes (default: the 5 bytes of \"hello\")") var bytes: Int?
 
         func run() async throws {
+            _ = EventLoopExecutor.install()   // the same stack as `portal serve` by default
             guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]) else {
                 throw ValidationError("--listen takes host:port")
             }

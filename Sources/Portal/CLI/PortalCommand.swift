@@ -39,6 +39,13 @@ struct Serve: AsyncParsableCommand {
         Logs.bootstrap(format: config.logFormat, level: config.logLevel)
         PortalMetricsRegistry.bootstrap()
         let logger = Logger(label: "portal")
+        if !config.tasksOnEventLoops {
+            logger.info("request handlers run on Swift's thread pool (server.tasks_on_event_loops: false)")
+        } else if EventLoopExecutor.install() {
+            logger.info("request handlers run on the HTTP event loops")
+        } else {
+            logger.warning("server.tasks_on_event_loops: NIO could not take over Swift concurrency's executor; request handlers run on Swift's thread pool")
+        }
         if !config.usesPostgres {
             do { try SQLiteServerLock.acquire(for: config.sqlitePath) } catch {
                 logger.critical("\(error)")

@@ -108,6 +108,7 @@ extension ConfigReader {
             if let v = duration(m["header_timeout"], "server.header_timeout") { c.headerTimeout = v }
             if let v = duration(m["body_timeout"], "server.body_timeout") { c.bodyTimeout = v }
             if let v = duration(m["idle_timeout"], "server.idle_timeout") { c.idleTimeout = v }
+            if let v = bool(m["tasks_on_event_loops"], "server.tasks_on_event_loops") { c.tasksOnEventLoops = v }
         }
         if let m = section(top["metrics"], "metrics") {
             if let v = string(m["bearer_token_file"], "metrics.bearer_token_file") { c.metricsBearerTokenFile = v }

@@ -81,6 +81,8 @@ extension ConfigSchema {
         .init("server.header_timeout", .duration(1...600), default: "10s", "A new connection must complete its request headers within this."),
         .init("server.body_timeout", .duration(1...600), default: "30s", "Then the request body within this."),
         .init("server.idle_timeout", .duration(1...3600), default: "60s", "And, kept alive, the next request's headers within this."),
+        .init("server.tasks_on_event_loops", .bool, default: "true",
+              "Run request handlers on the HTTP event loops (NIO's executor for Swift concurrency), so a request is not handed from one thread to another and back. false: Swift's own thread pool, as before 2026-12."),
 
         .init("metrics", .section, "GET /metrics (Prometheus). Without a token file it answers loopback peers only."),
         .init("metrics.bearer_token_file", .string, example: "/etc/portal-metrics/token", secret: .file,

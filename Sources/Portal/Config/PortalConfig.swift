@@ -96,6 +96,8 @@ struct PortalConfig: Sendable {
     var bodyTimeout: TimeInterval = 30
     /// Between requests on a kept-alive connection: the next request's headers must be complete within this.
     var idleTimeout: TimeInterval = 60
+    /// Swift concurrency's jobs on the NIO event loops (see EventLoopExecutor).
+    var tasksOnEventLoops = true
     /// `/metrics` needs `Authorization: Bearer <content of this file>`.
     var metricsBearerTokenFile: String?
     /// `/metrics` open to anyone (without a token file it answers loopback peers only).

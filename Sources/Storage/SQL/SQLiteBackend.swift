@@ -7,9 +7,11 @@ import NIOPosix
 import SQLKit
 
 /// The embedded default: one SQLite file in WAL mode and one connection, statements serialized
-/// by an async lock. Statements run on the calling thread against the system SQLite with
-/// prepared statements cached: a refresh is a handful of microsecond-long statements, and a
-/// thread-pool hop per statement (three context switches each) used to cost more than the work.
+/// by an async lock, against the system SQLite with prepared statements cached. A refresh is a
+/// handful of microsecond-long statements: a thread-pool hop per statement (three context switches
+/// each) used to cost more than the work. Reads run on the calling thread; write transactions run
+/// whole on one writer thread (one hop there and back per transaction), so the lock holder never
+/// waits in an event loop's queue behind other requests' HTTP and signing work.
 ///
 /// Other processes (the CLI) may use the same file at the same time. Instead of sleeping in
 /// SQLite's busy handler on a shared thread, a statement that finds the file locked gives up
@@ -19,6 +21,8 @@ public final class SQLiteBackend: SQLBackend {
     let connection: SQLiteHandle
     let lock = AsyncLock()
     public let path: String
+    /// Write transactions run here, one after the other (see `WriterThread`).
+    static let writer = WriterThread(name: "portal-sqlite-writer")
 
     let checkpointer: WALCheckpointer?
     /// Read-only connections beside the writer (WAL lets readers run while a write commits), so
@@ -76,12 +80,14 @@ public final class SQLiteBackend: SQLBackend {
     public func transaction<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
         let db = connection.database
         // IMMEDIATE takes the write lock up front, so two processes never deadlock upgrading.
-        return try await lock.withLock { try await inTransaction(db, begin: "BEGIN IMMEDIATE", body) }
+        return try await withTaskExecutorPreference(Self.writer) {
+            try await lock.withLock { try await inTransaction(db, begin: "BEGIN IMMEDIATE", body) }
+        }
     }
 
     public func run<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
         let db = connection.database
-        return try await lock.withLock { try await body(db) }
+        return try await withTaskExecutorPreference(Self.writer) { try await lock.withLock { try await body(db) } }
     }
 
     public func close() async throws {
@@ -400,7 +406,7 @@ struct SQLite3Dialect: SQLDialect {
 final class AsyncLock: Sendable {
     private struct State {
         var locked = false
-        var waiters: [CheckedContinuation<Void, Never>] = []
+        var waiters: [(CheckedContinuation<Void, Never>, (any EventLoop)?)] = []
     }
     private let state = NIOLockedValueBox(State())
 
@@ -409,7 +415,7 @@ final class AsyncLock: Sendable {
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             let now = state.withLockedValue { s -> Bool in
                 if !s.locked { s.locked = true; return true }
-                s.waiters.append(c)
+                s.waiters.append((c, MultiThreadedEventLoopGroup.currentEventLoop))
                 return false
             }
             if now { c.resume() }
@@ -427,11 +433,12 @@ final class AsyncLock: Sendable {
 
     /// Hands the lock to the next waiter, if any (it stays locked for them).
     func unlock() {
-        let next = state.withLockedValue { s -> CheckedContinuation<Void, Never>? in
+        let next = state.withLockedValue { s -> (CheckedContinuation<Void, Never>, (any EventLoop)?)? in
             if s.waiters.isEmpty { s.locked = false; return nil }
             return s.waiters.removeFirst()
         }
-        next?.resume()
+        guard let (c, home) = next else { return }
+        if let home, !home.inEventLoop { home.execute { c.resume() } } else { c.resume() }
     }
 
     func withLock<R: Sendable>(_ body: () async throws -> R) async throws -> R {
