@@ -126,7 +126,8 @@ let package = Package(
         ),
         .testTarget(
             name: "StorageTests",
-            dependencies: ["IdP", "Storage", .product(name: "SQLKit", package: "sql-kit")],
+            dependencies: ["IdP", "Storage", .product(name: "SQLKit", package: "sql-kit"),
+                           .product(name: "PostgresKit", package: "postgres-kit"), .product(name: "NIOPosix", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -28,8 +28,7 @@ public final class PostgresBackend: SQLBackend, @unchecked Sendable {
     let lock = NSLock()
     /// Deadlines of operations in flight (acquire, then operation timeout), watched by one task.
     let deadlines = DeadlineWatch()
-    private var client: PostgresClient
-    private var runner: Task<Void, Never>
+    private var pools: PostgresPools
     private var generation = 0
     private var reviving = false
     /// When a connection was last handed out: a pool that is merely busy keeps doing that.
@@ -85,23 +84,21 @@ public final class PostgresBackend: SQLBackend, @unchecked Sendable {
     init(options: Options, parsed: PostgresURL, clientTLS: PostgresClient.Configuration.TLS, probeTLS: PostgresConnection.Configuration.TLS,
          logger: Logger) {
         self.options = options; self.parsed = parsed; self.clientTLS = clientTLS; self.probeTLS = probeTLS; self.logger = logger
-        (client, runner) = Self.makeClient(options: options, parsed: parsed, tls: clientTLS, logger: logger)
+        pools = Self.makePools(options: options, parsed: parsed, tls: clientTLS, logger: logger)
     }
 
-    static func makeClient(options: Options, parsed: PostgresURL, tls: PostgresClient.Configuration.TLS, logger: Logger) -> (PostgresClient, Task<Void, Never>) {
+    static func makePools(options: Options, parsed: PostgresURL, tls: PostgresClient.Configuration.TLS, logger: Logger) -> PostgresPools {
         var config = PostgresClient.Configuration(host: parsed.host, port: parsed.port, username: parsed.user, password: parsed.password,
                                                   database: parsed.database, tls: tls)
-        config.options.maximumConnections = max(1, options.poolSize)
-        config.options.minimumConnections = max(1, options.poolSize)
         config.options.connectTimeout = .seconds(5)
         config.options.keepAliveBehavior = nil
-        let client = PostgresClient(configuration: config, backgroundLogger: logger)
-        return (client, Task { await client.run() })
+        return PostgresPools(configuration: config, size: max(1, options.poolSize), logger: logger)
     }
 
     /// A connection from the pool within `acquireTimeout`, or `.unavailable` naming the database.
     private func withLease<R: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> R) async throws -> R {
-        let (client, generation) = lock.withLock { (self.client, self.generation) }
+        let (pools, generation) = lock.withLock { (self.pools, self.generation) }
+        let client = pools.current
         let acquired = Flag()
         let timeout = options.acquireTimeout
         let operationTimeout = options.operationTimeout
@@ -178,17 +175,17 @@ public final class PostgresBackend: SQLBackend, @unchecked Sendable {
             while !(lock.withLock { closed }) {
                 if await probe() {
                     // A short outage: the pool may have reconnected by itself meanwhile; keep it then.
-                    let current = lock.withLock { self.client }
-                    if await Self.answers(current, within: .milliseconds(500), logger: logger) {
+                    let current = lock.withLock { self.pools }
+                    if await Self.answers(current.members[0].client, within: .milliseconds(500), logger: logger) {
                         lock.withLock { reviving = false }
                         logger.notice("database reachable again", metadata: ["database": "\(parsed.where)"])
                         return
                     }
-                    let (fresh, freshRunner) = Self.makeClient(options: options, parsed: parsed, tls: clientTLS, logger: logger)
+                    let fresh = Self.makePools(options: options, parsed: parsed, tls: clientTLS, logger: logger)
                     await Task.yield()
                     let old = lock.withLock { () -> Task<Void, Never> in
-                        let old = runner
-                        client = fresh; runner = freshRunner; generation += 1; reviving = false
+                        let old = pools.runner
+                        pools = fresh; generation += 1; reviving = false
                         return old
                     }
                     // Transactions still running on the old pool finish first (its statements are bounded).
@@ -222,7 +219,7 @@ public final class PostgresBackend: SQLBackend, @unchecked Sendable {
 
     /// Liveness of the database within `timeout` (for /readyz).
     public func ping(timeout: Duration) async -> Bool {
-        await Self.answers(lock.withLock { self.client }, within: timeout, logger: logger)
+        await Self.answers(lock.withLock { self.pools.current }, within: timeout, logger: logger)
     }
 
     /// `SELECT 1` through `client` within `timeout`; never waits longer, whatever the pool does.
@@ -270,7 +267,7 @@ public final class PostgresBackend: SQLBackend, @unchecked Sendable {
     }
 
     public func close() async throws {
-        let r = lock.withLock { closed = true; return runner }
+        let r = lock.withLock { closed = true; return pools.runner }
         r.cancel()
     }
 

@@ -1,0 +1,47 @@
+import Logging
+import NIOCore
+import NIOPosix
+import PostgresNIO
+
+/// The replica's PostgreSQL connections as one pool per NIO event loop. A request runs on an event
+/// loop (`server.tasks_on_event_loops`) and takes a connection of that same loop: the query is
+/// written, and its answer read and acted on, without waking another thread. Off an event loop
+/// (the CLI, or the option turned off) any pool serves. `database.pool_size` is the total.
+struct PostgresPools: Sendable {
+    let members: [(loop: any EventLoop, client: PostgresClient)]
+    /// Runs every member's pool; cancelling it closes them all.
+    let runner: Task<Void, Never>
+
+    init(configuration: PostgresClient.Configuration, size: Int, group: MultiThreadedEventLoopGroup = .singleton, logger: Logger) {
+        let loops = Array(group.makeIterator())
+        var members: [(loop: any EventLoop, client: PostgresClient)] = []
+        for (i, share) in Self.shares(size: size, loops: loops.count).enumerated() {
+            var c = configuration
+            c.options.maximumConnections = share
+            c.options.minimumConnections = share
+            members.append((loops[i], PostgresClient(configuration: c, eventLoopGroup: loops[i], backgroundLogger: logger)))
+        }
+        self.members = members
+        let clients = members.map(\.client)
+        runner = Task {
+            await withDiscardingTaskGroup { group in
+                for client in clients { group.addTask { await client.run() } }
+            }
+        }
+    }
+
+    /// Connections per member: `size` spread over at most `loops` members, sizes differing by at most one.
+    static func shares(size: Int, loops: Int) -> [Int] {
+        let size = max(1, size)
+        let count = max(1, min(loops, size))
+        return (0..<count).map { (size + $0) / count }
+    }
+
+    /// The pool of the event loop this runs on, else any.
+    var current: PostgresClient {
+        if members.count > 1, let loop = MultiThreadedEventLoopGroup.currentEventLoop {
+            for m in members where m.loop === loop { return m.client }
+        }
+        return members[members.count == 1 ? 0 : Int.random(in: 0..<members.count)].client
+    }
+}

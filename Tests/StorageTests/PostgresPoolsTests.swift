@@ -1,0 +1,44 @@
+import Logging
+import NIOCore
+import NIOPosix
+import PostgresNIO
+@testable import Storage
+import Testing
+
+/// One PostgreSQL pool per event loop (PostgresPools): sizes add up to `database.pool_size`, and a
+/// request running on an event loop gets that loop's pool.
+@Suite("PostgreSQL pools per event loop")
+struct PostgresPoolsTests {
+    @Test func theSharesAddUpToThePoolSizeAndDifferByAtMostOne() {
+        for size in 1...40 {
+            for loops in 1...8 {
+                let s = PostgresPools.shares(size: size, loops: loops)
+                #expect(s.reduce(0, +) == size, "size \(size), loops \(loops): \(s)")
+                #expect(s.count == min(size, loops))
+                #expect(s.allSatisfy { $0 >= 1 })
+                #expect((s.max() ?? 0) - (s.min() ?? 0) <= 1)
+            }
+        }
+        #expect(PostgresPools.shares(size: 10, loops: 2) == [5, 5])
+        #expect(PostgresPools.shares(size: 1, loops: 2) == [1])
+        #expect(PostgresPools.shares(size: 0, loops: 2) == [1])
+    }
+
+    @Test func aTaskOnAnEventLoopGetsThatLoopsPool() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 3)
+        let config = PostgresClient.Configuration(host: "127.0.0.1", port: 1, username: "nobody", password: nil, database: nil, tls: .disable)
+        var quiet = Logger(label: "test")
+        quiet.logLevel = .critical  // the pools try to connect to port 1 in the background
+        let pools = PostgresPools(configuration: config, size: 6, group: group, logger: quiet)
+        defer { pools.runner.cancel() }
+        #expect(pools.members.count == 3)
+        for (i, member) in pools.members.enumerated() {
+            let picked = try await member.loop.submit { pools.current === member.client }.get()
+            #expect(picked, "member \(i)")
+        }
+        // Off every event loop: some member, never a crash.
+        let any = pools.current
+        #expect(pools.members.contains { $0.client === any })
+        try await group.shutdownGracefully()
+    }
+}
