@@ -10,8 +10,7 @@ import NIOPosix
 /// Blocking calls never run on these threads: libldap and GSSAPI have their own pools, bcrypt
 /// runs on NIO's thread pool, SQLite writes on the writer thread. Once per process, before serving.
 enum EventLoopExecutor {
-    static func install(_ enabled: Bool = true) -> Bool {
-        guard enabled else { return false }
-        return NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+    static func install() -> Bool {
+        NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
     }
 }

@@ -174,9 +174,15 @@ public final class PostgresBackend: SQLBackend, @unchecked Sendable {
         Task { [self] in
             while !(lock.withLock { closed }) {
                 if await probe() {
-                    // A short outage: the pool may have reconnected by itself meanwhile; keep it then.
+                    // A short outage: the pools may have reconnected by themselves meanwhile; keep them then
+                    // (every one of them: a request uses its own event loop's pool).
                     let current = lock.withLock { self.pools }
-                    if await Self.answers(current.members[0].client, within: .milliseconds(500), logger: logger) {
+                    var allAnswer = true
+                    for m in current.members where !(await Self.answers(m.client, within: .milliseconds(500), logger: logger)) {
+                        allAnswer = false
+                        break
+                    }
+                    if allAnswer {
                         lock.withLock { reviving = false }
                         logger.notice("database reachable again", metadata: ["database": "\(parsed.where)"])
                         return

@@ -42,6 +42,6 @@ struct PostgresPools: Sendable {
         if members.count > 1, let loop = MultiThreadedEventLoopGroup.currentEventLoop {
             for m in members where m.loop === loop { return m.client }
         }
-        return members[members.count == 1 ? 0 : Int.random(in: 0..<members.count)].client
+        return members[Int.random(in: members.indices)].client
     }
 }

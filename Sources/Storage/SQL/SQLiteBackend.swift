@@ -80,14 +80,17 @@ public final class SQLiteBackend: SQLBackend {
     public func transaction<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
         let db = connection.database
         // IMMEDIATE takes the write lock up front, so two processes never deadlock upgrading.
-        return try await withTaskExecutorPreference(Self.writer) {
-            try await lock.withLock { try await inTransaction(db, begin: "BEGIN IMMEDIATE", body) }
-        }
+        return try await writing { try await inTransaction(db, begin: "BEGIN IMMEDIATE", body) }
     }
 
     public func run<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
         let db = connection.database
-        return try await withTaskExecutorPreference(Self.writer) { try await lock.withLock { try await body(db) } }
+        return try await writing { try await body(db) }
+    }
+
+    /// `body` on the writer thread, holding the connection's lock.
+    private func writing<R: Sendable>(_ body: () async throws -> R) async throws -> R {
+        try await withTaskExecutorPreference(Self.writer) { try await lock.withLock(body) }
     }
 
     public func close() async throws {

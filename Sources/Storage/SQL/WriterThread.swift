@@ -1,5 +1,4 @@
 import Foundation
-import NIOConcurrencyHelpers
 
 /// One thread that runs the jobs of tasks preferring it (`withTaskExecutorPreference`): SQLite
 /// write transactions run here back to back, never queued behind HTTP work on an event loop.
