@@ -142,6 +142,9 @@ def test_metrics_endpoint_counts_logins_tokens_and_requests():
         assert re.search(r'portal_logins_total\{.*result="failure".*\} 1', text) or \
             re.search(r'portal_logins_total\{.*method="password".*\} 1', text), text
         assert "http_server_request_duration_bucket{" in text and "hb_requests{" in text
+        # The event-loop probe runs (every 20 ms per loop): its histogram has samples.
+        lag = re.search(r'^portal_event_loop_lag_seconds_count (\d+)', text, re.M)
+        assert lag and int(lag.group(1)) > 0, text
         assert 'portal_audit_events_total{' in text
     finally:
         assert p.stop() == 0

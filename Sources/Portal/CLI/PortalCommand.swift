@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import IdP
 import Logging
+import NIOPosix
 import Storage
 
 @main
@@ -88,6 +89,8 @@ struct Serve: AsyncParsableCommand {
             let app = try buildApplication(runtime: runtime)
             logger.info("portal listening", metadata: ["address": "\(config.listenHost):\(config.listenPort)", "issuer": "\(config.issuer)",
                                                        "database": "\(config.databaseDescription)"])
+            let lag = EventLoopLag.start(MultiThreadedEventLoopGroup.singleton, logger: logger)
+            defer { for probe in lag { probe.cancel() } }
             try await app.runService()
             logger.info("portal stopped")
         } catch {

@@ -34,11 +34,14 @@ public final class SQLiteBackend: SQLBackend {
     /// on a thread of its own, so no request ever waits for a checkpoint, and reads on separate
     /// connections. Short-lived CLI processes use one connection and let SQLite checkpoint as usual.
     public static func open(path: String, logger: Logger, serving: Bool = false) async throws -> SQLiteBackend {
+        try await open(path: path, logger: logger, serving: serving,
+                       checkpointer: serving ? WALCheckpointer(path: path, logger: logger) : nil)
+    }
+
+    static func open(path: String, logger: Logger, serving: Bool, checkpointer: WALCheckpointer?) async throws -> SQLiteBackend {
         let handle = try SQLiteHandle(path: path, logger: logger)
         let readers = serving ? try (0..<readerCount).map { _ in try SQLiteHandle(path: path, logger: logger) } : []
-        let backend = SQLiteBackend(connection: handle, path: path,
-                                    checkpointer: serving ? WALCheckpointer(path: path, logger: logger) : nil,
-                                    readers: readers)
+        let backend = SQLiteBackend(connection: handle, path: path, checkpointer: checkpointer, readers: readers)
         try await backend.run { db in
             _ = try await db.raw("PRAGMA journal_mode=WAL").all()
             try await db.raw("PRAGMA synchronous=NORMAL").run()
@@ -46,6 +49,14 @@ public final class SQLiteBackend: SQLBackend {
             // Keep a checkpointed WAL file from staying at its high-water mark.
             _ = try await db.raw("PRAGMA journal_size_limit=67108864").all()
             if serving { _ = try await db.raw("PRAGMA wal_autocheckpoint=0").all() }
+        }
+        if let checkpointer = backend.checkpointer {
+            let writer = backend.connection
+            // After `wal_autocheckpoint=0`, which would replace it.
+            try await backend.run { _ in writer.hook(checkpointer) }
+            checkpointer.catchUp = { [weak backend] in
+                _ = try? await backend?.writing { writer.checkpoint() }
+            }
         }
         for r in backend.readers {
             let db = r.handle.database
@@ -144,6 +155,19 @@ final class SQLiteHandle: @unchecked Sendable {
     deinit { close() }
 
     var database: SQLiteDatabase { SQLiteDatabase(handle: self, logger: logger, eventLoop: MultiThreadedEventLoopGroup.singleton.any()) }
+
+    /// Reports the WAL's growth after each commit to `checkpointer` (which must outlive this connection).
+    func hook(_ checkpointer: WALCheckpointer) {
+        if let db { checkpointer.hook(db) }
+    }
+
+    /// A PASSIVE checkpoint on this connection: (frames in the WAL, frames now in the database file).
+    @discardableResult
+    func checkpoint() -> (frames: Int32, done: Int32) {
+        var frames: Int32 = -1, done: Int32 = -1
+        if let db { sqlite3_wal_checkpoint_v2(db, nil, SQLITE_CHECKPOINT_PASSIVE, &frames, &done) }
+        return (frames, done)
+    }
 
     func close() {
         for (_, s) in statements { sqlite3_finalize(s) }
