@@ -4,6 +4,7 @@ at once on SQLite (write transactions on the writer thread, lock hand-offs betwe
 keep every rotation single-use, while another process (the CLI) writes the same database file, so
 the server's statements meet SQLite's lock and retry."""
 import json
+import os
 import threading
 
 import pytest
@@ -32,6 +33,9 @@ def test_concurrent_rotations_stay_single_use_while_the_cli_writes(on_event_loop
         expected = "request handlers run on the HTTP event loops" if on_event_loops else \
             "request handlers run on Swift's thread pool (server.tasks_on_event_loops: false)"
         assert expected in messages(p), messages(p)[:20]
+        # SQLite's writer and checkpointer threads carry their names (top -H, /proc), within Linux's 15 bytes.
+        names = {open(f"/proc/{p.proc.pid}/task/{t}/comm").read().strip() for t in os.listdir(f"/proc/{p.proc.pid}/task")}
+        assert {"sqlite-writer", "sqlite-ckpt"} <= names, names
 
         user = add_user(p, "exec-user")
         s = login(p, user)

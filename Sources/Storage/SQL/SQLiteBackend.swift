@@ -22,7 +22,7 @@ public final class SQLiteBackend: SQLBackend {
     let lock = AsyncLock()
     public let path: String
     /// Write transactions run here, one after the other (see `WriterThread`).
-    static let writer = WriterThread(name: "portal-sqlite-writer")
+    static let writer = WriterThread(name: "sqlite-writer")
 
     let checkpointer: WALCheckpointer?
     /// Read-only connections beside the writer (WAL lets readers run while a write commits), so
@@ -137,8 +137,12 @@ final class SQLiteHandle: @unchecked Sendable {
     static let busyDeadline: TimeInterval = 10
     static let maxCachedStatements = 256
 
+    /// Process-wide SQLite settings, applied before the first connection initializes SQLite.
+    static let configured: Int32 = csqlite3_config_no_pagecache_bulk()
+
     init(path: String, logger: Logger) throws {
         self.logger = logger
+        _ = Self.configured
         var handle: OpaquePointer?
         let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
         let rc = sqlite3_open_v2(path, &handle, flags, nil)

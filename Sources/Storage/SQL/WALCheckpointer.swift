@@ -21,6 +21,8 @@ final class WALCheckpointer: @unchecked Sendable {
     private let condition = NSCondition()
     private var stopping = false
     private var wanted = false
+    /// The WAL's frame count when the last pass ended.
+    private var passedAt: Int32 = 0
     private var thread: Thread?
     /// Finishes a checkpoint on the writer's connection, holding the write lock; set by the backend.
     var catchUp: (@Sendable () async -> Void)?
@@ -40,8 +42,10 @@ final class WALCheckpointer: @unchecked Sendable {
     }
 
     func start() {
-        let t = Thread { [self] in run() }
-        t.name = "portal-sqlite-checkpoint"
+        let t = Thread { [self] in
+            nameThisThread("sqlite-ckpt")
+            run()
+        }
         thread = t
         t.start()
     }
@@ -59,7 +63,9 @@ final class WALCheckpointer: @unchecked Sendable {
     func walGrew(to frames: Int32) {
         guard frames >= earlyFrames else { return }
         condition.lock()
-        if !wanted { wanted = true; condition.signal() }
+        if frames < passedAt { passedAt = 0 }  // the WAL started over
+        // Not after every commit: each pass makes the writer's connection drop its page cache.
+        if !wanted && frames - passedAt >= earlyFrames { wanted = true; condition.signal() }
         condition.unlock()
     }
 
@@ -109,6 +115,9 @@ final class WALCheckpointer: @unchecked Sendable {
             logger.warning("WAL checkpoint failed", metadata: ["code": "\(rc)", "message": "\(String(cString: sqlite3_errmsg(db)))"])
             return
         }
+        condition.lock()
+        passedAt = max(frames, 0)
+        condition.unlock()
         guard !last, rc == SQLITE_OK, done < frames, frames >= catchUpFrames, let catchUp else { return }
         let finished = DispatchSemaphore(value: 0)
         Task { await catchUp(); finished.signal() }

@@ -7,8 +7,10 @@ final class WriterThread: TaskExecutor, @unchecked Sendable {
     private var jobs: [UnownedJob] = []
 
     init(name: String) {
-        let t = Thread { [unowned self] in loop() }
-        t.name = name
+        let t = Thread { [unowned self] in
+            nameThisThread(name)
+            loop()
+        }
         t.start()
     }
 
@@ -31,4 +33,12 @@ final class WriterThread: TaskExecutor, @unchecked Sendable {
             batch.removeAll(keepingCapacity: true)
         }
     }
+}
+
+/// Names the calling thread as `top -H` and /proc show it (Foundation's `Thread.name` does not
+/// reach the kernel on Linux). Linux keeps 15 bytes.
+func nameThisThread(_ name: String) {
+    #if os(Linux)
+    try? String(decoding: name.utf8.prefix(15), as: UTF8.self).write(toFile: "/proc/thread-self/comm", atomically: false, encoding: .utf8)
+    #endif
 }
