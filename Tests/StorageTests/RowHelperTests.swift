@@ -63,21 +63,23 @@ struct SQLiteBackendTests {
     }
 
     /// A writer that never pauses still gets its WAL rewound: the background pass does the bulk and
-    /// the writer finishes it. Without that the file grows by everything written (here ≈ 40 MB).
+    /// the writer finishes it, and should that thread fall behind (a busy machine), the writer
+    /// checkpoints itself at the hard cap. Without them the file grows by everything written (here
+    /// ≈ 64 MB); with them it stays near the cap (1,024 frames = 4 MB here).
     @Test func theWALStaysBoundedUnderAWriterThatNeverPauses() async throws {
         let path = try Self.path()
         defer { for s in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + s) } }
         let logger = Logger(label: "test")
-        let checkpointer = WALCheckpointer(path: path, logger: logger, interval: 0.2, earlyFrames: 128, catchUpFrames: 256)
+        let checkpointer = WALCheckpointer(path: path, logger: logger, interval: 0.2, earlyFrames: 128, catchUpFrames: 256, hardCapFrames: 1024)
         let backend = try await SQLiteBackend.open(path: path, logger: logger, serving: true, checkpointer: checkpointer)
         try await backend.run { db in try await db.raw("CREATE TABLE filler (k INTEGER PRIMARY KEY, v BLOB)").run() }
         let startSequence = Self.walCheckpointSequence(path)
-        // Four writers queue on the write lock, so a transaction is always waiting: ≈ 2,500 × 4
-        // pages (8 KB of overflow, a leaf, the table's root) = 40 MB of WAL frames.
+        // Four writers queue on the write lock, so a transaction is always waiting: 4,000 × ≈ 4
+        // pages (8 KB of overflow, a leaf, the table's root) ≈ 64 MB of WAL frames.
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<4 {
                 group.addTask {
-                    for _ in 0..<625 {
+                    for _ in 0..<1000 {
                         try await backend.transaction { db in try await db.raw("INSERT INTO filler (v) VALUES (randomblob(8000))").run() }
                     }
                 }
@@ -88,9 +90,9 @@ struct SQLiteBackendTests {
         let restarts = Self.walCheckpointSequence(path) &- startSequence
         #expect(wal > 0 && wal < 12_000_000, "the WAL grew to \(wal) bytes")
         #expect(restarts >= 2, "the WAL was started over \(restarts) times")
-        #expect(checkpointer.catchUps >= 1)
+        #expect(checkpointer.catchUps + checkpointer.hardCapCheckpoints >= 1)
         let count = try await backend.read { db in try await db.raw("SELECT count(*) AS n FROM filler").first(decoding: Count.self) }
-        #expect(count?.n == 2500)
+        #expect(count?.n == 4000)
         try await backend.close()
         #expect(Self.size(path + "-wal") <= 0)
     }

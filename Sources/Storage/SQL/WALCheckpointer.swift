@@ -10,35 +10,44 @@ import Logging
 /// grows without bound (≈ 36 KB per refresh: a gigabyte in ten seconds of saturation). So:
 /// - the bulk of the work, copying pages into the database file and fsyncing, runs here on a
 ///   thread and connection of its own (PASSIVE: it never blocks readers or the writer), once a
-///   second, or as soon as the writer's commit hook reports `earlyFrames` frames;
+///   second, or back to back while the writer's commit hook reports `earlyFrames` frames or more;
 /// - when a pass ends short of the end and the WAL holds `catchUpFrames` or more, the rest (only
 ///   the frames appended during the pass) is checkpointed on the writer's own connection while it
 ///   holds the write lock: nothing can be appended meanwhile, so the pass completes and the next
-///   write starts the WAL over (and trims the file to `journal_size_limit`).
+///   write starts the WAL over (and trims the file to `journal_size_limit`);
+/// - should this thread fall behind anyway (starved of CPU, a slow disk), the writer checkpoints
+///   itself from its commit hook once the WAL holds `hardCapFrames`, as SQLite's own
+///   autocheckpoint would: the WAL file never passes that size by more than a transaction.
 final class WALCheckpointer: @unchecked Sendable {
     private let path: String
     private let logger: Logger
     private let condition = NSCondition()
     private var stopping = false
     private var wanted = false
-    /// The WAL's frame count when the last pass ended.
-    private var passedAt: Int32 = 0
     private var thread: Thread?
     /// Finishes a checkpoint on the writer's connection, holding the write lock; set by the backend.
     var catchUp: (@Sendable () async -> Void)?
     let interval: TimeInterval
     let earlyFrames: Int32
     let catchUpFrames: Int32
+    let hardCapFrames: Int32
     private var finishedOnWriter = 0
+    private var writerCheckpoints = 0
     /// Passes that the writer had to finish.
     var catchUps: Int { condition.lock(); defer { condition.unlock() }; return finishedOnWriter }
+    /// Checkpoints the writer ran itself at the hard cap.
+    var hardCapCheckpoints: Int { condition.lock(); defer { condition.unlock() }; return writerCheckpoints }
 
-    init(path: String, logger: Logger, interval: TimeInterval = 1, earlyFrames: Int32 = 4096, catchUpFrames: Int32 = 8192) {
+    /// The defaults, at 4 KB pages: a pass per 16 MB of WAL, the writer finishes past 32 MB, and
+    /// checkpoints itself at 128 MB.
+    init(path: String, logger: Logger, interval: TimeInterval = 1, earlyFrames: Int32 = 4096, catchUpFrames: Int32 = 8192,
+         hardCapFrames: Int32 = 32768) {
         self.path = path
         self.logger = logger
         self.interval = interval
         self.earlyFrames = earlyFrames
         self.catchUpFrames = catchUpFrames
+        self.hardCapFrames = hardCapFrames
     }
 
     func start() {
@@ -59,22 +68,31 @@ final class WALCheckpointer: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Called by the writer after each commit with the WAL's frame count (`sqlite3_wal_hook`).
-    func walGrew(to frames: Int32) {
+    /// Called by the writer after each commit with the WAL's frame count (`sqlite3_wal_hook`), on
+    /// the writer's connection `db`, whose write lock is released by then (SQLite lets the hook
+    /// checkpoint).
+    func walGrew(to frames: Int32, db: OpaquePointer?) {
         guard frames >= earlyFrames else { return }
+        if frames >= hardCapFrames, let db {
+            // BUSY: this thread is in a pass right now (and its catch-up follows it).
+            if sqlite3_wal_checkpoint_v2(db, nil, SQLITE_CHECKPOINT_PASSIVE, nil, nil) == SQLITE_OK {
+                condition.lock()
+                writerCheckpoints += 1
+                condition.unlock()
+                return
+            }
+        }
         condition.lock()
-        if frames < passedAt { passedAt = 0 }  // the WAL started over
-        // Not after every commit: each pass makes the writer's connection drop its page cache.
-        if !wanted && frames - passedAt >= earlyFrames { wanted = true; condition.signal() }
+        if !wanted { wanted = true; condition.signal() }
         condition.unlock()
     }
 
     /// Installs `walGrew` as the commit hook of the writer's connection. `self` must outlive `db`
     /// (the backend owns both and closes the connection last).
     func hook(_ db: OpaquePointer) {
-        sqlite3_wal_hook(db, { context, _, _, frames in
+        sqlite3_wal_hook(db, { context, db, _, frames in
             guard let context else { return SQLITE_OK }
-            Unmanaged<WALCheckpointer>.fromOpaque(context).takeUnretainedValue().walGrew(to: frames)
+            Unmanaged<WALCheckpointer>.fromOpaque(context).takeUnretainedValue().walGrew(to: frames, db: db)
             return SQLITE_OK
         }, Unmanaged.passUnretained(self).toOpaque())
     }
@@ -115,9 +133,6 @@ final class WALCheckpointer: @unchecked Sendable {
             logger.warning("WAL checkpoint failed", metadata: ["code": "\(rc)", "message": "\(String(cString: sqlite3_errmsg(db)))"])
             return
         }
-        condition.lock()
-        passedAt = max(frames, 0)
-        condition.unlock()
         guard !last, rc == SQLITE_OK, done < frames, frames >= catchUpFrames, let catchUp else { return }
         let finished = DispatchSemaphore(value: 0)
         Task { await catchUp(); finished.signal() }
