@@ -13,7 +13,7 @@ enum EventLoopLag {
     static let warnAfter = TimeAmount.milliseconds(50)
 
     /// Probes every loop of `group` until the returned tasks are cancelled.
-    static func start(_ group: any EventLoopGroup, logger: Logger) -> [RepeatedTask] {
+    static func start(_ group: any EventLoopGroup, logger: Logger, warnEvery: TimeAmount = .seconds(60)) -> [RepeatedTask] {
         let timer = CoreMetrics.Timer(label: "portal_event_loop_lag_seconds", preferredDisplayUnit: .seconds)
         return group.makeIterator().enumerated().map { n, loop in
             let probe = Probe(due: .now() + period)
@@ -21,7 +21,7 @@ enum EventLoopLag {
                 let now = NIODeadline.now()
                 let late = max(.zero, now - probe.due)
                 timer.recordNanoseconds(late.nanoseconds)
-                if late >= warnAfter, probe.warned.map({ now - $0 >= .seconds(60) }) ?? true {
+                if late >= warnAfter, probe.warned.map({ now - $0 >= warnEvery }) ?? true {
                     probe.warned = now
                     logger.warning("an event loop was held by one job: every connection it serves waited",
                                    metadata: ["loop": "\(n)", "late_ms": "\(late.nanoseconds / 1_000_000)"])
