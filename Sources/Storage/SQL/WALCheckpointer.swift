@@ -17,7 +17,8 @@ import Logging
 ///   write starts the WAL over (and trims the file to `journal_size_limit`);
 /// - should this thread fall behind anyway (starved of CPU, a slow disk), the writer checkpoints
 ///   itself from its commit hook once the WAL holds `hardCapFrames`, as SQLite's own
-///   autocheckpoint would: the WAL file never passes that size by more than a transaction.
+///   autocheckpoint would (if this thread is in a pass just then, at the next commit after it):
+///   the file passes that size by at most what is appended while one pass ends.
 final class WALCheckpointer: @unchecked Sendable {
     private let path: String
     private let logger: Logger
