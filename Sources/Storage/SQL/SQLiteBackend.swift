@@ -165,12 +165,9 @@ final class SQLiteHandle: @unchecked Sendable {
         if let db { checkpointer.hook(db) }
     }
 
-    /// A PASSIVE checkpoint on this connection: (frames in the WAL, frames now in the database file).
-    @discardableResult
-    func checkpoint() -> (frames: Int32, done: Int32) {
-        var frames: Int32 = -1, done: Int32 = -1
-        if let db { sqlite3_wal_checkpoint_v2(db, nil, SQLITE_CHECKPOINT_PASSIVE, &frames, &done) }
-        return (frames, done)
+    /// A PASSIVE checkpoint on this connection (the writer finishing a background pass).
+    func checkpoint() {
+        if let db { _ = WALCheckpointer.passive(db) }
     }
 
     func close() {

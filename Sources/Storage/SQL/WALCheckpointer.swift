@@ -76,7 +76,7 @@ final class WALCheckpointer: @unchecked Sendable {
         guard frames >= earlyFrames else { return }
         if frames >= hardCapFrames, let db {
             // BUSY: this thread is in a pass right now (and its catch-up follows it).
-            if sqlite3_wal_checkpoint_v2(db, nil, SQLITE_CHECKPOINT_PASSIVE, nil, nil) == SQLITE_OK {
+            if Self.passive(db).rc == SQLITE_OK {
                 condition.lock()
                 writerCheckpoints += 1
                 condition.unlock()
@@ -127,9 +127,16 @@ final class WALCheckpointer: @unchecked Sendable {
         condition.unlock()
     }
 
-    private func pass(_ db: OpaquePointer, last: Bool) {
-        var frames: Int32 = 0, done: Int32 = 0
+    /// A PASSIVE checkpoint on `db`: SQLite's result, the WAL's frames, and how many of them are in
+    /// the database file now.
+    static func passive(_ db: OpaquePointer) -> (rc: Int32, frames: Int32, done: Int32) {
+        var frames: Int32 = -1, done: Int32 = -1
         let rc = sqlite3_wal_checkpoint_v2(db, nil, SQLITE_CHECKPOINT_PASSIVE, &frames, &done)
+        return (rc, frames, done)
+    }
+
+    private func pass(_ db: OpaquePointer, last: Bool) {
+        let (rc, frames, done) = Self.passive(db)
         if rc != SQLITE_OK && rc != SQLITE_BUSY {
             logger.warning("WAL checkpoint failed", metadata: ["code": "\(rc)", "message": "\(String(cString: sqlite3_errmsg(db)))"])
             return
