@@ -16,7 +16,14 @@ public final class SQLStorage: Storage {
         return SQLStorage(backend: backend)
     }
 
-    init(backend: any SQLBackend) { self.backend = backend }
+    /// Refresh-token rotations arriving together are written together, one batch at a time.
+    let rotations: RotationBatcher
+
+    init(backend: any SQLBackend) {
+        self.backend = backend
+        rotations = RotationBatcher(lanes: 1, executor: backend is SQLiteBackend ? SQLiteBackend.writer : nil,
+                                    write: RotationWriter(backend: backend).write)
+    }
 
     public func close() async throws { try await backend.close() }
 
@@ -332,26 +339,7 @@ extension SQLStorage {
     }
 
     public func rotateRefreshToken(hash: String, now: Date, successor: RefreshToken, audit: AuditEvent?) async throws -> RefreshRotation {
-        if backend.flavor == .postgres { return try await rotateInOneStatement(hash: hash, now: now, successor: successor, audit: audit) }
-        return try await tx { db in
-            let won = try await db.raw("""
-                UPDATE refresh_tokens SET used_at = \(bind: t(now))
-                WHERE hash = \(bind: hash) AND used_at IS NULL
-                  AND family_id IN (SELECT id FROM refresh_families WHERE revoked_at IS NULL)
-                RETURNING family_id
-                """).first()
-            if let won {
-                let fid = try won.s("family_id")
-                try await Self.insertToken(successor, db)
-                try await db.raw("UPDATE refresh_families SET last_used_at = \(bind: t(now)) WHERE id = \(bind: fid)").run()
-                if let audit { try await Self.insertAudit(audit, db) }
-                return .rotated
-            }
-            guard let row = try await db.raw("SELECT used_at FROM refresh_tokens WHERE hash = \(bind: hash)").first(),
-                  let usedAt = try row.od("used_at")
-            else { return .notFound }
-            return .alreadyUsed(usedAt: usedAt)
-        }
+        try await rotations.rotate(RotationRequest(hash: hash, now: now, successor: successor, audit: audit))
     }
 
     public func startFamily(_ family: RefreshFamily, firstToken: RefreshToken) async throws {

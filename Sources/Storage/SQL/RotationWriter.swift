@@ -1,0 +1,101 @@
+import Foundation
+import IdP
+import SQLKit
+
+/// Writes batches of refresh-token rotations for `RotationBatcher`: on SQLite one transaction for
+/// the batch (one lock round and one commit), on PostgreSQL one prepared statement for the batch
+/// (one round trip, one commit). A batch that fails because of one request's own data (a successor
+/// that already exists) is written again one request at a time, so only that request fails.
+struct RotationWriter: Sendable {
+    let backend: any SQLBackend
+
+    func write(_ batch: [RotationRequest]) async -> [Result<RefreshRotation, any Error>] {
+        if batch.count == 1 { return [await Self.result { try await one(batch[0]) }] }
+        do {
+            return try await together(batch).map { .success($0) }
+        } catch {
+            guard Self.retriesAlone(error) else { return batch.map { _ in .failure(error) } }
+            var out: [Result<RefreshRotation, any Error>] = []
+            for r in batch { out.append(await Self.result { try await one(r) }) }
+            return out
+        }
+    }
+
+    /// A failure that one request's own data can cause (a constraint), or that PostgreSQL asks to
+    /// retry (a deadlock between two batches locking the same rows in different orders, 40P01;
+    /// a serialization failure, 40001): the batch is written again one request at a time.
+    /// Anything else (the database down, a full disk) fails every request of the batch at once.
+    static func retriesAlone(_ error: any Error) -> Bool {
+        if let e = error as? StorageError, e.isConflict { return true }
+        let text = String(describing: error)
+        return text.contains("40P01") || text.contains("40001")
+    }
+
+    private func one(_ r: RotationRequest) async throws -> RefreshRotation {
+        if backend.flavor == .postgres {
+            return try await settled([r], try await translated { try await PostgresRotation.one(r, backend: backend) })[0]
+        }
+        return try await translated { try await backend.transaction { db in try await Self.rotate(r, db) } }
+    }
+
+    private func together(_ batch: [RotationRequest]) async throws -> [RefreshRotation] {
+        if backend.flavor == .postgres {
+            return try await settled(batch, try await translated { try await PostgresRotation.many(batch, backend: backend) })
+        }
+        return try await translated {
+            try await backend.transaction { db in
+                var out: [RefreshRotation] = []
+                out.reserveCapacity(batch.count)
+                for r in batch { out.append(try await Self.rotate(r, db)) }
+                return out
+            }
+        }
+    }
+
+    /// PostgreSQL's answers made final: a request that lost to a rotation committed after the
+    /// statement's snapshot was taken (no winner, no `used_at` seen) reads the token again.
+    private func settled(_ batch: [RotationRequest], _ outcomes: [PostgresRotation.Outcome]) async throws -> [RefreshRotation] {
+        var out: [RefreshRotation] = []
+        out.reserveCapacity(batch.count)
+        for (r, o) in zip(batch, outcomes) {
+            guard let o else { out.append(.notFound); continue }
+            if o.won { out.append(.rotated); continue }
+            if let usedAt = o.usedAt { out.append(.alreadyUsed(usedAt: Date(timeIntervalSince1970: TimeInterval(usedAt)))); continue }
+            let again = try await translated {
+                try await backend.read { db in try await db.raw("SELECT used_at FROM refresh_tokens WHERE hash = \(bind: r.hash)").first() }
+            }
+            guard let again, let usedAt = try again.od("used_at") else { out.append(.notFound); continue }
+            out.append(.alreadyUsed(usedAt: usedAt))
+        }
+        return out
+    }
+
+    /// SQLite: the conditional update, then — only if it won — the successor, the family's stamp and the audit row.
+    static func rotate(_ r: RotationRequest, _ db: any SQLDatabase) async throws -> RefreshRotation {
+        let won = try await db.raw("""
+            UPDATE refresh_tokens SET used_at = \(bind: t(r.now))
+            WHERE hash = \(bind: r.hash) AND used_at IS NULL
+              AND family_id IN (SELECT id FROM refresh_families WHERE revoked_at IS NULL)
+            RETURNING family_id
+            """).first()
+        if let won {
+            let fid = try won.s("family_id")
+            try await SQLStorage.insertToken(r.successor, db)
+            try await db.raw("UPDATE refresh_families SET last_used_at = \(bind: t(r.now)) WHERE id = \(bind: fid)").run()
+            if let audit = r.audit { try await SQLStorage.insertAudit(audit, db) }
+            return .rotated
+        }
+        guard let row = try await db.raw("SELECT used_at FROM refresh_tokens WHERE hash = \(bind: r.hash)").first(),
+              let usedAt = try row.od("used_at")
+        else { return .notFound }
+        return .alreadyUsed(usedAt: usedAt)
+    }
+
+    private func translated<R>(_ body: () async throws -> R) async throws -> R {
+        do { return try await body() } catch let e as StorageError { throw e } catch { throw SQLStorage.translate(error) }
+    }
+
+    private static func result<R>(_ body: () async throws -> R) async -> Result<R, any Error> {
+        do { return .success(try await body()) } catch { return .failure(error) }
+    }
+}

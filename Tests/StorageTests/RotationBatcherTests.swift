@@ -1,0 +1,94 @@
+import Foundation
+import IdP
+import NIOConcurrencyHelpers
+@testable import Storage
+import Testing
+
+/// The group-commit queue on its own, with a writer the test controls.
+@Suite("Rotation batches")
+struct RotationBatcherTests {
+    /// Opens once; every `wait` before and after returns then.
+    final class Gate: Sendable {
+        private let stream: AsyncStream<Void>
+        private let continuation: AsyncStream<Void>.Continuation
+        init() { (stream, continuation) = AsyncStream.makeStream() }
+        func wait() async { for await _ in stream {} }
+        func open() { continuation.finish() }
+    }
+
+    static func request(_ hash: String) -> RotationRequest {
+        RotationRequest(hash: hash, now: Date(timeIntervalSince1970: 1_700_000_000), successor: RefreshToken(
+            hash: "next-" + hash, familyID: "f", clientID: "c", createdAt: Date(timeIntervalSince1970: 1_700_000_000),
+            idleExpiresAt: Date(timeIntervalSince1970: 1_700_086_400)), audit: nil)
+    }
+
+    /// A writer that records each batch, holds the batch containing `held` until `gate` opens, fails
+    /// "bad" alone and answers "used…" as already used.
+    static func writer(_ seen: NIOLockedValueBox<[[String]]>, held: String, gate: Gate) -> RotationBatcher.Write {
+        { batch in
+            seen.withLockedValue { $0.append(batch.map(\.hash)) }
+            if batch.contains(where: { $0.hash == held }) { await gate.wait() }
+            return batch.map { r in
+                if r.hash == "bad" { return .failure(StorageError.conflict("bad")) }
+                return .success(r.hash.hasPrefix("used") ? .alreadyUsed(usedAt: r.now) : .rotated)
+            }
+        }
+    }
+
+    static func until(_ condition: () -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !condition() {
+            guard ContinuousClock.now < deadline else { throw CancellationError() }
+            try await Task.sleep(for: .milliseconds(1))
+        }
+    }
+
+    @Test func whatArrivesDuringAWriteGoesInTheNextBatchInSizedBatchesEachWithItsOwnAnswer() async throws {
+        let seen = NIOLockedValueBox<[[String]]>([])
+        let gate = Gate()
+        let batcher = RotationBatcher(lanes: 1, maxBatch: 4, write: Self.writer(seen, held: "first", gate: gate))
+        let first = Task { try await batcher.rotate(Self.request("first")) }
+        try await Self.until { seen.withLockedValue { $0.count } == 1 }
+        let names = (1...9).map { "t\($0)" } + ["bad", "used-1"]
+        let others = names.map { n in
+            Task { () -> (String, Result<RefreshRotation, any Error>) in
+                do { return (n, .success(try await batcher.rotate(Self.request(n)))) } catch { return (n, .failure(error)) }
+            }
+        }
+        try await Self.until { batcher.waitingCount == names.count }
+        #expect(seen.withLockedValue { $0.count } == 1, "nothing else is written while the one lane is busy")
+        gate.open()
+        #expect(try await first.value == .rotated)
+        for task in others {
+            let (n, result) = await task.value
+            switch n {
+            case "bad": #expect(throws: StorageError.self) { try result.get() }
+            case "used-1": #expect(try result.get() == .alreadyUsed(usedAt: Self.request(n).now))
+            default: #expect(try result.get() == .rotated)
+            }
+        }
+        let batches = seen.withLockedValue { $0 }
+        #expect(batches.first == ["first"])
+        #expect(batches.dropFirst().map(\.count) == [4, 4, 3], "the eleven waiting requests in batches of at most four")
+        #expect(Set(batches.dropFirst().joined()) == Set(names) && batches.joined().count == 12, "every request written once")
+        let stats = batcher.statistics
+        #expect(stats.batches == 4 && stats.requests == 12 && stats.largest == 4)
+        #expect(batcher.waitingCount == 0)
+    }
+
+    @Test func aSecondLaneWritesWhileTheFirstIsBusyAndAnIdleBatcherWritesAtOnce() async throws {
+        let seen = NIOLockedValueBox<[[String]]>([])
+        let gate = Gate()
+        let batcher = RotationBatcher(lanes: 2, write: Self.writer(seen, held: "slow", gate: gate))
+        let slow = Task { try await batcher.rotate(Self.request("slow")) }
+        try await Self.until { seen.withLockedValue { $0.count } == 1 }
+        // The second lane is free: this one is written alone, at once, while "slow" still waits.
+        #expect(try await batcher.rotate(Self.request("quick")) == .rotated)
+        #expect(seen.withLockedValue { $0 } == [["slow"], ["quick"]])
+        gate.open()
+        #expect(try await slow.value == .rotated)
+        // Idle again: one request, one batch of one.
+        #expect(try await batcher.rotate(Self.request("used-2")) == .alreadyUsed(usedAt: Self.request("x").now))
+        #expect(seen.withLockedValue { $0.last } == ["used-2"])
+    }
+}
