@@ -100,4 +100,22 @@ struct RotationBatchConformance {
             }
         }
     }
+
+    /// A rolling upgrade: another replica's migration adds a column to the families while this one
+    /// holds prepared statements. The token lookup names its columns, so it keeps answering (a
+    /// prepared `SELECT f.*` fails with "cached plan must not change result type" until re-prepared).
+    @Test(arguments: Backends.all)
+    func aColumnAddedByAnotherReplicaDoesNotBreakTheTokenLookup(_ backend: Backend) async throws {
+        try await backend.withStore { store async throws in
+            let (family, first) = try await Fixture.startFamily(in: store)
+            // Past PostgreSQL's five custom plans, on every pooled connection.
+            for _ in 0..<24 { #expect(try await store.refreshToken(hash: first.hash)?.1 == family) }
+            let sql = try #require(store as? SQLStorage)
+            try await sql.backend.run { db in try await db.raw("ALTER TABLE refresh_families ADD COLUMN added_by_a_newer_replica TEXT").run() }
+            for _ in 0..<24 {
+                let (token, found) = try #require(try await store.refreshToken(hash: first.hash))
+                #expect(token == first && found == family)
+            }
+        }
+    }
 }

@@ -70,7 +70,7 @@ public final class PostgresBackend: SQLBackend, @unchecked Sendable {
         default: throw StorageURLError("unsupported sslmode '\(parsed.sslMode)' (use disable, prefer, require, verify-ca or verify-full)")
         }
         let backend = PostgresBackend(options: options, parsed: parsed, clientTLS: clientTLS, probeTLS: probeTLS, logger: logger)
-        await Task.yield()  // let the pool's run() start before the first lease
+        await backend.lock.withLock { backend.pools }.untilRunning()  // the pools' run() before the first lease
         do {
             try await backend.run { db in _ = try await db.raw("SELECT 1 AS one").first() }
         } catch {
@@ -188,7 +188,7 @@ public final class PostgresBackend: SQLBackend, @unchecked Sendable {
                         return
                     }
                     let fresh = Self.makePools(options: options, parsed: parsed, tls: clientTLS, logger: logger)
-                    await Task.yield()
+                    await fresh.untilRunning()
                     let old = lock.withLock { () -> Task<Void, Never> in
                         let old = pools.runner
                         pools = fresh; generation += 1; reviving = false

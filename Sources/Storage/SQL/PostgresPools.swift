@@ -1,4 +1,5 @@
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import PostgresNIO
@@ -23,11 +24,33 @@ struct PostgresPools: Sendable {
         }
         self.members = members
         let clients = members.map(\.client)
+        let entering = NIOLockedValueBox(0)
+        self.entering = entering
         runner = Task {
             await withDiscardingTaskGroup { group in
-                for client in clients { group.addTask { await client.run() } }
+                for client in clients {
+                    group.addTask {
+                        entering.withLockedValue { $0 += 1 }
+                        await client.run()
+                    }
+                }
             }
         }
+    }
+
+    /// How many members' `run()` have been entered (counted just before the call).
+    private let entering: NIOLockedValueBox<Int>
+
+    /// Returns once every member's `run()` has been called (bounded by `limit`): PostgresNIO warns on
+    /// stderr about a lease before `run()` — a stray line in a CLI error that must be one line, seen
+    /// when the cores were busy and one `Task.yield()` was not enough for the runner to start.
+    func untilRunning(limit: Duration = .seconds(2)) async {
+        let deadline = ContinuousClock.now + limit
+        while entering.withLockedValue({ $0 }) < members.count, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .microseconds(200))
+        }
+        // `run()` sets its flag in its first statement, right after the count moved.
+        await Task.yield()
     }
 
     /// Connections per member: `size` spread over at most `loops` members, sizes differing by at most one.

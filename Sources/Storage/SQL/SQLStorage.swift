@@ -321,15 +321,19 @@ extension SQLStorage {
             """).run()
     }
 
-    /// The token and its family in one query (one round trip on PostgreSQL): the family's columns as
-    /// they are, the token's under `token_` names.
+    /// The token and its family in one query (one round trip on PostgreSQL, a prepared statement
+    /// there: `RefreshLookupStatement`): the family's columns as they are, the token's under `token_` names.
     public func refreshToken(hash: String) async throws -> (RefreshToken, RefreshFamily)? {
         try await read { db in
-            guard let r = try await db.raw("""
-                SELECT f.*, t.hash AS token_hash, t.client_id AS token_client_id, t.created_at AS token_created_at,
-                       t.idle_expires_at AS token_idle_expires_at, t.used_at AS token_used_at
-                FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.hash = \(bind: hash)
-                """).first() else { return nil }
+            let found: (any SQLRow)?
+            if let pg = db as? FastPostgresDatabase {
+                found = try await pg.first(RefreshLookupStatement(hash: hash))
+            } else {
+                var query = SQLQueryString(RefreshLookupStatement.sqlite)
+                query.appendInterpolation(bind: hash)
+                found = try await db.raw(query).first()
+            }
+            guard let r = found else { return nil }
             let family = try Self.family(r)
             let token = RefreshToken(hash: try r.s("token_hash"), familyID: family.id, clientID: try r.s("token_client_id"),
                                      createdAt: try r.d("token_created_at"), idleExpiresAt: try r.d("token_idle_expires_at"),

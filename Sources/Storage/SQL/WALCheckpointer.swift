@@ -17,14 +17,18 @@ import Logging
 ///   write starts the WAL over (and trims the file to `journal_size_limit`);
 /// - should this thread fall behind anyway (starved of CPU, a slow disk), the writer checkpoints
 ///   itself from its commit hook once the WAL holds `hardCapFrames`, as SQLite's own
-///   autocheckpoint would (if this thread is in a pass just then, at the next commit after it):
-///   the file passes that size by at most what is appended while one pass ends.
+///   autocheckpoint would (if this thread is in a pass just then, the writer waits for it to end):
+///   the file passes that size by at most a transaction.
 final class WALCheckpointer: @unchecked Sendable {
     private let path: String
     private let logger: Logger
     private let condition = NSCondition()
     private var stopping = false
     private var wanted = false
+    /// This thread is in a PASSIVE pass (it holds SQLite's checkpoint lock).
+    private var passing = false
+    /// The writer waits to checkpoint at the hard cap: no new pass starts meanwhile.
+    private var writerWaiting = false
     private var thread: Thread?
     /// Finishes a checkpoint on the writer's connection, holding the write lock; set by the backend.
     var catchUp: (@Sendable () async -> Void)?
@@ -75,8 +79,23 @@ final class WALCheckpointer: @unchecked Sendable {
     func walGrew(to frames: Int32, db: OpaquePointer?) {
         guard frames >= earlyFrames else { return }
         if frames >= hardCapFrames, let db {
-            // BUSY: this thread is in a pass right now (and its catch-up follows it).
-            if Self.passive(db).rc == SQLITE_OK {
+            var rc = Self.passive(db).rc
+            if rc == SQLITE_BUSY {
+                // This thread is in a pass, perhaps starved of CPU half-way (the full parallel test
+                // suite once let the WAL pass three times the cap so): the writer waits for the pass
+                // to end, holds off the next one, and checkpoints. Not for the catch-up that follows
+                // a pass, which needs this writer.
+                condition.lock()
+                writerWaiting = true
+                while passing { condition.wait() }
+                condition.unlock()
+                rc = Self.passive(db).rc
+                condition.lock()
+                writerWaiting = false
+                condition.broadcast()
+                condition.unlock()
+            }
+            if rc == SQLITE_OK {
                 condition.lock()
                 writerCheckpoints += 1
                 condition.unlock()
@@ -114,10 +133,17 @@ final class WALCheckpointer: @unchecked Sendable {
         condition.lock()
         while true {
             if !stopping && !wanted { _ = condition.wait(until: Date().addingTimeInterval(interval)) }
+            while writerWaiting { condition.wait() }
             wanted = false
             let last = stopping
+            passing = true
             condition.unlock()
-            if let db { pass(db, last: last) }
+            let result = db.map { Self.passive($0) }
+            condition.lock()
+            passing = false
+            condition.broadcast()
+            condition.unlock()
+            if let db, let result { afterPass(db, result, last: last) }
             condition.lock()
             if last { break }
         }
@@ -135,8 +161,9 @@ final class WALCheckpointer: @unchecked Sendable {
         return (rc, frames, done)
     }
 
-    private func pass(_ db: OpaquePointer, last: Bool) {
-        let (rc, frames, done) = Self.passive(db)
+    /// Logs a failed pass; when a pass ended short of a long WAL, has the writer finish it.
+    private func afterPass(_ db: OpaquePointer, _ result: (rc: Int32, frames: Int32, done: Int32), last: Bool) {
+        let (rc, frames, done) = result
         if rc != SQLITE_OK && rc != SQLITE_BUSY {
             logger.warning("WAL checkpoint failed", metadata: ["code": "\(rc)", "message": "\(String(cString: sqlite3_errmsg(db)))"])
             return
