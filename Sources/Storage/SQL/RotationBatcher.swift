@@ -18,9 +18,9 @@ struct RotationRequest: Sendable {
 /// answers as before (one task hop later) and a busy one pays one commit, one lock round and one
 /// round trip for many.
 ///
-/// `lanes` batches may be in flight at once. The storage uses one on both backends: SQLite has one
-/// writer anyway, and on PostgreSQL one lane made the largest batches and the least work (interleaved
-/// A/B, docs/performance.md: 1 lane 3,958–4,331 refreshes/s, 2 lanes 2,951–4,119, 4 lanes 2,559–3,883).
+/// `lanes` batches may be in flight at once: one on SQLite (one writer anyway), four on PostgreSQL,
+/// whose commits wait for a WAL flush (measured in docs/performance.md: one lane made the largest
+/// batches and the least work, and was best for ES256, but left the cores idle under RS256).
 /// `write` answers every request of a batch, in order; a batch that fails as a whole answers every
 /// request with that error (the backends redo a batch one by one when one request's own data
 /// failed, so one bad rotation never takes others down).
