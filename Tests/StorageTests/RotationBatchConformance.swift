@@ -5,7 +5,7 @@ import Testing
 
 /// Rotations arriving together are written together (`RotationBatcher`): every one of them must
 /// still be single use, audited only when it happened, and fail alone.
-@Suite("Storage conformance: rotations written together")
+@Suite("Storage conformance: rotations written together", .timeLimit(.minutes(2)))
 struct RotationBatchConformance {
     static func event(_ family: String, _ step: Int, at: Date) -> AuditEvent {
         AuditEvent(time: at, type: "token.refresh", actor: "alice", subject: "u-alice", clientID: "kubernetes",
@@ -115,6 +115,56 @@ struct RotationBatchConformance {
             for _ in 0..<24 {
                 let (token, found) = try #require(try await store.refreshToken(hash: first.hash))
                 #expect(token == first && found == family)
+            }
+        }
+    }
+
+    /// Every outcome a rotation can have, at once and at different instants, so they share batches:
+    /// each must answer exactly as a rotation alone does.
+    @Test(arguments: Backends.all)
+    func everyOutcomeInOneBatchAnswersAsAlone(_ backend: Backend) async throws {
+        try await backend.withStore { store async throws in
+            for round in 0..<4 {
+                let base = Fixture.t0 + TimeInterval(1000 * round)
+                var fresh: [RefreshToken] = []
+                for _ in 0..<12 { fresh.append(try await Fixture.startFamily(in: store, at: base).1) }
+                let (revokedFamily, revokedToken) = try await Fixture.startFamily(in: store, at: base)
+                try await store.revokeFamily(id: revokedFamily.id, now: base + 1, reason: "test")
+                let (usedFamily, usedToken) = try await Fixture.startFamily(in: store, at: base)
+                #expect(try await store.rotateRefreshToken(hash: usedToken.hash, now: base + 2,
+                                                           successor: Fixture.token(familyID: usedFamily.id, at: base + 2)) == .rotated)
+                let unknown = Fixture.hash()
+                let twice = fresh[0]
+                // (hash, its family, the instant it is presented at)
+                var requests: [(String, String, Date)] = fresh.enumerated().map { i, k in (k.hash, k.familyID, base + TimeInterval(10 + i)) }
+                requests += [(twice.hash, twice.familyID, base + 40), (revokedToken.hash, revokedFamily.id, base + 41),
+                             (usedToken.hash, usedFamily.id, base + 42), (unknown, usedFamily.id, base + 43)]
+                let outcomes = try await withThrowingTaskGroup(of: (Int, RefreshRotation).self) { group in
+                    for (i, (hash, family, at)) in requests.enumerated() {
+                        group.addTask {
+                            (i, try await store.rotateRefreshToken(hash: hash, now: at, successor: Fixture.token(familyID: family, at: at)))
+                        }
+                    }
+                    var all: [Int: RefreshRotation] = [:]
+                    for try await (i, o) in group { all[i] = o }
+                    return all
+                }
+                for i in 1..<12 { #expect(outcomes[i] == .rotated) }
+                // The token presented twice (at base + 10 and base + 40): one rotation, the other told when.
+                let pair = [outcomes[0]!, outcomes[12]!]
+                #expect(pair.filter { $0 == .rotated }.count == 1)
+                let winnerTime = pair[0] == .rotated ? base + 10 : base + 40
+                #expect(pair.contains(.alreadyUsed(usedAt: winnerTime)), "the loser learns the winner's instant: \(pair)")
+                #expect(try await store.refreshToken(hash: twice.hash)?.0.usedAt == winnerTime)
+                #expect(outcomes[13] == .notFound, "a revoked family's token")
+                #expect(outcomes[14] == .alreadyUsed(usedAt: base + 2), "a token used before, with its own instant")
+                #expect(outcomes[15] == .notFound, "an unknown token")
+                for (i, k) in fresh.enumerated() where i > 0 {
+                    #expect(try await store.refreshToken(hash: k.hash)?.0.usedAt == base + TimeInterval(10 + i), "each at its own instant")
+                }
+            }
+            if let sql = store as? SQLStorage {
+                #expect(sql.rotations.statistics.largest > 1, "the rotations shared batches")
             }
         }
     }

@@ -5,7 +5,7 @@ import NIOConcurrencyHelpers
 import Testing
 
 /// The group-commit queue on its own, with a writer the test controls.
-@Suite("Rotation batches")
+@Suite("Rotation batches", .timeLimit(.minutes(1)))
 struct RotationBatcherTests {
     /// Opens once; every `wait` before and after returns then.
     final class Gate: Sendable {
@@ -90,5 +90,36 @@ struct RotationBatcherTests {
         // Idle again: one request, one batch of one.
         #expect(try await batcher.rotate(Self.request("used-2")) == .alreadyUsed(usedAt: Self.request("x").now))
         #expect(seen.withLockedValue { $0.last } == ["used-2"])
+    }
+
+    @Test func aRequestThatWaitedPastTheLimitIsAnsweredUnavailableAndNotWritten() async throws {
+        let seen = NIOLockedValueBox<[[String]]>([])
+        let gate = Gate()
+        let batcher = RotationBatcher(lanes: 1, maxWait: .milliseconds(50), write: Self.writer(seen, held: "stuck", gate: gate))
+        let stuck = Task { try await batcher.rotate(Self.request("stuck")) }
+        try await Self.until { seen.withLockedValue { $0.count } == 1 }
+        let late = Task { try await batcher.rotate(Self.request("late")) }
+        try await Self.until { batcher.waitingCount == 1 }
+        try await Task.sleep(for: .milliseconds(120))
+        gate.open()
+        #expect(try await stuck.value == .rotated)
+        do {
+            _ = try await late.value
+            Issue.record("a request that waited past the limit was written")
+        } catch let e as StorageError {
+            #expect(e.isUnavailable && e.message.contains("did not write the refresh"), "\(e)")
+        }
+        #expect(seen.withLockedValue { $0 } == [["stuck"]], "a request answered unavailable is not written afterwards")
+        // The lane is free again: the next request is written at once.
+        #expect(try await batcher.rotate(Self.request("next")) == .rotated)
+    }
+
+    @Test func onlyOneRequestsOwnDataOrARetryableStateRedoesABatchOneByOne() {
+        #expect(RotationWriter.retriesAlone(StorageError.conflict("UNIQUE constraint failed: refresh_tokens.hash")))
+        #expect(RotationWriter.retriesAlone(StorageError.unavailable("40P01 deadlock detected")))
+        #expect(RotationWriter.retriesAlone(StorageError.unavailable("40001 could not serialize access")))
+        #expect(!RotationWriter.retriesAlone(StorageError.unavailable("cannot connect to the database (PostgreSQL at db:40001/portal)")))
+        #expect(!RotationWriter.retriesAlone(StorageError.unavailable("57P01 terminating connection due to administrator command")))
+        #expect(!RotationWriter.retriesAlone(CancellationError()))
     }
 }

@@ -14,26 +14,38 @@ import SQLKit
 /// first five executions they run a cached generic plan. Sent unnamed, parse, analysis and planning
 /// of the four CTEs were half of the server's CPU per refresh (docs/performance.md).
 enum PostgresRotation {
-    /// Whether the request won, and the token's `used_at` as the statement's snapshot saw it; nil
-    /// when the token does not exist.
-    typealias Outcome = (won: Bool, usedAt: Int?)?
+    /// What the statement saw for one request.
+    enum Outcome: Sendable, Equatable {
+        /// No such token (or its family is gone).
+        case unknown
+        case won
+        /// Used before this statement's snapshot, at this time.
+        case usedAt(Int)
+        /// Unused in the snapshot, yet another rotation got it first: read again after the commit.
+        case lost
+    }
 
     static func one(_ r: RotationRequest, backend: any SQLBackend) async throws -> [Outcome] {
         let statement = RefreshRotationStatement(now: t(r.now), hash: r.hash, successor: r.successor, audit: r.audit)
         let row = try await backend.run { db in try await fast(db).first(statement) }
-        return [row.map { (won: $0.won > 0, usedAt: $0.usedAt) }]
+        guard let row else { return [.unknown] }
+        // Its single row cannot tell an unknown token from a lost race: both read again, as before.
+        return [row.won > 0 ? .won : row.usedAt.map { .usedAt($0) } ?? .lost]
     }
 
     static func many(_ batch: [RotationRequest], backend: any SQLBackend) async throws -> [Outcome] {
         let statement = RefreshRotationBatchStatement(batch: batch)
         let rows = try await backend.run { db in try await fast(db).all(statement) }
-        var out = [Outcome](repeating: nil, count: batch.count)
+        var out = [Outcome?](repeating: nil, count: batch.count)
         for row in rows where row.n >= 1 && row.n <= batch.count {
-            // A token that does not exist: nil, as for one request.
-            guard let usedAt = row.usedAt else { continue }
-            out[row.n - 1] = (won: row.won, usedAt: usedAt < 0 ? nil : usedAt)
+            guard let usedAt = row.usedAt else { out[row.n - 1] = .unknown; continue }
+            out[row.n - 1] = row.won ? .won : usedAt < 0 ? .lost : .usedAt(usedAt)
         }
-        return out
+        // One row per request, always; anything else is a fault to report, never a silent "not found".
+        guard !out.contains(nil) else {
+            throw StorageError.unavailable("the rotation batch answered \(rows.count) rows for \(batch.count) rotations")
+        }
+        return out.map { $0! }
     }
 
     private static func fast(_ db: any SQLDatabase) -> FastPostgresDatabase {

@@ -30,6 +30,7 @@ final class RotationBatcher: Sendable {
     private struct Waiter {
         let request: RotationRequest
         let continuation: CheckedContinuation<RefreshRotation, any Error>
+        let since: ContinuousClock.Instant
     }
 
     private struct State {
@@ -51,14 +52,19 @@ final class RotationBatcher: Sendable {
 
     let lanes: Int
     let maxBatch: Int
+    /// A request still waiting for its batch after this long is answered `.unavailable` instead of
+    /// written (a database that stopped answering: every request gets its answer in bounded time,
+    /// as when each waited for a connection of its own).
+    let maxWait: Duration
     /// Where batches are written from (SQLite: its writer thread, so a batch costs no hop there).
     let executor: (any TaskExecutor)?
     private let write: Write
     private let state = NIOLockedValueBox(State())
 
-    init(lanes: Int, maxBatch: Int = 64, executor: (any TaskExecutor)? = nil, write: @escaping Write) {
+    init(lanes: Int, maxBatch: Int = 64, maxWait: Duration = .seconds(3), executor: (any TaskExecutor)? = nil, write: @escaping Write) {
         self.lanes = max(1, lanes)
         self.maxBatch = max(1, maxBatch)
+        self.maxWait = maxWait
         self.executor = executor
         self.write = write
     }
@@ -68,7 +74,7 @@ final class RotationBatcher: Sendable {
             // Queued under the lock that also decides whether a lane is free: a batch finishing
             // meanwhile either takes this request or leaves a lane for it.
             let start = state.withLockedValue { s in
-                s.waiting.append(Waiter(request: request, continuation: c))
+                s.waiting.append(Waiter(request: request, continuation: c, since: .now))
                 guard s.inFlight < lanes else { return false }
                 s.inFlight += 1
                 return true
@@ -82,11 +88,17 @@ final class RotationBatcher: Sendable {
     /// Writes waiting batches until none is left, then gives the lane back.
     private func drain() async {
         while true {
-            let batch = state.withLockedValue { s -> [Waiter]? in
+            let taken = state.withLockedValue { s -> [Waiter]? in
                 if s.waiting.isEmpty { s.inFlight -= 1; return nil }
                 return s.take(maxBatch)
             }
-            guard let batch else { return }
+            guard let taken else { return }
+            let oldest = ContinuousClock.now - maxWait
+            let batch = taken.filter { $0.since >= oldest }
+            for w in taken where w.since < oldest {
+                w.continuation.resume(throwing: StorageError.unavailable("the database did not write the refresh within \(maxWait)"))
+            }
+            guard !batch.isEmpty else { continue }
             let results = await written(batch.map(\.request))
             for (w, r) in zip(batch, results) { w.continuation.resume(with: r) }
         }

@@ -10,62 +10,71 @@ struct RotationWriter: Sendable {
     let backend: any SQLBackend
 
     func write(_ batch: [RotationRequest]) async -> [Result<RefreshRotation, any Error>] {
-        if batch.count == 1 { return [await Self.result { try await one(batch[0]) }] }
+        if batch.count == 1 { return [await one(batch[0])] }
         do {
-            return try await together(batch).map { .success($0) }
+            return try await together(batch)
         } catch {
             guard Self.retriesAlone(error) else { return batch.map { _ in .failure(error) } }
             var out: [Result<RefreshRotation, any Error>] = []
-            for r in batch { out.append(await Self.result { try await one(r) }) }
+            for r in batch { out.append(await one(r)) }
             return out
         }
     }
 
     /// A failure that one request's own data can cause (a constraint), or that PostgreSQL asks to
     /// retry (a deadlock between two batches locking the same rows in different orders, 40P01;
-    /// a serialization failure, 40001): the batch is written again one request at a time.
-    /// Anything else (the database down, a full disk) fails every request of the batch at once.
+    /// a serialization failure, 40001 — by SQLSTATE, which the translated message starts with):
+    /// the batch is written again one request at a time. Anything else (the database down, a full
+    /// disk) fails every request of the batch at once.
     static func retriesAlone(_ error: any Error) -> Bool {
-        if let e = error as? StorageError, e.isConflict { return true }
-        let text = String(describing: error)
-        return text.contains("40P01") || text.contains("40001")
+        guard let e = error as? StorageError else { return false }
+        return e.isConflict || e.message.hasPrefix("40P01 ") || e.message.hasPrefix("40001 ")
     }
 
-    private func one(_ r: RotationRequest) async throws -> RefreshRotation {
+    private func one(_ r: RotationRequest) async -> Result<RefreshRotation, any Error> {
         if backend.flavor == .postgres {
-            return try await settled([r], try await translated { try await PostgresRotation.one(r, backend: backend) })[0]
+            do {
+                return await settled([r], try await translated { try await PostgresRotation.one(r, backend: backend) })[0]
+            } catch { return .failure(error) }
         }
-        return try await translated { try await backend.transaction { db in try await Self.rotate(r, db) } }
+        return await Self.result { try await translated { try await backend.transaction { db in try await Self.rotate(r, db) } } }
     }
 
-    private func together(_ batch: [RotationRequest]) async throws -> [RefreshRotation] {
+    /// Throws only when the batch as a whole failed (nothing of it committed).
+    private func together(_ batch: [RotationRequest]) async throws -> [Result<RefreshRotation, any Error>] {
         if backend.flavor == .postgres {
-            return try await settled(batch, try await translated { try await PostgresRotation.many(batch, backend: backend) })
+            return await settled(batch, try await translated { try await PostgresRotation.many(batch, backend: backend) })
         }
         return try await translated {
             try await backend.transaction { db in
-                var out: [RefreshRotation] = []
+                var out: [Result<RefreshRotation, any Error>] = []
                 out.reserveCapacity(batch.count)
-                for r in batch { out.append(try await Self.rotate(r, db)) }
+                for r in batch { out.append(.success(try await Self.rotate(r, db))) }
                 return out
             }
         }
     }
 
-    /// PostgreSQL's answers made final: a request that lost to a rotation committed after the
-    /// statement's snapshot was taken (no winner, no `used_at` seen) reads the token again.
-    private func settled(_ batch: [RotationRequest], _ outcomes: [PostgresRotation.Outcome]) async throws -> [RefreshRotation] {
-        var out: [RefreshRotation] = []
+    /// PostgreSQL's answers made final, after the commit: a request that lost to a rotation committed
+    /// after the statement's snapshot was taken (no winner, no `used_at` seen) reads the token again —
+    /// and if that read fails, only that request fails (the others' rotations are committed).
+    private func settled(_ batch: [RotationRequest], _ outcomes: [PostgresRotation.Outcome]) async -> [Result<RefreshRotation, any Error>] {
+        var out: [Result<RefreshRotation, any Error>] = []
         out.reserveCapacity(batch.count)
         for (r, o) in zip(batch, outcomes) {
-            guard let o else { out.append(.notFound); continue }
-            if o.won { out.append(.rotated); continue }
-            if let usedAt = o.usedAt { out.append(.alreadyUsed(usedAt: Date(timeIntervalSince1970: TimeInterval(usedAt)))); continue }
-            let again = try await translated {
-                try await backend.read { db in try await db.raw("SELECT used_at FROM refresh_tokens WHERE hash = \(bind: r.hash)").first() }
+            switch o {
+            case .unknown: out.append(.success(.notFound))
+            case .won: out.append(.success(.rotated))
+            case .usedAt(let usedAt): out.append(.success(.alreadyUsed(usedAt: Date(timeIntervalSince1970: TimeInterval(usedAt)))))
+            case .lost:
+                out.append(await Self.result {
+                    let again = try await translated {
+                        try await backend.read { db in try await db.raw("SELECT used_at FROM refresh_tokens WHERE hash = \(bind: r.hash)").first() }
+                    }
+                    guard let again, let usedAt = try again.od("used_at") else { return .notFound }
+                    return .alreadyUsed(usedAt: usedAt)
+                })
             }
-            guard let again, let usedAt = try again.od("used_at") else { out.append(.notFound); continue }
-            out.append(.alreadyUsed(usedAt: usedAt))
         }
         return out
     }

@@ -24,7 +24,10 @@ public final class SQLStorage: Storage {
 
     init(backend: any SQLBackend) {
         self.backend = backend
-        rotations = RotationBatcher(lanes: backend.flavor == .postgres ? 4 : 1, executor: backend is SQLiteBackend ? SQLiteBackend.writer : nil,
+        // A request waits for its batch at most as long as it would have waited for the database alone.
+        let maxWait = (backend as? PostgresBackend)?.options.acquireTimeout ?? .seconds(SQLiteHandle.busyDeadline)
+        rotations = RotationBatcher(lanes: backend.flavor == .postgres ? 4 : 1, maxWait: maxWait,
+                                    executor: backend is SQLiteBackend ? SQLiteBackend.writer : nil,
                                     write: RotationWriter(backend: backend).write)
     }
 
