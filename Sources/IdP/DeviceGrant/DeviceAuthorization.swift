@@ -91,7 +91,7 @@ extension Provider {
             let grant = Grant(userID: g.userID, clientID: client.id, scopes: g.scopes, authTime: g.authTime ?? t, authMethod: g.authMethod,
                               sessionID: g.sessionID, amr: g.amr)
             let refresh = newToken()
-            let family = RefreshFamily(id: random.token(byteCount: 16), grant: grant, createdAt: t, expiresAt: t + policy.refreshAbsoluteLifetime,
+            let family = RefreshFamily(id: random.identifier(), grant: grant, createdAt: t, expiresAt: t + policy.refreshAbsoluteLifetime,
                                        address: g.address, userAgent: g.userAgent, purpose: "device")
             let first = RefreshToken(hash: Secrets.sha256Hex(refresh), familyID: family.id, clientID: client.id, createdAt: t,
                                      idleExpiresAt: min(t + policy.refreshIdleTimeout, family.expiresAt))

@@ -120,7 +120,7 @@ public struct LoginService: Sendable {
                              sid: String? = nil, amr: [String] = [], factorConfirmed: Bool = false) async throws -> (cookie: String, session: LoginSession) {
         let value = random.token(byteCount: 32)
         let now = clock.now()
-        let session = LoginSession(hash: Secrets.sha256Hex(value), sid: sid ?? random.token(byteCount: 16), userID: identity.subject, authTime: now,
+        let session = LoginSession(hash: Secrets.sha256Hex(value), sid: sid ?? random.identifier(), userID: identity.subject, authTime: now,
                                    authMethod: method, createdAt: now, expiresAt: now + tokens.sessionTTL, lastSeenAt: now,
                                    address: Identifiers.printable(remoteAddress), userAgent: Identifiers.printable(String(userAgent.prefix(512))),
                                    amr: amr, factorAt: factorConfirmed ? now : nil)

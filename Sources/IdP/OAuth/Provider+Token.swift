@@ -117,7 +117,7 @@ extension Provider {
         let identity = try await releasable(current, clientID: client.id, remoteAddress: remoteAddress)
 
         let refresh = newToken()
-        let family = RefreshFamily(id: random.token(byteCount: 16), grant: record.grant, createdAt: t,
+        let family = RefreshFamily(id: random.identifier(), grant: record.grant, createdAt: t,
                                    expiresAt: t + policy.refreshAbsoluteLifetime,
                                    address: Identifiers.printable(remoteAddress), userAgent: Identifiers.printable(userAgent), purpose: "signin")
         let first = RefreshToken(hash: Secrets.sha256Hex(refresh), familyID: family.id, clientID: client.id, createdAt: t,
@@ -301,7 +301,7 @@ extension Provider {
         let grant = Grant(userID: identity.subject, clientID: clientID, scopes: ["openid", "profile", "email", "groups", "offline_access"],
                           authTime: session.authTime, authMethod: session.authMethod, sessionID: session.sid, amr: session.amr)
         let refresh = newToken()
-        let family = RefreshFamily(id: random.token(byteCount: 16), grant: grant, createdAt: t, expiresAt: t + policy.refreshAbsoluteLifetime,
+        let family = RefreshFamily(id: random.identifier(), grant: grant, createdAt: t, expiresAt: t + policy.refreshAbsoluteLifetime,
                                    address: Identifiers.printable(remoteAddress), userAgent: Identifiers.printable(userAgent), purpose: purpose)
         let first = RefreshToken(hash: Secrets.sha256Hex(refresh), familyID: family.id, clientID: clientID, createdAt: t,
                                  idleExpiresAt: min(t + policy.refreshIdleTimeout, family.expiresAt))

@@ -52,6 +52,16 @@ extension RandomSource {
     /// A URL-safe random token of `byteCount` bytes of entropy.
     public func token(byteCount: Int = 32) -> String { Base64URL.encode(bytes(byteCount)) }
 
+    /// A random identifier an operator passes on a command line (a session or family id): a token
+    /// that does not start with "-", which an argument parser would read as an option (1 in 64 did:
+    /// `portal session revoke -Xy…` answered "give a session id").
+    public func identifier(byteCount: Int = 16) -> String {
+        while true {
+            let t = token(byteCount: byteCount)
+            if !t.hasPrefix("-") { return t }
+        }
+    }
+
     /// A random UUID-formatted identifier (version 4 layout).
     public func uuid() -> String {
         var b = bytes(16)
