@@ -19,7 +19,11 @@ struct PostgresPools: Sendable {
         for (i, share) in Self.shares(size: size, loops: loops.count).enumerated() {
             var c = configuration
             c.options.maximumConnections = share
-            c.options.minimumConnections = share
+            // Not `share`: PostgresNIO's pool traps (`precondition(minimumConcurrentConnections <=
+            // stats.active)` in `createNewDemandConnectionIfPossible`) when a lease arrives while its
+            // minimum connections are failing to reconnect — a replica died so when PostgreSQL was
+            // restarted under refresh traffic (test_db_outage). Connections open on demand instead.
+            c.options.minimumConnections = 0
             members.append((loops[i], PostgresClient(configuration: c, eventLoopGroup: loops[i], backgroundLogger: logger)))
         }
         self.members = members
