@@ -100,9 +100,7 @@ struct RotationWriter: Sendable {
         return .alreadyUsed(usedAt: usedAt)
     }
 
-    private func translated<R>(_ body: () async throws -> R) async throws -> R {
-        do { return try await body() } catch let e as StorageError { throw e } catch { throw SQLStorage.translate(error) }
-    }
+    private func translated<R>(_ body: () async throws -> R) async throws -> R { try await SQLStorage.translating(body) }
 
     private static func result<R>(_ body: () async throws -> R) async -> Result<R, any Error> {
         do { return .success(try await body()) } catch { return .failure(error) }

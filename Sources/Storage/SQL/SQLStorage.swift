@@ -44,16 +44,17 @@ public final class SQLStorage: Storage {
     }
 
     func run<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
-        do { return try await backend.run(body) } catch let e as StorageError { throw e } catch {
-            throw Self.translate(error)
-        }
+        try await Self.translating { try await backend.run(body) }
     }
 
     /// Lookups on the hot paths (token, user, client, credential, robot): read-only statements.
     func read<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
-        do { return try await backend.read(body) } catch let e as StorageError { throw e } catch {
-            throw Self.translate(error)
-        }
+        try await Self.translating { try await backend.read(body) }
+    }
+
+    /// `body`, with any error that is not already a `StorageError` translated into one.
+    static func translating<R>(_ body: () async throws -> R) async throws -> R {
+        do { return try await body() } catch let e as StorageError { throw e } catch { throw translate(error) }
     }
 
     static func translate(_ error: any Error) -> StorageError {
