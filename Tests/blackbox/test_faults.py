@@ -55,6 +55,26 @@ def test_kill_9_during_key_rotations_leaves_one_signing_key_and_verifiable_token
         p.stop()
 
 
+def test_rotation_waits_out_a_lease_left_by_a_killed_process():
+    """A `keys rotate` killed right after taking the signing-keys lease leaves it for up to 15 s;
+    the operator's next rotation waits it out instead of failing (a fresh-clone CI failed
+    test_kill_9_during_key_rotations so: the wait was 10 s, shorter than the lease)."""
+    p = Portal()
+    try:
+        with sqlite3.connect(os.path.join(p.dir, "data", "portal.sqlite")) as c:
+            c.execute("INSERT INTO leases (name, holder, until_at) VALUES ('signing-keys', 'killed-process', ?) "
+                      "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until_at = excluded.until_at",
+                      (int(time.time()) + 13,))
+        started = time.time()
+        r = p.cli("keys", "rotate", "--emergency")
+        assert r.returncode == 0, r.stderr
+        assert time.time() - started >= 11, "the rotation went ahead while the lease was held"
+        listing = p.cli("keys", "list").stdout.splitlines()
+        assert len([l for l in listing if "\tsigning\t" in l]) == 1, listing
+    finally:
+        p.stop()
+
+
 def mount_small_filesystem(size="6m"):
     d = tempfile.mkdtemp(prefix="portal-small-fs-")
     r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", d], capture_output=True, text=True)

@@ -74,6 +74,9 @@ public actor KeyManager {
     /// Key changes take well under a second; a process killed while holding the lease blocks the
     /// others' maintenance for at most this long.
     static let leaseDuration: TimeInterval = 15
+    /// `rotate` tries every 200 ms for longer than a lease lasts (a fresh lease taken by a process
+    /// killed a moment later still lapses within the wait).
+    static let leaseWaitAttempts = Int((leaseDuration + 3) / 0.2)
 
     nonisolated var hasSigningKey: Bool { (try? signingKey()) != nil }
     nonisolated var hasNextKey: Bool {
@@ -99,12 +102,15 @@ public actor KeyManager {
     /// (at most `jwksMaxAge`, sooner for those that refetch on an unknown kid).
     @discardableResult
     public func rotate(_ kind: Rotation) async throws -> RotationResult {
-        // Another replica may be in the middle of maintenance: wait for it (briefly).
+        // Another replica may be in the middle of maintenance, or a process killed while holding
+        // the lease left it behind: wait until such a lease lapses (leaseDuration) and a little
+        // more, so an operator's rotation right after a crash does not fail.
         var acquired = false
-        for attempt in 0..<50 {
+        let attempts = Self.leaseWaitAttempts
+        for attempt in 0..<attempts {
             let now = clock.now()
             if try await store.acquireLease(name: "signing-keys", holder: holder, now: now, until: now + Self.leaseDuration) { acquired = true; break }
-            if attempt < 49 { try await Task.sleep(nanoseconds: 200_000_000) }
+            if attempt < attempts - 1 { try await Task.sleep(nanoseconds: 200_000_000) }
         }
         guard acquired else { throw StorageError.conflict("another process is changing signing keys; try again in a minute") }
         let result: RotationResult
