@@ -24,6 +24,30 @@ struct PostgresPoolsTests {
         #expect(PostgresPools.shares(size: 0, loops: 2) == [1])
     }
 
+    @Test func theRefreshWriterGetsAThirdOfThePoolOneToFourAndTheLoopsTheRest() {
+        #expect(PostgresPools.writerShare(size: 10) == (3, 7))
+        #expect(PostgresPools.writerShare(size: 2) == (1, 1))
+        #expect(PostgresPools.writerShare(size: 1) == (0, 1), "one connection: the writer shares the loops' pool")
+        #expect(PostgresPools.writerShare(size: 40) == (4, 36))
+        for size in 2...40 {
+            let (w, rest) = PostgresPools.writerShare(size: size)
+            #expect(w >= 1 && w <= 4 && rest >= 1 && w + rest == size)
+        }
+    }
+
+    @Test func theRefreshWritersPoolLivesOnItsOwnEventLoop() {
+        let config = PostgresClient.Configuration(unixSocketPath: "/nonexistent/portal-test/.s.PGSQL.5432", username: "nobody", password: nil, database: nil)
+        var quiet = Logger(label: "test")
+        quiet.logLevel = .critical
+        let pools = PostgresPools(configuration: config, size: 10, group: Self.group, logger: quiet)
+        defer { pools.runner.cancel() }
+        #expect(pools.writer != nil)
+        #expect(!pools.members.contains { $0.client === pools.writer }, "not one of the request loops' pools")
+        let single = PostgresPools(configuration: config, size: 1, group: Self.group, logger: quiet)
+        defer { single.runner.cancel() }
+        #expect(single.writer == nil && single.members.count == 1)
+    }
+
     /// Never shut down: the pools' connection attempts (to nothing) may still be scheduling work on it.
     static let group = MultiThreadedEventLoopGroup(numberOfThreads: 3)
 

@@ -114,6 +114,45 @@ struct RotationBatcherTests {
         #expect(try await batcher.rotate(Self.request("next")) == .rotated)
     }
 
+    @Test func beginQueuesTheRotationBeforeItReturnsAndItsOutcomeIsAwaitedLater() async throws {
+        let seen = NIOLockedValueBox<[[String]]>([])
+        let gate = Gate()
+        let batcher = RotationBatcher(lanes: 1, write: Self.writer(seen, held: "first", gate: gate))
+        let first = batcher.begin(Self.request("first"))
+        try await Self.until { seen.withLockedValue { $0.count } == 1 }
+        // No suspension between begin and the check: the request is queued by the time begin returns
+        // (the provider signs the successor's tokens meanwhile).
+        let later = batcher.begin(Self.request("used-3"))
+        #expect(batcher.waitingCount == 1 && !later.isSettled && !first.isSettled)
+        gate.open()
+        #expect(try await first.outcome() == .rotated)
+        #expect(try await later.outcome() == .alreadyUsed(usedAt: Self.request("x").now))
+        #expect(try await later.outcome() == .alreadyUsed(usedAt: Self.request("x").now), "asked again: the same answer")
+        #expect(seen.withLockedValue { $0 } == [["first"], ["used-3"]])
+    }
+
+    @Test func aFurtherLaneOpensOnlyOnceNoBatchHasStartedForTheSpread() async throws {
+        let seen = NIOLockedValueBox<[[String]]>([])
+        let gate = Gate()
+        let batcher = RotationBatcher(lanes: 2, spread: .milliseconds(300), write: Self.writer(seen, held: "stalled", gate: gate))
+        let stalled = batcher.begin(Self.request("stalled"))
+        try await Self.until { seen.withLockedValue { $0.count } == 1 }
+        // A lane is free, but a batch started just now: this one waits for the next batch.
+        let early = batcher.begin(Self.request("early"))
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(seen.withLockedValue { $0.count } == 1 && batcher.waitingCount == 1, "no second lane within the spread")
+        try await Task.sleep(for: .milliseconds(350))
+        // The batch in flight has stalled past the spread: the next arrival opens the second lane,
+        // which takes everything waiting.
+        let late = batcher.begin(Self.request("late"))
+        #expect(try await early.outcome() == .rotated)
+        #expect(try await late.outcome() == .rotated)
+        #expect(!stalled.isSettled, "written beside the stalled batch, not after it")
+        #expect(seen.withLockedValue { $0 } == [["stalled"], ["early", "late"]])
+        gate.open()
+        #expect(try await stalled.outcome() == .rotated)
+    }
+
     @Test func onlyOneRequestsOwnDataOrARetryableStateRedoesABatchOneByOne() {
         #expect(RotationWriter.retriesAlone(StorageError.conflict("UNIQUE constraint failed: refresh_tokens.hash")))
         #expect(RotationWriter.retriesAlone(StorageError.unavailable("40P01 deadlock detected")))

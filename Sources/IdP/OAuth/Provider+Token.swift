@@ -204,16 +204,25 @@ extension Provider {
         // The audit event commits with the rotation: one transaction, no separate write.
         let event = AuditEvent(time: t, type: "token.refresh", actor: identity.username, subject: identity.subject, clientID: client.id,
                                remoteAddress: remoteAddress, details: ["family": family.id])
-        switch try await store.rotateRefreshToken(hash: hash, now: t, successor: next, audit: event) {
+        // The successor's tokens are signed while the rotation is written (on PostgreSQL a commit
+        // waits for the WAL flush): they leave the process only if the rotation succeeded.
+        let pending = store.beginRefreshRotation(hash: hash, now: t, successor: next, audit: event)
+        var grant = family.grant
+        grant.scopes = scopes
+        let minted: (accessToken: String, idToken: String)
+        do {
+            minted = try await minter.mint(identity: identity, grant: grant, familyID: family.id, nonce: nil, now: t,
+                                           jti: random.token(byteCount: 12))
+        } catch {
+            _ = try? await pending.outcome()  // answered only once the rotation is settled
+            throw error
+        }
+        switch try await pending.outcome() {
         case .rotated:
             PortalMetrics.count(event.type, success: true, details: event.details)
             var live = family
             live.lastUsedAt = t
             issuedRefreshTokens.remember(next, family: live)
-            var grant = family.grant
-            grant.scopes = scopes
-            let minted = try await minter.mint(identity: identity, grant: grant, familyID: family.id, nonce: nil, now: t,
-                                               jti: random.token(byteCount: 12))
             return TokenResponse(accessToken: minted.accessToken, idToken: minted.idToken, refreshToken: successor,
                                  expiresIn: Int(policy.accessTokenTTL), scopes: scopes, familyID: family.id,
                                  refreshExpiresIn: refreshLife(family, at: t))

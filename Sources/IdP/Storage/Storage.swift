@@ -89,6 +89,9 @@ public protocol RefreshStore: Sendable {
     /// Never rotates a token whose family is revoked (returns `.alreadyUsed` or the family check fails first).
     /// `audit`, when given, is appended in the same transaction if (and only if) the token rotated.
     func rotateRefreshToken(hash: String, now: Date, successor: RefreshToken, audit: AuditEvent?) async throws -> RefreshRotation
+    /// The same rotation, handed over at once: the caller works meanwhile and awaits the outcome.
+    /// Stores that batch rotations queue it before returning (the default runs it in a task).
+    func beginRefreshRotation(hash: String, now: Date, successor: RefreshToken, audit: AuditEvent?) -> PendingRefreshRotation
     /// Inserts a new family and its first token in one transaction.
     func startFamily(_ family: RefreshFamily, firstToken: RefreshToken) async throws
     /// Whether `hash` is stored and still unused.
@@ -234,6 +237,15 @@ public typealias Storage = UserStore & ClientStore & CodeStore & RefreshStore & 
 extension RefreshStore {
     public func rotateRefreshToken(hash: String, now: Date, successor: RefreshToken) async throws -> RefreshRotation {
         try await rotateRefreshToken(hash: hash, now: now, successor: successor, audit: nil)
+    }
+
+    public func beginRefreshRotation(hash: String, now: Date, successor: RefreshToken, audit: AuditEvent?) -> PendingRefreshRotation {
+        let pending = PendingRefreshRotation()
+        Task {
+            do { pending.settle(.success(try await rotateRefreshToken(hash: hash, now: now, successor: successor, audit: audit))) }
+            catch { pending.settle(.failure(error)) }
+        }
+        return pending
     }
 }
 

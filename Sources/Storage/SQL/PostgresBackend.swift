@@ -95,10 +95,16 @@ public final class PostgresBackend: SQLBackend, @unchecked Sendable {
         return PostgresPools(configuration: config, size: max(1, options.poolSize), logger: logger)
     }
 
+    /// Where refresh batches are written from, and where the writer's operations run: a thread of its
+    /// own, so a batch's answer is acted on at once (see `PostgresPools.writer`).
+    static let writerExecutor = WriterThread(name: "pg-writer")
+
     /// A connection from the pool within `acquireTimeout`, or `.unavailable` naming the database.
-    private func withLease<R: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> R) async throws -> R {
+    /// `writer`: from the refresh writer's pool, the operation running on `writerExecutor`.
+    private func withLease<R: Sendable>(writer: Bool = false, _ body: @escaping @Sendable (PostgresConnection) async throws -> R) async throws -> R {
         let (pools, generation) = lock.withLock { (self.pools, self.generation) }
-        let client = pools.current
+        let dedicated = writer ? pools.writer : nil
+        let client = dedicated ?? pools.current
         let acquired = Flag()
         let timeout = options.acquireTimeout
         let operationTimeout = options.operationTimeout
@@ -115,7 +121,7 @@ public final class PostgresBackend: SQLBackend, @unchecked Sendable {
                     // The task lets go of `body` before it answers: callers pass closures that must not
                     // outlive the call (`withoutActuallyEscaping` checks, and traps otherwise).
                     let job = Job(body)
-                    let op = Task {
+                    let op = Task(executorPreference: dedicated == nil ? nil : Self.writerExecutor) {
                         let result: Result<R, any Error>
                         do {
                             result = .success(try await client.withConnection { conn in
@@ -270,6 +276,11 @@ public final class PostgresBackend: SQLBackend, @unchecked Sendable {
 
     public func run<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
         try await withLease { conn in try await body(FastPostgresDatabase(conn)) }
+    }
+
+    /// `run` for refresh batches: the writer's own connections and thread.
+    func runWriting<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+        try await withLease(writer: true) { conn in try await body(FastPostgresDatabase(conn)) }
     }
 
     public func close() async throws {

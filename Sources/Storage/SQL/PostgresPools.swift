@@ -4,19 +4,31 @@ import NIOCore
 import NIOPosix
 import PostgresNIO
 
-/// The replica's PostgreSQL connections as one pool per NIO event loop. A request runs on an event
-/// loop (`server.tasks_on_event_loops`) and takes a connection of that same loop: the query is
-/// written, and its answer read and acted on, without waking another thread. Off an event loop
-/// (the CLI, or the option turned off) any pool serves. `database.pool_size` is the total.
+/// The replica's PostgreSQL connections as one pool per NIO event loop, plus the refresh writer's
+/// own. A request runs on an event loop (`server.tasks_on_event_loops`) and takes a connection of
+/// that same loop: the query is written, and its answer read and acted on, without waking another
+/// thread. Off an event loop (the CLI, or the option turned off) any pool serves.
+///
+/// Refresh rotations (`RotationBatcher`) go through `writer`: connections on an event loop of their
+/// own (`writerGroup`), whose answers are read at once instead of after the HTTP work queued on a
+/// busy request loop — on two cores under refresh load, that queue made a batch's round trip
+/// 1.4–2.5 ms of which PostgreSQL's work was 0.3 (docs/performance.md, seventh steps).
+/// `database.pool_size` is the total of all of them.
 struct PostgresPools: Sendable {
     let members: [(loop: any EventLoop, client: PostgresClient)]
+    /// The refresh writer's pool (nil when the pool size leaves no connection for it).
+    let writer: PostgresClient?
     /// Runs every member's pool; cancelling it closes them all.
     let runner: Task<Void, Never>
 
-    init(configuration: PostgresClient.Configuration, size: Int, group: MultiThreadedEventLoopGroup = .singleton, logger: Logger) {
+    /// The refresh writer's event loop: one thread for the process, never shut down (like NIO's singleton).
+    static let writerGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+
+    init(configuration: PostgresClient.Configuration, size: Int, group: MultiThreadedEventLoopGroup = .singleton,
+         writerGroup: MultiThreadedEventLoopGroup? = PostgresPools.writerGroup, logger: Logger) {
         let loops = Array(group.makeIterator())
-        var members: [(loop: any EventLoop, client: PostgresClient)] = []
-        for (i, share) in Self.shares(size: size, loops: loops.count).enumerated() {
+        let (writerShare, rest) = writerGroup == nil ? (0, size) : Self.writerShare(size: size)
+        func client(_ share: Int, _ loop: any EventLoop) -> PostgresClient {
             var c = configuration
             c.options.maximumConnections = share
             // Not `share`: PostgresNIO's pool traps (`precondition(minimumConcurrentConnections <=
@@ -24,10 +36,15 @@ struct PostgresPools: Sendable {
             // minimum connections are failing to reconnect — a replica died so when PostgreSQL was
             // restarted under refresh traffic (test_db_outage). Connections open on demand instead.
             c.options.minimumConnections = 0
-            members.append((loops[i], PostgresClient(configuration: c, eventLoopGroup: loops[i], backgroundLogger: logger)))
+            return PostgresClient(configuration: c, eventLoopGroup: loop, backgroundLogger: logger)
+        }
+        var members: [(loop: any EventLoop, client: PostgresClient)] = []
+        for (i, share) in Self.shares(size: rest, loops: loops.count).enumerated() {
+            members.append((loops[i], client(share, loops[i])))
         }
         self.members = members
-        let clients = members.map(\.client)
+        writer = writerGroup.flatMap { g in writerShare > 0 ? client(writerShare, g.next()) : nil }
+        let clients = members.map(\.client) + (writer.map { [$0] } ?? [])
         let entering = NIOLockedValueBox(0)
         self.entering = entering
         runner = Task {
@@ -50,7 +67,7 @@ struct PostgresPools: Sendable {
     /// when the cores were busy and one `Task.yield()` was not enough for the runner to start.
     func untilRunning(limit: Duration = .seconds(2)) async {
         let deadline = ContinuousClock.now + limit
-        while entering.withLockedValue({ $0 }) < members.count, ContinuousClock.now < deadline {
+        while entering.withLockedValue({ $0 }) < members.count + (writer == nil ? 0 : 1), ContinuousClock.now < deadline {
             try? await Task.sleep(for: .microseconds(200))
         }
         // `run()` sets its flag in its first statement, right after the count moved.
@@ -62,6 +79,15 @@ struct PostgresPools: Sendable {
         let size = max(1, size)
         let count = max(1, min(loops, size))
         return (0..<count).map { (size + $0) / count }
+    }
+
+    /// Connections for the refresh writer out of `size`, and the rest for the loops' pools: a
+    /// third, 1 to 4 (one batch in flight, more only while one stalls), none below 2.
+    static func writerShare(size: Int) -> (writer: Int, rest: Int) {
+        let size = max(1, size)
+        guard size >= 2 else { return (0, size) }
+        let w = min(4, max(1, size / 3))
+        return (w, size - w)
     }
 
     /// The pool of the event loop this runs on, else any.

@@ -27,15 +27,21 @@ enum PostgresRotation {
 
     static func one(_ r: RotationRequest, backend: any SQLBackend) async throws -> [Outcome] {
         let statement = RefreshRotationStatement(now: t(r.now), hash: r.hash, successor: r.successor, audit: r.audit)
-        let row = try await backend.run { db in try await fast(db).first(statement) }
+        let row = try await writing(backend) { db in try await fast(db).first(statement) }
         guard let row else { return [.unknown] }
         // Its single row cannot tell an unknown token from a lost race: both read again, as before.
         return [row.won > 0 ? .won : row.usedAt.map { .usedAt($0) } ?? .lost]
     }
 
+    /// On the refresh writer's connections and thread (`PostgresPools.writer`).
+    private static func writing<R: Sendable>(_ backend: any SQLBackend, _ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+        if let pg = backend as? PostgresBackend { return try await pg.runWriting(body) }
+        return try await backend.run(body)
+    }
+
     static func many(_ batch: [RotationRequest], backend: any SQLBackend) async throws -> [Outcome] {
         let statement = RefreshRotationBatchStatement(batch: batch)
-        let rows = try await backend.run { db in try await fast(db).all(statement) }
+        let rows = try await writing(backend) { db in try await fast(db).all(statement) }
         var out = [Outcome?](repeating: nil, count: batch.count)
         for row in rows where row.n >= 1 && row.n <= batch.count {
             guard let usedAt = row.usedAt else { out[row.n - 1] = .unknown; continue }

@@ -18,9 +18,10 @@ struct RotationRequest: Sendable {
 /// answers as before (one task hop later) and a busy one pays one commit, one lock round and one
 /// round trip for many.
 ///
-/// `lanes` batches may be in flight at once: one on SQLite (one writer anyway), four on PostgreSQL,
-/// whose commits wait for a WAL flush (measured in docs/performance.md: one lane made the largest
-/// batches and the least work, and was best for ES256, but left the cores idle under RS256).
+/// `lanes` batches may be in flight at once: one on SQLite (one writer anyway); on PostgreSQL up to
+/// four, a further one opening only when no batch has started for `spread` (docs/performance.md,
+/// seventh steps: four lanes always open made smaller batches, more commits and more CPU per
+/// refresh; one lane is best once the writer's answers are read on a thread of their own).
 /// `write` answers every request of a batch, in order; a batch that fails as a whole answers every
 /// request with that error (the backends redo a batch one by one when one request's own data
 /// failed, so one bad rotation never takes others down).
@@ -29,7 +30,7 @@ final class RotationBatcher: Sendable {
 
     private struct Waiter {
         let request: RotationRequest
-        let continuation: CheckedContinuation<RefreshRotation, any Error>
+        let pending: PendingRefreshRotation
         let since: ContinuousClock.Instant
     }
 
@@ -40,6 +41,8 @@ final class RotationBatcher: Sendable {
         var batches = 0
         var requests = 0
         var largest = 0
+        /// When the latest batch started (a further lane opens only once this is `spread` ago).
+        var lastStart = ContinuousClock.now
 
         mutating func take(_ n: Int) -> [Waiter] {
             guard n > 0, !waiting.isEmpty else { return [] }
@@ -61,7 +64,16 @@ final class RotationBatcher: Sendable {
     private let write: Write
     private let state = NIOLockedValueBox(State())
 
-    init(lanes: Int, maxBatch: Int = 64, maxWait: Duration = .seconds(3), executor: (any TaskExecutor)? = nil, write: @escaping Write) {
+    /// A further lane opens only when no batch has started for this long (0: whenever one is free).
+    let spread: Duration
+    /// PostgreSQL's `spread`: longer than a batch normally takes (1–2.5 ms measured on two busy
+    /// cores), so one batch is in flight and the next gathers what arrives meanwhile — the fewest
+    /// commits and statements; a batch that stalls (a row lock held by another replica, a slow
+    /// flush) no longer holds up the rotations behind it after 5 ms.
+    static let stall: Duration = .milliseconds(5)
+
+    init(lanes: Int, maxBatch: Int = 64, maxWait: Duration = .seconds(3), spread: Duration = .zero, executor: (any TaskExecutor)? = nil, write: @escaping Write) {
+        self.spread = spread
         self.lanes = max(1, lanes)
         self.maxBatch = max(1, maxBatch)
         self.maxWait = maxWait
@@ -70,19 +82,27 @@ final class RotationBatcher: Sendable {
     }
 
     func rotate(_ request: RotationRequest) async throws -> RefreshRotation {
-        try await withCheckedThrowingContinuation { c in
-            // Queued under the lock that also decides whether a lane is free: a batch finishing
-            // meanwhile either takes this request or leaves a lane for it.
-            let start = state.withLockedValue { s in
-                s.waiting.append(Waiter(request: request, continuation: c, since: .now))
-                guard s.inFlight < lanes else { return false }
-                s.inFlight += 1
-                return true
-            }
-            // A task of its own writes, never the caller's: a request whose task is cancelled (its
-            // client went away) must not cut short the batch that carries other clients' rotations.
-            if start { Task(executorPreference: executor) { await self.drain() } }
+        try await begin(request).outcome()
+    }
+
+    /// Queues `request` and returns at once; the caller awaits `outcome()` when it needs it.
+    func begin(_ request: RotationRequest) -> PendingRefreshRotation {
+        let pending = PendingRefreshRotation()
+        // Queued under the lock that also decides whether a lane is free: a batch finishing
+        // meanwhile either takes this request or leaves a lane for it.
+        let start = state.withLockedValue { s in
+            s.waiting.append(Waiter(request: request, pending: pending, since: .now))
+            guard s.inFlight < lanes else { return false }
+            let now = ContinuousClock.now
+            if s.inFlight > 0, now - s.lastStart < spread { return false }
+            s.inFlight += 1
+            s.lastStart = now
+            return true
         }
+        // A task of its own writes, never the caller's: a request whose task is cancelled (its
+        // client went away) must not cut short the batch that carries other clients' rotations.
+        if start { Task(executorPreference: executor) { await self.drain() } }
+        return pending
     }
 
     /// Writes waiting batches until none is left, then gives the lane back.
@@ -90,17 +110,18 @@ final class RotationBatcher: Sendable {
         while true {
             let taken = state.withLockedValue { s -> [Waiter]? in
                 if s.waiting.isEmpty { s.inFlight -= 1; return nil }
+                s.lastStart = .now
                 return s.take(maxBatch)
             }
             guard let taken else { return }
             let oldest = ContinuousClock.now - maxWait
             let batch = taken.filter { $0.since >= oldest }
             for w in taken where w.since < oldest {
-                w.continuation.resume(throwing: StorageError.unavailable("the database did not write the refresh within \(maxWait)"))
+                w.pending.settle(.failure(StorageError.unavailable("the database did not write the refresh within \(maxWait)")))
             }
             guard !batch.isEmpty else { continue }
             let results = await written(batch.map(\.request))
-            for (w, r) in zip(batch, results) { w.continuation.resume(with: r) }
+            for (w, r) in zip(batch, results) { w.pending.settle(r) }
         }
     }
 

@@ -17,17 +17,16 @@ public final class SQLStorage: Storage {
     }
 
     /// Refresh-token rotations arriving together are written together: on SQLite one batch at a
-    /// time (one writer, no fsync per commit), on PostgreSQL up to four at once, so a commit waiting
-    /// for its WAL flush leaves the next batch free to start (docs/performance.md: one lane idled a
-    /// quarter of the cores under RS256 refreshes).
+    /// time on the writer thread; on PostgreSQL one batch at a time from the writer's own thread and
+    /// connections, a second (up to four) only when one stalls (`RotationBatcher.stall`).
     let rotations: RotationBatcher
 
     init(backend: any SQLBackend) {
         self.backend = backend
         // A request waits for its batch at most as long as it would have waited for the database alone.
         let maxWait = (backend as? PostgresBackend)?.options.acquireTimeout ?? .seconds(SQLiteHandle.busyDeadline)
-        rotations = RotationBatcher(lanes: backend.flavor == .postgres ? 4 : 1, maxWait: maxWait,
-                                    executor: backend is SQLiteBackend ? SQLiteBackend.writer : nil,
+        rotations = RotationBatcher(lanes: backend.flavor == .postgres ? 4 : 1, maxWait: maxWait, spread: RotationBatcher.stall,
+                                    executor: backend is SQLiteBackend ? SQLiteBackend.writer : PostgresBackend.writerExecutor,
                                     write: RotationWriter(backend: backend).write)
     }
 
@@ -351,6 +350,10 @@ extension SQLStorage {
 
     public func rotateRefreshToken(hash: String, now: Date, successor: RefreshToken, audit: AuditEvent?) async throws -> RefreshRotation {
         try await rotations.rotate(RotationRequest(hash: hash, now: now, successor: successor, audit: audit))
+    }
+
+    public func beginRefreshRotation(hash: String, now: Date, successor: RefreshToken, audit: AuditEvent?) -> PendingRefreshRotation {
+        rotations.begin(RotationRequest(hash: hash, now: now, successor: successor, audit: audit))
     }
 
     public func startFamily(_ family: RefreshFamily, firstToken: RefreshToken) async throws {

@@ -1,0 +1,29 @@
+import Foundation
+@testable import IdP
+import Testing
+
+@Suite("Pending refresh rotations", .timeLimit(.minutes(1)))
+struct PendingRotationTests {
+    @Test func anOutcomeSettledBeforeItIsAwaitedIsReturnedAtOnce() async throws {
+        let p = PendingRefreshRotation()
+        p.settle(.success(.rotated))
+        #expect(p.isSettled)
+        #expect(try await p.outcome() == .rotated)
+    }
+
+    @Test func anAwaitedOutcomeArrivesWhenSettledAndOnlyTheFirstSettlementCounts() async throws {
+        let p = PendingRefreshRotation()
+        let waiting = Task { try await p.outcome() }
+        try await Task.sleep(for: .milliseconds(20))
+        #expect(!p.isSettled)
+        p.settle(.success(.notFound))
+        p.settle(.success(.rotated))  // ignored
+        #expect(try await waiting.value == .notFound)
+        #expect(try await p.outcome() == .notFound)
+    }
+
+    @Test func aFailureReachesTheCaller() async throws {
+        let p = PendingRefreshRotation(.failure(StorageError.unavailable("down")))
+        await #expect(throws: StorageError.self) { try await p.outcome() }
+    }
+}
