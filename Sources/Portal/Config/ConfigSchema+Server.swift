@@ -16,7 +16,7 @@ extension ConfigSchema {
         .init("database.url", .string, example: "postgres://portal:PASSWORD@db.example.org:5432/portal?sslmode=verify-full", secret: .value,
               env: "PORTAL_DATABASE_URL",
               "sqlite:///absolute/path.sqlite (overrides data_dir), or postgres://user:password@host:5432/database for several replicas (sslmode: disable, prefer, require, verify-ca or verify-full; the default is verify-full except on loopback). Holds the password: prefer the environment variable from a Secret."),
-        .init("database.pool_size", .int(1...200), default: "10", "PostgreSQL connections per replica, shared out among the HTTP event loops (one pool each, so a request uses a connection of the thread it runs on)."),
+        .init("database.pool_size", .int(1...200), default: "10", "PostgreSQL connections per replica: a third (1–4) for the refresh writer's own thread, the rest shared out among the HTTP event loops (one pool each, so a request uses a connection of the thread it runs on)."),
         .init("database.ca_file", .string, example: "/etc/portal/db-ca.crt", "CA certificate (PEM) for sslmode verify-ca and verify-full."),
         .init("database.acquire_timeout", .duration(0.1...120), default: "3s",
               "The longest a request waits for a database connection; then it is answered 503."),
