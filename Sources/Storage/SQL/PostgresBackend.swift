@@ -33,6 +33,8 @@ public final class PostgresBackend: SQLBackend, @unchecked Sendable {
     private var reviving = false
     /// When a connection was last handed out: a pool that is merely busy keeps doing that.
     private var lastAcquired = ContinuousClock.now
+    /// The same for the refresh writer's pool (a failed writer is not excused by busy request pools).
+    private var lastAcquiredWriting = ContinuousClock.now
     private var closed = false
 
     /// The pool is revived only once it has worked (a failed `open` just reports).
@@ -126,7 +128,9 @@ public final class PostgresBackend: SQLBackend, @unchecked Sendable {
                         do {
                             result = .success(try await client.withConnection { conn in
                                 acquired.set()
-                                self.lock.withLock { self.lastAcquired = ContinuousClock.now }
+                                self.lock.withLock {
+                                    if dedicated == nil { self.lastAcquired = ContinuousClock.now } else { self.lastAcquiredWriting = ContinuousClock.now }
+                                }
                                 return try await job.run(conn)
                             })
                         } catch {
@@ -153,25 +157,25 @@ public final class PostgresBackend: SQLBackend, @unchecked Sendable {
             }
         } catch is OperationTimeout {
             Counter(label: "portal_storage_errors_total").increment()
-            poolFailed(generation)
+            poolFailed(generation, writer: dedicated != nil)
             throw StorageError.unavailable("the database (PostgreSQL at \(parsed.where)) did not answer within \(options.operationTimeout ?? .zero)")
         } catch is AcquireTimeout {
             Counter(label: "portal_storage_errors_total").increment()
-            poolFailed(generation)
+            poolFailed(generation, writer: dedicated != nil)
             throw StorageError.unavailable("no connection from the database (PostgreSQL at \(parsed.where)) within \(timeout)")
         } catch {
-            if Self.isConnectionFailure(error) { poolFailed(generation) }
+            if Self.isConnectionFailure(error) { poolFailed(generation, writer: dedicated != nil) }
             throw Self.translate(error)
         }
     }
 
     /// The pool of `generation` stopped producing connections: probe the server and, once it
     /// answers, start a fresh pool (unless another request already did).
-    private func poolFailed(_ failed: Int) {
+    private func poolFailed(_ failed: Int, writer: Bool = false) {
         let start = lock.withLock { () -> Bool in
             guard failed == generation, !reviving, !closed, opened else { return false }
             // Connections were handed out within the last acquire timeout: busy, not dead.
-            guard ContinuousClock.now - lastAcquired > options.acquireTimeout else { return false }
+            guard ContinuousClock.now - (writer ? lastAcquiredWriting : lastAcquired) > options.acquireTimeout else { return false }
             reviving = true
             return true
         }
@@ -181,10 +185,11 @@ public final class PostgresBackend: SQLBackend, @unchecked Sendable {
             while !(lock.withLock { closed }) {
                 if await probe() {
                     // A short outage: the pools may have reconnected by themselves meanwhile; keep them then
-                    // (every one of them: a request uses its own event loop's pool).
+                    // (every one of them: a request uses its own event loop's pool, a refresh the writer's).
                     let current = lock.withLock { self.pools }
                     var allAnswer = true
-                    for m in current.members where !(await Self.answers(m.client, within: .milliseconds(500), logger: logger)) {
+                    for client in current.members.map(\.client) + (current.writer.map { [$0] } ?? [])
+                    where !(await Self.answers(client, within: .milliseconds(500), logger: logger)) {
                         allAnswer = false
                         break
                     }

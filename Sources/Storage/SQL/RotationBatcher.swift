@@ -19,7 +19,7 @@ struct RotationRequest: Sendable {
 /// round trip for many.
 ///
 /// `lanes` batches may be in flight at once: one on SQLite (one writer anyway); on PostgreSQL up to
-/// four, a further one opening only when no batch has started for `spread` (docs/performance.md,
+/// the refresh writer's connections (1–4), a further one opening only when no batch has started for `spread` (docs/performance.md,
 /// seventh steps: four lanes always open made smaller batches, more commits and more CPU per
 /// refresh; one lane is best once the writer's answers are read on a thread of their own).
 /// `write` answers every request of a batch, in order; a batch that fails as a whole answers every
@@ -68,8 +68,10 @@ final class RotationBatcher: Sendable {
     let spread: Duration
     /// PostgreSQL's `spread`: longer than a batch normally takes (1–2.5 ms measured on two busy
     /// cores), so one batch is in flight and the next gathers what arrives meanwhile — the fewest
-    /// commits and statements; a batch that stalls (a row lock held by another replica, a slow
-    /// flush) no longer holds up the rotations behind it after 5 ms.
+    /// commits and statements; once a batch has stalled for 5 ms (a row lock held by another
+    /// replica, a slow flush), the next rotation to arrive opens a further lane and takes everything
+    /// waiting. (Checked on arrival only: rotations queued just before a stall and followed by no
+    /// other wait for the stalled batch, at most `maxWait`.)
     static let stall: Duration = .milliseconds(5)
 
     init(lanes: Int, maxBatch: Int = 64, maxWait: Duration = .seconds(3), spread: Duration = .zero, executor: (any TaskExecutor)? = nil, write: @escaping Write) {

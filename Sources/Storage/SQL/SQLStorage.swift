@@ -18,14 +18,16 @@ public final class SQLStorage: Storage {
 
     /// Refresh-token rotations arriving together are written together: on SQLite one batch at a
     /// time on the writer thread; on PostgreSQL one batch at a time from the writer's own thread and
-    /// connections, a second (up to four) only when one stalls (`RotationBatcher.stall`).
+    /// connections, a second (up to the writer's 1-4 connections) only when one stalls (`RotationBatcher.stall`).
     let rotations: RotationBatcher
 
     init(backend: any SQLBackend) {
         self.backend = backend
         // A request waits for its batch at most as long as it would have waited for the database alone.
         let maxWait = (backend as? PostgresBackend)?.options.acquireTimeout ?? .seconds(SQLiteHandle.busyDeadline)
-        rotations = RotationBatcher(lanes: backend.flavor == .postgres ? 4 : 1, maxWait: maxWait, spread: RotationBatcher.stall,
+        // PostgreSQL: as many lanes as the writer has connections (1-4), so a lane never waits for one.
+        let lanes = (backend as? PostgresBackend).map { max(1, PostgresPools.writerShare(size: $0.options.poolSize).writer) } ?? 1
+        rotations = RotationBatcher(lanes: lanes, maxWait: maxWait, spread: RotationBatcher.stall,
                                     executor: backend is SQLiteBackend ? SQLiteBackend.writer : PostgresBackend.writerExecutor,
                                     write: RotationWriter(backend: backend).write)
     }
