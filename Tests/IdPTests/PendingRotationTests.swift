@@ -14,8 +14,9 @@ struct PendingRotationTests {
     @Test func anAwaitedOutcomeArrivesWhenSettledAndOnlyTheFirstSettlementCounts() async throws {
         let p = PendingRefreshRotation()
         let waiting = Task { try await p.outcome() }
-        try await Task.sleep(for: .milliseconds(20))
-        #expect(!p.isSettled)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !p.isAwaited, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(1)) }
+        #expect(p.isAwaited && !p.isSettled, "the caller waits in outcome() before the store settles")
         p.settle(.success(.notFound))
         p.settle(.success(.rotated))  // ignored
         #expect(try await waiting.value == .notFound)

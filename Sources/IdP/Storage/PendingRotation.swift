@@ -34,6 +34,8 @@ public final class PendingRefreshRotation: Sendable {
     }
 
     public var isSettled: Bool { state.withLock { $0.result != nil } }
+    /// Someone is waiting in `outcome()` (the tests check the continuation path this way).
+    var isAwaited: Bool { state.withLock { $0.waiter != nil } }
 
     /// Waits for the store's answer.
     public func outcome() async throws -> RefreshRotation {
