@@ -137,20 +137,24 @@ struct RotationBatcherTests {
         let batcher = RotationBatcher(lanes: 2, spread: .milliseconds(300), write: Self.writer(seen, held: "stalled", gate: gate))
         let stalled = batcher.begin(Self.request("stalled"))
         try await Self.until { seen.withLockedValue { $0.count } == 1 }
-        // A lane is free, but a batch started just now: this one waits for the next batch.
+        // A lane is free, but a batch started just now: these wait for the next batch.
         let early = batcher.begin(Self.request("early"))
+        let second = batcher.begin(Self.request("second"))
         try await Task.sleep(for: .milliseconds(50))
-        #expect(seen.withLockedValue { $0.count } == 1 && batcher.waitingCount == 1, "no second lane within the spread")
-        try await Task.sleep(for: .milliseconds(350))
-        // The batch in flight has stalled past the spread: the next arrival opens the second lane,
-        // which takes everything waiting.
-        let late = batcher.begin(Self.request("late"))
+        #expect(seen.withLockedValue { $0.count } == 1 && batcher.waitingCount == 2, "no second lane within the spread")
+        // Nothing else arrives; the batch in flight stalls past the spread: a second lane opens by
+        // itself and takes everything waiting, while the stalled batch still waits.
         #expect(try await early.outcome() == .rotated)
-        #expect(try await late.outcome() == .rotated)
+        #expect(try await second.outcome() == .rotated)
         #expect(!stalled.isSettled, "written beside the stalled batch, not after it")
-        #expect(seen.withLockedValue { $0 } == [["stalled"], ["early", "late"]])
+        #expect(seen.withLockedValue { $0 } == [["stalled"], ["early", "second"]])
+        // Arriving after the spread with a lane free: written at once, beside the stalled batch.
+        try await Task.sleep(for: .milliseconds(350))
+        #expect(try await batcher.begin(Self.request("late")).outcome() == .rotated)
+        #expect(!stalled.isSettled)
         gate.open()
         #expect(try await stalled.outcome() == .rotated)
+        #expect(seen.withLockedValue { $0 } == [["stalled"], ["early", "second"], ["late"]])
     }
 
     @Test func onlyOneRequestsOwnDataOrARetryableStateRedoesABatchOneByOne() {

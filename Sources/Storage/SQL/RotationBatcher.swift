@@ -43,6 +43,8 @@ final class RotationBatcher: Sendable {
         var largest = 0
         /// When the latest batch started (a further lane opens only once this is `spread` ago).
         var lastStart = ContinuousClock.now
+        /// A task is watching for the batch in flight to pass `spread` (see `watchForStall`).
+        var watching = false
 
         mutating func take(_ n: Int) -> [Waiter] {
             guard n > 0, !waiting.isEmpty else { return [] }
@@ -68,10 +70,9 @@ final class RotationBatcher: Sendable {
     let spread: Duration
     /// PostgreSQL's `spread`: longer than a batch normally takes (1–2.5 ms measured on two busy
     /// cores), so one batch is in flight and the next gathers what arrives meanwhile — the fewest
-    /// commits and statements; once a batch has stalled for 5 ms (a row lock held by another
-    /// replica, a slow flush), the next rotation to arrive opens a further lane and takes everything
-    /// waiting. (Checked on arrival only: rotations queued just before a stall and followed by no
-    /// other wait for the stalled batch, at most `maxWait`.)
+    /// commits and statements; once no batch has started for 5 ms (a row lock held by another
+    /// replica, a slow flush), a further lane opens for everything waiting — at the next arrival, or
+    /// when the 5 ms are up (`watchForStall`).
     static let stall: Duration = .milliseconds(5)
 
     init(lanes: Int, maxBatch: Int = 64, maxWait: Duration = .seconds(3), spread: Duration = .zero, executor: (any TaskExecutor)? = nil, write: @escaping Write) {
@@ -92,19 +93,51 @@ final class RotationBatcher: Sendable {
         let pending = PendingRefreshRotation()
         // Queued under the lock that also decides whether a lane is free: a batch finishing
         // meanwhile either takes this request or leaves a lane for it.
-        let start = state.withLockedValue { s in
+        let start = state.withLockedValue { s -> Next in
             s.waiting.append(Waiter(request: request, pending: pending, since: .now))
-            guard s.inFlight < lanes else { return false }
+            guard s.inFlight < lanes else { return .wait }
             let now = ContinuousClock.now
-            if s.inFlight > 0, now - s.lastStart < spread { return false }
+            if s.inFlight > 0, now - s.lastStart < spread {
+                if s.watching { return .wait }
+                s.watching = true
+                return .watch
+            }
             s.inFlight += 1
             s.lastStart = now
-            return true
+            return .write
         }
+        switch start {
         // A task of its own writes, never the caller's: a request whose task is cancelled (its
         // client went away) must not cut short the batch that carries other clients' rotations.
-        if start { Task(executorPreference: executor) { await self.drain() } }
+        case .write: Task(executorPreference: executor) { await self.drain() }
+        case .watch: Task(executorPreference: executor) { await self.watchForStall() }
+        case .wait: break
+        }
         return pending
+    }
+
+    private enum Next { case write, watch, wait }
+
+    /// Rotations wait behind a batch in flight: once no batch has started for `spread`, opens a
+    /// further lane for them even if nothing else arrives (a stalled batch holds up nobody for longer).
+    private func watchForStall() async {
+        while true {
+            let left = state.withLockedValue { s in spread - (ContinuousClock.now - s.lastStart) }
+            if left > .zero { try? await Task.sleep(for: left) }
+            let open = state.withLockedValue { s -> Bool? in
+                // Nobody waiting, or every lane busy (a lane that finishes takes the waiting): done.
+                guard !s.waiting.isEmpty, s.inFlight < lanes else { s.watching = false; return false }
+                let now = ContinuousClock.now
+                guard now - s.lastStart >= spread else { return nil }  // a batch started meanwhile: watch on
+                s.watching = false
+                s.inFlight += 1
+                s.lastStart = now
+                return true
+            }
+            guard let open else { continue }
+            if open { await drain() }
+            return
+        }
     }
 
     /// Writes waiting batches until none is left, then gives the lane back.
