@@ -57,6 +57,28 @@ struct RefreshTests {
         }
     }
 
+    /// The successor's tokens are signed while the rotation is written: when the rotation then loses
+    /// (another replica consumed the token after this one looked it up), none of them is handed out.
+    @Test func tokensSignedDuringALostRotationAreNeverHandedOut() async throws {
+        try await Harness.with { h async throws in
+            let first = try await h.signIn()
+            // Issued by a refresh: the provider remembers it (no lookup next time).
+            let second = try await h.refresh(first.refreshToken)
+            h.clock.advance(1)
+            // Consumed behind the provider's back (another replica): the provider still remembers it unused,
+            // so only the rotation itself finds out.
+            let other = RefreshToken(hash: Secrets.sha256Hex(String(repeating: "B", count: 43)), familyID: first.familyID,
+                                     clientID: Harness.cliID, createdAt: h.clock.now(), idleExpiresAt: h.clock.now() + 900)
+            #expect(try await h.store.rotateRefreshToken(hash: Secrets.sha256Hex(second.refreshToken), now: h.clock.now(),
+                                                         successor: other) == .rotated)
+            h.clock.advance(10)  // past the grace window: a replay
+            let e = await #expect(throws: OAuthError.self) { _ = try await h.refresh(second.refreshToken) }
+            #expect(e?.code == "invalid_grant")
+            #expect(try await h.store.family(id: first.familyID)?.revokedAt != nil, "the family ends, as on any replay")
+            #expect(try await h.auditEvents(type: "token.refresh").allSatisfy { $0.details["grace"] == nil })
+        }
+    }
+
     @Test func aReplayWithinTheGraceWindowGetsTheSameSuccessor() async throws {
         try await Harness.with { h async throws in
             let first = try await h.signIn()
