@@ -24,7 +24,8 @@ struct PendingRotationTests {
     }
 
     @Test func aFailureReachesTheCaller() async throws {
-        let p = PendingRefreshRotation(.failure(StorageError.unavailable("down")))
+        let p = PendingRefreshRotation()
+        p.settle(.failure(StorageError.unavailable("down")))
         await #expect(throws: StorageError.self) { try await p.outcome() }
     }
 }

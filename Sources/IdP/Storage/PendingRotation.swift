@@ -17,11 +17,6 @@ public final class PendingRefreshRotation: Sendable {
 
     public init() {}
 
-    /// Already settled (for stores that write at once).
-    public init(_ result: Result<RefreshRotation, any Error>) {
-        state.withLock { $0.result = result }
-    }
-
     /// The store's answer. A second call is ignored.
     public func settle(_ result: Result<RefreshRotation, any Error>) {
         let waiter = state.withLock { s -> CheckedContinuation<RefreshRotation, any Error>? in

@@ -188,8 +188,7 @@ public final class PostgresBackend: SQLBackend, @unchecked Sendable {
                     // (every one of them: a request uses its own event loop's pool, a refresh the writer's).
                     let current = lock.withLock { self.pools }
                     var allAnswer = true
-                    for client in current.members.map(\.client) + (current.writer.map { [$0] } ?? [])
-                    where !(await Self.answers(client, within: .milliseconds(500), logger: logger)) {
+                    for client in current.all where !(await Self.answers(client, within: .milliseconds(500), logger: logger)) {
                         allAnswer = false
                         break
                     }

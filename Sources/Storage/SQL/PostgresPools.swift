@@ -18,6 +18,8 @@ struct PostgresPools: Sendable {
     let members: [(loop: any EventLoop, client: PostgresClient)]
     /// The refresh writer's pool (nil when the pool size leaves no connection for it).
     let writer: PostgresClient?
+    /// Every pool: the loops' and the writer's.
+    var all: [PostgresClient] { members.map(\.client) + (writer.map { [$0] } ?? []) }
     /// Runs every member's pool; cancelling it closes them all.
     let runner: Task<Void, Never>
 
@@ -67,7 +69,8 @@ struct PostgresPools: Sendable {
     /// when the cores were busy and one `Task.yield()` was not enough for the runner to start.
     func untilRunning(limit: Duration = .seconds(2)) async {
         let deadline = ContinuousClock.now + limit
-        while entering.withLockedValue({ $0 }) < members.count + (writer == nil ? 0 : 1), ContinuousClock.now < deadline {
+        let count = all.count
+        while entering.withLockedValue({ $0 }) < count, ContinuousClock.now < deadline {
             try? await Task.sleep(for: .microseconds(200))
         }
         // `run()` sets its flag in its first statement, right after the count moved.

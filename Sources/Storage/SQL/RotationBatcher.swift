@@ -46,6 +46,16 @@ final class RotationBatcher: Sendable {
         /// A task is watching for the batch in flight to pass `spread` (see `watchForStall`).
         var watching = false
 
+        /// Takes a lane for a new batch if one is free and, unless none is in flight, no batch has
+        /// started for `spread`.
+        mutating func openLane(lanes: Int, spread: Duration) -> Bool {
+            let now = ContinuousClock.now
+            guard inFlight < lanes, inFlight == 0 || now - lastStart >= spread else { return false }
+            inFlight += 1
+            lastStart = now
+            return true
+        }
+
         mutating func take(_ n: Int) -> [Waiter] {
             guard n > 0, !waiting.isEmpty else { return [] }
             let k = min(n, waiting.count)
@@ -95,16 +105,11 @@ final class RotationBatcher: Sendable {
         // meanwhile either takes this request or leaves a lane for it.
         let start = state.withLockedValue { s -> Next in
             s.waiting.append(Waiter(request: request, pending: pending, since: .now))
-            guard s.inFlight < lanes else { return .wait }
-            let now = ContinuousClock.now
-            if s.inFlight > 0, now - s.lastStart < spread {
-                if s.watching { return .wait }
-                s.watching = true
-                return .watch
-            }
-            s.inFlight += 1
-            s.lastStart = now
-            return .write
+            if s.openLane(lanes: lanes, spread: spread) { return .write }
+            // A lane is free but a batch started within the spread: watch for it to stall (once).
+            guard s.inFlight < lanes, !s.watching else { return .wait }
+            s.watching = true
+            return .watch
         }
         switch start {
         // A task of its own writes, never the caller's: a request whose task is cancelled (its
@@ -127,11 +132,8 @@ final class RotationBatcher: Sendable {
             let open = state.withLockedValue { s -> Bool? in
                 // Nobody waiting, or every lane busy (a lane that finishes takes the waiting): done.
                 guard !s.waiting.isEmpty, s.inFlight < lanes else { s.watching = false; return false }
-                let now = ContinuousClock.now
-                guard now - s.lastStart >= spread else { return nil }  // a batch started meanwhile: watch on
+                guard s.openLane(lanes: lanes, spread: spread) else { return nil }  // a batch started meanwhile: watch on
                 s.watching = false
-                s.inFlight += 1
-                s.lastStart = now
                 return true
             }
             guard let open else { continue }
