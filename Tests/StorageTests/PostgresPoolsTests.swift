@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOCore
 import NIOPosix
@@ -66,5 +67,25 @@ struct PostgresPoolsTests {
         // Off every event loop: some member, never a crash.
         let any = pools.current
         #expect(pools.members.contains { $0.client === any })
+    }
+
+    /// The writer's batches run on the event loop its connections live on (`LoopTaskExecutor`): a task
+    /// preferring it starts there and comes back there however it is resumed — by a timer, or by a
+    /// thread outside NIO (as the SQLite writer or a settling rotation would).
+    @Test func theWritersTasksRunOnTheWritersEventLoop() async throws {
+        let writer = PostgresBackend.writerExecutor
+        #expect(writer.loop === PostgresPools.writerGroup.next(), "the loop of the writer's pool")
+        let seen = await Task(executorPreference: writer) { () async -> [Bool] in
+            var seen = [writer.loop.inEventLoop]
+            try? await Task.sleep(for: .milliseconds(2))
+            seen.append(writer.loop.inEventLoop)
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                Thread.detachNewThread { c.resume() }
+            }
+            seen.append(writer.loop.inEventLoop)
+            return seen
+        }.value
+        #expect(seen == [true, true, true])
+        #expect(!writer.loop.inEventLoop)
     }
 }

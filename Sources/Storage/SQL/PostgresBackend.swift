@@ -97,9 +97,10 @@ public final class PostgresBackend: SQLBackend, @unchecked Sendable {
         return PostgresPools(configuration: config, size: max(1, options.poolSize), logger: logger)
     }
 
-    /// Where refresh batches are written from, and where the writer's operations run: a thread of its
-    /// own, so a batch's answer is acted on at once (see `PostgresPools.writer`).
-    static let writerExecutor = WriterThread(name: "pg-writer")
+    /// Where refresh batches are written from, and where the writer's operations run: the event loop
+    /// of the writer's own connections, so a batch's answer is acted on at once, by the thread that
+    /// read it (see `PostgresPools.writer`).
+    static let writerExecutor = LoopTaskExecutor(PostgresPools.writerGroup.next())
 
     /// A connection from the pool within `acquireTimeout`, or `.unavailable` naming the database.
     /// `writer`: from the refresh writer's pool, the operation running on `writerExecutor`.
