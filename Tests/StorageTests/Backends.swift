@@ -74,7 +74,9 @@ enum Backends {
     }
 
     /// A real PostgreSQL: a fresh database per test, dropped afterwards.
-    static func postgres(_ url: String) -> Backend {
+    /// `poolSize`: tests that hold connections on purpose (two transactions waiting for each other) need
+    /// more than the loops' shares of four — off an event loop a test takes any loop's pool.
+    static func postgres(_ url: String, poolSize: Int = 4) -> Backend {
         Backend(name: "PostgreSQL") {
             // Swift Testing starts every test at once: without a bound, their pools together asked
             // for more than max_connections (400) and the server refused some ("too many clients").
@@ -98,7 +100,7 @@ enum Backends {
                 try await admin.run { db in try await db.raw("CREATE DATABASE \(unsafeRaw: String(name))").run() }
                 var c = URLComponents(string: url)!
                 c.path = "/" + name
-                let backend = try await PostgresBackend.open(.init(url: c.string!, poolSize: 4, acquireTimeout: .seconds(60)), logger: logger)
+                let backend = try await PostgresBackend.open(.init(url: c.string!, poolSize: poolSize, acquireTimeout: .seconds(60)), logger: logger)
                 return Backend.Empty(backend: backend) {
                     try? await backend.close()
                     await drop()

@@ -275,8 +275,9 @@ public final class PostgresBackend: SQLBackend, @unchecked Sendable {
         return c
     }
 
+    /// Rolled back whole and run again when PostgreSQL picks it as a deadlock's victim (`retryingWhenPostgresAsks`).
     public func transaction<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
-        try await withLease { conn in try await inTransaction(FastPostgresDatabase(conn), body) }
+        try await retryingWhenPostgresAsks { try await withLease { conn in try await inTransaction(FastPostgresDatabase(conn), body) } }
     }
 
     public func run<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {

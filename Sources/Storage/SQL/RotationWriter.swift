@@ -28,13 +28,14 @@ struct RotationWriter: Sendable {
     /// disk) fails every request of the batch at once.
     static func retriesAlone(_ error: any Error) -> Bool {
         guard let e = error as? StorageError else { return false }
-        return e.isConflict || e.message.hasPrefix("40P01 ") || e.message.hasPrefix("40001 ")
+        return e.isConflict || e.postgresAsksForARetry
     }
 
     private func one(_ r: RotationRequest) async -> Result<RefreshRotation, any Error> {
         if backend.flavor == .postgres {
             do {
-                return await settled([r], try await translated { try await PostgresRotation.one(r, backend: backend) })[0]
+                // One statement, rolled back whole if PostgreSQL picks it as a deadlock's victim: run again.
+                return await settled([r], try await translated { try await retryingWhenPostgresAsks { try await PostgresRotation.one(r, backend: backend) } })[0]
             } catch { return .failure(error) }
         }
         return await Self.result { try await translated { try await backend.transaction { db in try await Self.rotate(r, db) } } }

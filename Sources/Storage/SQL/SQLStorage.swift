@@ -377,22 +377,23 @@ extension SQLStorage {
 
     @discardableResult
     public func revokeFamily(id: String, now: Date, reason: String) async throws -> Bool {
-        try await run { db in
+        // One statement: run again if PostgreSQL picks it as a deadlock's victim (a refresh batch stamping the family).
+        try await retryingWhenPostgresAsks { try await run { db in
             try await db.raw("""
                 UPDATE refresh_families SET revoked_at = \(bind: t(now)), revoke_reason = \(bind: reason)
                 WHERE id = \(bind: id) AND revoked_at IS NULL RETURNING id
                 """).first() != nil
-        }
+        } }
     }
 
     @discardableResult
     public func revokeFamilies(userID: String, now: Date, reason: String) async throws -> Int {
-        try await run { db in
+        try await retryingWhenPostgresAsks { try await run { db in
             try await db.raw("""
                 UPDATE refresh_families SET revoked_at = \(bind: t(now)), revoke_reason = \(bind: reason)
                 WHERE user_id = \(bind: userID) AND revoked_at IS NULL AND expires_at > \(bind: t(now)) RETURNING id
                 """).all().count
-        }
+        } }
     }
 
     public func activeFamilies(userID: String?, now: Date) async throws -> [RefreshFamily] {
