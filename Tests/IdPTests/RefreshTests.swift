@@ -79,6 +79,34 @@ struct RefreshTests {
         }
     }
 
+    /// Signing fails after the rotation was handed to storage (no signing key): the answer is an OAuth
+    /// `server_error` (the provider waits for the rotation before answering), the rotation stands, and
+    /// the client's retry inside the grace window gets the successor that rotation stored — no replay,
+    /// the family lives on.
+    @Test func aSigningFailureAfterTheRotationBeganAnswersOnceItIsSettledAndARetryGetsItsSuccessor() async throws {
+        try await Harness.with { h async throws in
+            let first = try await h.signIn()
+            h.clock.advance(1)
+            for key in try await h.store.signingKeys() { try await h.store.deleteSigningKey(kid: key.kid) }
+            try await h.keys.reload()   // no key to sign with: minting fails after the rotation began
+
+            let e = await #expect(throws: OAuthError.self) { _ = try await h.refresh(first.refreshToken) }
+            #expect(e?.code == "server_error", "a clear OAuth error, not a crash or a hang")
+            #expect(try await h.store.refreshTokenIsUnused(hash: Secrets.sha256Hex(first.refreshToken)) == false,
+                    "the rotation committed: the token is consumed")
+
+            try await h.keys.maintain()   // a key again
+            h.clock.advance(2)            // inside the 5 s grace window
+            let retry = try await h.refresh(first.refreshToken)
+            #expect(try await h.store.refreshTokenIsUnused(hash: Secrets.sha256Hex(retry.refreshToken)),
+                    "the successor the failed refresh stored, handed out now")
+            #expect(try await h.claims(retry.idToken)["sub"] as? String == h.alice.id)
+            #expect(try await h.store.family(id: first.familyID)?.revokedAt == nil)
+            #expect(try await h.auditEvents(type: "token.replay").isEmpty)
+            #expect(try await h.auditEvents(type: "token.refresh").contains { $0.details["grace"] == "true" })
+        }
+    }
+
     @Test func aReplayWithinTheGraceWindowGetsTheSameSuccessor() async throws {
         try await Harness.with { h async throws in
             let first = try await h.signIn()
