@@ -1,6 +1,7 @@
 import Foundation
 import IdP
 import NIOConcurrencyHelpers
+import NIOPosix
 @testable import Storage
 import Testing
 
@@ -164,5 +165,31 @@ struct RotationBatcherTests {
         #expect(!RotationWriter.retriesAlone(StorageError.unavailable("cannot connect to the database (PostgreSQL at db:40001/portal)")))
         #expect(!RotationWriter.retriesAlone(StorageError.unavailable("57P01 terminating connection due to administrator command")))
         #expect(!RotationWriter.retriesAlone(CancellationError()))
+    }
+
+    /// Never shut down (a loop the batcher may still hand an answer to).
+    static let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+
+    /// A rotation queued from an event loop is answered on that loop (one hand-off per loop and batch),
+    /// not from the writer's thread: while the loop is busy, the written rotation stays unanswered.
+    @Test func aRotationQueuedFromAnEventLoopIsAnsweredOnThatLoop() async throws {
+        let seen = NIOLockedValueBox<[[String]]>([])
+        let gate = Gate()
+        let batcher = RotationBatcher(lanes: 1, write: Self.writer(seen, held: "from-loop", gate: gate))
+        let loop = Self.group.next()
+        let pending = try await loop.submit { batcher.begin(Self.request("from-loop")) }.get()
+        try await Self.until { seen.withLockedValue { $0.count } == 1 }
+        // Hold the loop, then let the write finish: the answer must wait for the loop.
+        let release = NIOLockedValueBox(false)
+        let holding = loop.submit { while !release.withLockedValue({ $0 }) { usleep(1_000) } }
+        gate.open()
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(!pending.isSettled, "answered on the loop it was queued from, which is busy")
+        release.withLockedValue { $0 = true }
+        try await holding.get()
+        #expect(try await pending.outcome() == .rotated)
+        // Off any loop: answered by the writer directly.
+        let off = batcher.begin(Self.request("off-loop"))
+        #expect(try await off.outcome() == .rotated)
     }
 }

@@ -1,6 +1,8 @@
 import Foundation
 import IdP
 import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
 
 /// One refresh-token rotation to write: mark `hash` used at `now`, store `successor`, stamp the
 /// family, write `audit` — all or nothing.
@@ -32,6 +34,8 @@ final class RotationBatcher: Sendable {
         let request: RotationRequest
         let pending: PendingRefreshRotation
         let since: ContinuousClock.Instant
+        /// The event loop the caller queued it from (nil off NIO's threads): its answer goes back there.
+        let loop: (any EventLoop)?
     }
 
     private struct State {
@@ -104,7 +108,7 @@ final class RotationBatcher: Sendable {
         // Queued under the lock that also decides whether a lane is free: a batch finishing
         // meanwhile either takes this request or leaves a lane for it.
         let start = state.withLockedValue { s -> Next in
-            s.waiting.append(Waiter(request: request, pending: pending, since: .now))
+            s.waiting.append(Waiter(request: request, pending: pending, since: .now, loop: MultiThreadedEventLoopGroup.currentEventLoop))
             if s.openLane(lanes: lanes, spread: spread) { return .write }
             // A lane is free but a batch started within the spread: watch for it to stall (once).
             guard s.inFlight < lanes, !s.watching else { return .wait }
@@ -158,7 +162,31 @@ final class RotationBatcher: Sendable {
             }
             guard !batch.isEmpty else { continue }
             let results = await written(batch.map(\.request))
-            for (w, r) in zip(batch, results) { w.pending.settle(r) }
+            Self.answer(batch, results)
+        }
+    }
+
+    /// Settles each waiter on the event loop it queued from, one hand-off per loop for the whole batch.
+    /// A continuation resumed on a loop stays there (NIO's executor keeps a job on the loop that
+    /// enqueues it); resumed from the writer's thread, each went to whichever loop NIO picked next —
+    /// one hand-off per request, and half the time not the loop holding the request's connection
+    /// (docs/performance.md, eighth steps).
+    private static func answer(_ batch: [Waiter], _ results: [Result<RefreshRotation, any Error>]) {
+        var loops: [(loop: any EventLoop, answers: [(PendingRefreshRotation, Result<RefreshRotation, any Error>)])] = []
+        for (w, r) in zip(batch, results) {
+            guard let loop = w.loop else { w.pending.settle(r); continue }
+            if let i = loops.firstIndex(where: { $0.loop === loop }) {
+                loops[i].answers.append((w.pending, r))
+            } else {
+                loops.append((loop, [(w.pending, r)]))
+            }
+        }
+        for (loop, answers) in loops {
+            if loop.inEventLoop {
+                for (p, r) in answers { p.settle(r) }
+            } else {
+                loop.execute { for (p, r) in answers { p.settle(r) } }
+            }
         }
     }
 
