@@ -18,6 +18,7 @@ import secrets
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -652,8 +653,7 @@ def targets(report):
             s = f"refresh {alg}"
             pairs = report.get("pairs", {}).get(alg)
             if pairs:
-                ratios = sorted(p["ratio"] for p in pairs)
-                ratio = ratios[len(ratios) // 2] if len(ratios) % 2 else sum(ratios[len(ratios) // 2 - 1:len(ratios) // 2 + 1]) / 2
+                ratio = statistics.median(p["ratio"] for p in pairs)
                 ok = ratio >= 0.7 and all(clean(p["postgres"]) and clean(p["sqlite"]) for p in pairs)
                 out.append({"backend": "postgres", "target": f"{s} ≥ 70 % of SQLite's (median of {len(pairs)} back-to-back pairs)",
                             "ok": ok, "figure": f"{100 * ratio:.0f} % (pairs: " + ", ".join(f"{100 * p['ratio']:.0f} %" for p in pairs) + ")",

@@ -18,28 +18,17 @@ struct PostgresDeadlockTests {
         try await Backends.postgres(Self.url!, poolSize: 10).withEmptyDatabase { backend in
             try await backend.run { db in try await db.raw("CREATE TABLE rows (id int PRIMARY KEY, v int NOT NULL)").run() }
             try await backend.run { db in try await db.raw("INSERT INTO rows VALUES (1, 0), (2, 0)").run() }
-            let (holding, otherHolds) = AsyncStream.makeStream(of: Void.self)
-            let (waiting, oursWaits) = AsyncStream.makeStream(of: Void.self)
             let attempts = Counter()
             // The other transaction: holds row 2, then (once ours waits for row 2) asks for row 1.
-            // It waits 30 s before looking for a deadlock, so PostgreSQL picks ours as the victim.
-            let other = Task {
-                try await backend.transaction { db in
-                    try await db.raw("SET LOCAL deadlock_timeout = '30s'").run()
-                    try await db.raw("UPDATE rows SET v = v + 1 WHERE id = 2").run()
-                    otherHolds.yield()
-                    for await _ in waiting { break }
-                    try await db.raw("UPDATE rows SET v = v + 1 WHERE id = 1").run()
-                }
-            }
-            for await _ in holding { break }
+            let (other, oursWaits) = try await Self.holdThenAsk(backend, holding: "UPDATE rows SET v = v + 1 WHERE id = 2",
+                                                                  then: "UPDATE rows SET v = v + 1 WHERE id = 1")
             let ours = Task {
                 try await backend.transaction { db in
                     let n = attempts.next()
                     try await db.raw("SET LOCAL deadlock_timeout = '200ms'").run()
                     try await db.raw("UPDATE rows SET v = v + 10 WHERE id = 1").run()
                     if n == 1 {
-                        Task { try await Task.sleep(for: .milliseconds(100)); oursWaits.yield() }
+                        Task { try await Task.sleep(for: .milliseconds(100)); oursWaits() }
                     }
                     try await db.raw("UPDATE rows SET v = v + 10 WHERE id = 2").run()
                 }
@@ -63,28 +52,39 @@ struct PostgresDeadlockTests {
             let first = Fixture.family(id: "family-a", userID: "alice", at: Fixture.t0)
             let second = Fixture.family(id: "family-b", userID: "alice", at: Fixture.t0 + 1)
             for f in [first, second] { try await store.startFamily(f, firstToken: Fixture.token(familyID: f.id, at: f.createdAt)) }
-            let (holding, otherHolds) = AsyncStream.makeStream(of: Void.self)
-            let (waiting, revocationWaits) = AsyncStream.makeStream(of: Void.self)
             // Holds the second family, then — once the revocation holds the first and waits for the
-            // second — stamps the first (as a batch does), waiting 30 s before it looks for a deadlock.
-            let other = Task {
-                try await backend.transaction { db in
-                    try await db.raw("SET LOCAL deadlock_timeout = '30s'").run()
-                    try await db.raw("UPDATE refresh_families SET last_used_at = last_used_at WHERE id = \(bind: second.id)").run()
-                    otherHolds.yield()
-                    for await _ in waiting { break }
-                    try await db.raw("UPDATE refresh_families SET last_used_at = last_used_at WHERE id = \(bind: first.id)").run()
-                }
-            }
-            for await _ in holding { break }
+            // second — stamps the first (as a batch does).
+            let (other, revocationWaits) = try await Self.holdThenAsk(
+                backend, holding: "UPDATE refresh_families SET last_used_at = last_used_at WHERE id = \(bind: second.id)",
+                then: "UPDATE refresh_families SET last_used_at = last_used_at WHERE id = \(bind: first.id)")
             let revocation = Task { try await store.revokeFamilies(userID: "alice", now: Fixture.t0 + 60, reason: "account disabled") }
             try await Task.sleep(for: .milliseconds(300))   // the revocation holds the first family and waits for the second
-            revocationWaits.yield()
+            revocationWaits()
             try await other.value
             #expect(try await revocation.value == 2, "both families revoked, no 503")
             #expect(try await store.family(id: first.id)?.revokeReason == "account disabled")
             #expect(try await store.family(id: second.id)?.revokeReason == "account disabled")
         }
+    }
+
+    /// Starts a transaction that runs `holding`, returns once it has, and runs `then` when the returned
+    /// function is called. It waits 30 s before looking for a deadlock, so PostgreSQL picks the other
+    /// side — the one under test — as the victim.
+    static func holdThenAsk(_ backend: any SQLBackend, holding: SQLQueryString, then: SQLQueryString) async throws
+        -> (Task<Void, any Error>, @Sendable () -> Void) {
+        let (held, hold) = AsyncStream.makeStream(of: Void.self)
+        let (asked, ask) = AsyncStream.makeStream(of: Void.self)
+        let task = Task {
+            try await backend.transaction { db in
+                try await db.raw("SET LOCAL deadlock_timeout = '30s'").run()
+                try await db.raw(holding).run()
+                hold.yield()
+                for await _ in asked { break }
+                try await db.raw(then).run()
+            }
+        }
+        for await _ in held { break }
+        return (task, { ask.yield() })
     }
 
     @Test func onlyDeadlocksAndSerializationFailuresAreRunAgain() {
