@@ -9,6 +9,14 @@ import SQLKit
 struct RotationWriter: Sendable {
     let backend: any SQLBackend
 
+    /// SQLite writes rotations through its own statements (`SQLiteBackend.rotate`).
+    private var sqlite: SQLiteBackend {
+        get throws {
+            guard let b = backend as? SQLiteBackend else { throw StorageError.unavailable("no SQLite backend for this rotation") }
+            return b
+        }
+    }
+
     func write(_ batch: [RotationRequest]) async -> [Result<RefreshRotation, any Error>] {
         if batch.count == 1 { return [await one(batch[0])] }
         do {
@@ -38,7 +46,7 @@ struct RotationWriter: Sendable {
                 return await settled([r], try await translated { try await retryingWhenPostgresAsks { try await PostgresRotation.one(r, backend: backend) } })[0]
             } catch { return .failure(error) }
         }
-        return await Self.result { try await translated { try await backend.transaction { db in try await Self.rotate(r, db) } } }
+        return await Self.result { try await translated { try await sqlite.rotate([r])[0] } }
     }
 
     /// Throws only when the batch as a whole failed (nothing of it committed).
@@ -46,14 +54,7 @@ struct RotationWriter: Sendable {
         if backend.flavor == .postgres {
             return await settled(batch, try await translated { try await PostgresRotation.many(batch, backend: backend) })
         }
-        return try await translated {
-            try await backend.transaction { db in
-                var out: [Result<RefreshRotation, any Error>] = []
-                out.reserveCapacity(batch.count)
-                for r in batch { out.append(.success(try await Self.rotate(r, db))) }
-                return out
-            }
-        }
+        return try await translated { try await sqlite.rotate(batch).map { .success($0) } }
     }
 
     /// PostgreSQL's answers made final, after the commit: a request that lost to a rotation committed
@@ -78,27 +79,6 @@ struct RotationWriter: Sendable {
             }
         }
         return out
-    }
-
-    /// SQLite: the conditional update, then — only if it won — the successor, the family's stamp and the audit row.
-    static func rotate(_ r: RotationRequest, _ db: any SQLDatabase) async throws -> RefreshRotation {
-        let won = try await db.raw("""
-            UPDATE refresh_tokens SET used_at = \(bind: t(r.now))
-            WHERE hash = \(bind: r.hash) AND used_at IS NULL
-              AND family_id IN (SELECT id FROM refresh_families WHERE revoked_at IS NULL)
-            RETURNING family_id
-            """).first()
-        if let won {
-            let fid = try won.s("family_id")
-            try await SQLStorage.insertToken(r.successor, db)
-            try await db.raw("UPDATE refresh_families SET last_used_at = \(bind: t(r.now)) WHERE id = \(bind: fid)").run()
-            if let audit = r.audit { try await SQLStorage.insertAudit(audit, db) }
-            return .rotated
-        }
-        guard let row = try await db.raw("SELECT used_at FROM refresh_tokens WHERE hash = \(bind: r.hash)").first(),
-              let usedAt = try row.od("used_at")
-        else { return .notFound }
-        return .alreadyUsed(usedAt: usedAt)
     }
 
     private func translated<R>(_ body: () async throws -> R) async throws -> R { try await SQLStorage.translating(body) }

@@ -34,6 +34,9 @@ public final class SQLStorage: Storage {
 
     public func close() async throws { try await backend.close() }
 
+    /// Rotation batches written so far, the rotations in them and the largest (`portal bench rotation`).
+    public var rotationStatistics: (batches: Int, requests: Int, largest: Int) { rotations.statistics }
+
     var forUpdate: String { backend.flavor == .postgres ? " FOR UPDATE" : "" }
 
     func tx<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {

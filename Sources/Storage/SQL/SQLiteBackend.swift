@@ -100,12 +100,19 @@ public final class SQLiteBackend: SQLBackend {
     }
 
     /// `body` on the writer thread, holding the connection's lock.
-    private func writing<R: Sendable>(_ body: () async throws -> R) async throws -> R {
+    func writing<R: Sendable>(_ body: () async throws -> R) async throws -> R {
         try await withTaskExecutorPreference(Self.writer) { try await lock.withLock(body) }
     }
 
     public func close() async throws {
-        checkpointer?.stop()
+        if let checkpointer {
+            // Its thread may be waiting for the writer to finish a pass (`catchUp`: a task that may be
+            // queued on the very thread calling close, an event loop). Stopped from a thread of its own
+            // and awaited, so this thread stays free to run it; blocked here, shutdown hung for good.
+            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                Thread { checkpointer.stop(); done.resume() }.start()
+            }
+        }
         for r in readers {
             let h = r.handle
             try await r.lock.withLock { h.close() }
@@ -228,6 +235,18 @@ final class SQLiteHandle: @unchecked Sendable {
             remaining = rest
         }
     }
+
+    /// `body` with the cached prepared statement for `sql` (a single statement), reset and its binds
+    /// cleared afterwards: for callers that bind and step it themselves (`SQLiteHandle.rotate`).
+    func withStatement<R>(_ sql: String, _ body: (OpaquePointer) throws -> R) throws -> R {
+        guard let db else { throw SQLiteError(code: SQLITE_MISUSE, message: "connection closed") }
+        let (stmt, cached, _) = try prepare(db, Substring(sql), cacheable: true)
+        defer { if cached { sqlite3_reset(stmt); sqlite3_clear_bindings(stmt) } else { sqlite3_finalize(stmt) } }
+        return try body(stmt)
+    }
+
+    /// The connection's error for result code `rc`.
+    func failure(_ rc: Int32) -> SQLiteError { error(rc) }
 
     private func columnIndex(_ stmt: OpaquePointer, cached: Bool) -> ColumnIndex {
         let count = sqlite3_column_count(stmt)
