@@ -18,6 +18,32 @@ struct AuditStoreConformance {
         for e in events { try await store.appendAudit(e) }
     }
 
+    /// Events appended at once are committed together (one transaction or one multi-row INSERT):
+    /// every one is stored whole, with its own id.
+    @Test(arguments: Backends.all)
+    func eventsAppendedAtOnceAreEachStoredWhole(_ backend: Backend) async throws {
+        try await backend.withStore { store async throws in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for i in 0..<60 {
+                    group.addTask {
+                        try await store.appendAudit(AuditEvent(time: Fixture.t0 + Double(i), type: "token.exchange", actor: "robot-\(i)",
+                                                               subject: "c-\(i)", clientID: "kubernetes", remoteAddress: "10.0.0.\(i)",
+                                                               success: i % 2 == 0, details: ["grant": "token-exchange", "n": "\(i)"]))
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let all = try await store.auditEvents(AuditQuery(type: "token.exchange", limit: 1000))
+            #expect(all.count == 60)
+            #expect(Set(all.compactMap(\.id)).count == 60)
+            for e in all {
+                let i = Int(e.actor.dropFirst("robot-".count)) ?? -1
+                #expect(e.subject == "c-\(i)" && e.remoteAddress == "10.0.0.\(i)" && e.success == (i % 2 == 0))
+                #expect(e.time == Fixture.t0 + Double(i) && e.details == ["grant": "token-exchange", "n": "\(i)"])
+            }
+        }
+    }
+
     @Test(arguments: Backends.all)
     func appendedEventsComeBackNewestFirstWithIds(_ backend: Backend) async throws {
         try await backend.withStore { store async throws in

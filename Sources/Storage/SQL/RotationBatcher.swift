@@ -172,22 +172,7 @@ final class RotationBatcher: Sendable {
     /// one hand-off per request, and half the time not the loop holding the request's connection
     /// (docs/performance.md, eighth steps).
     private static func answer(_ batch: [Waiter], _ results: [Result<RefreshRotation, any Error>]) {
-        var loops: [(loop: any EventLoop, answers: [(PendingRefreshRotation, Result<RefreshRotation, any Error>)])] = []
-        for (w, r) in zip(batch, results) {
-            guard let loop = w.loop else { w.pending.settle(r); continue }
-            if let i = loops.firstIndex(where: { $0.loop === loop }) {
-                loops[i].answers.append((w.pending, r))
-            } else {
-                loops.append((loop, [(w.pending, r)]))
-            }
-        }
-        for (loop, answers) in loops {
-            if loop.inEventLoop {
-                for (p, r) in answers { p.settle(r) }
-            } else {
-                loop.execute { for (p, r) in answers { p.settle(r) } }
-            }
-        }
+        onTheirLoops(zip(batch, results).map { (w, r) in (w.loop, { w.pending.settle(r) }) })
     }
 
     private func written(_ batch: [RotationRequest]) async -> [Result<RefreshRotation, any Error>] {
@@ -207,5 +192,26 @@ final class RotationBatcher: Sendable {
     /// Batches written, requests in them, and the largest batch so far.
     var statistics: (batches: Int, requests: Int, largest: Int) {
         state.withLockedValue { ($0.batches, $0.requests, $0.largest) }
+    }
+}
+
+/// Runs each answer on the event loop its caller queued from (at once if that is this thread), one
+/// `execute` per loop for all of that loop's answers; answers without a loop run here.
+func onTheirLoops(_ answers: [(loop: (any EventLoop)?, run: () -> Void)]) {
+    var loops: [(loop: any EventLoop, runs: [() -> Void])] = []
+    for a in answers {
+        guard let loop = a.loop else { a.run(); continue }
+        if let i = loops.firstIndex(where: { $0.loop === loop }) {
+            loops[i].runs.append(a.run)
+        } else {
+            loops.append((loop, [a.run]))
+        }
+    }
+    for (loop, runs) in loops {
+        if loop.inEventLoop {
+            for r in runs { r() }
+        } else {
+            loop.execute { for r in runs { r() } }
+        }
     }
 }

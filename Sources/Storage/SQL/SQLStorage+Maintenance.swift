@@ -42,16 +42,9 @@ extension SQLStorage {
         }
     }
 
+    /// Committed before it returns; events appended together are written together (`AuditBatcher`).
     public func appendAudit(_ e: AuditEvent) async throws {
-        try await run { db in try await Self.insertAudit(e, db) }
-    }
-
-    static func insertAudit(_ e: AuditEvent, _ db: any SQLDatabase) async throws {
-            try await db.raw("""
-                INSERT INTO audit_events (time, type, actor, subject, client_id, remote_address, success, details_json)
-                VALUES (\(bind: t(e.time)), \(bind: e.type), \(bind: e.actor), \(bind: e.subject), \(bind: e.clientID),
-                        \(bind: e.remoteAddress), \(bind: e.success ? 1 : 0), \(bind: json(e.details)))
-                """).run()
+        try await audits.append(e)
     }
 
     public func auditEvents(_ q: AuditQuery) async throws -> [AuditEvent] {

@@ -20,6 +20,8 @@ public final class SQLStorage: Storage {
     /// time on the writer thread; on PostgreSQL one batch at a time from the writer's own thread and
     /// connections, a second (up to the writer's 1-4 connections) only when one stalls (`RotationBatcher.stall`).
     let rotations: RotationBatcher
+    /// Audit events written on their own, committed together when they arrive together.
+    let audits: AuditBatcher
 
     init(backend: any SQLBackend) {
         self.backend = backend
@@ -30,6 +32,7 @@ public final class SQLStorage: Storage {
         rotations = RotationBatcher(lanes: lanes, maxWait: maxWait, spread: RotationBatcher.stall,
                                     executor: backend is SQLiteBackend ? SQLiteBackend.writer : PostgresBackend.writerExecutor,
                                     write: RotationWriter(backend: backend).write)
+        audits = AuditBatcher(executor: backend is SQLiteBackend ? SQLiteBackend.writer : nil, write: Self.auditWriter(backend))
     }
 
     public func close() async throws { try await backend.close() }

@@ -1,0 +1,126 @@
+import Foundation
+import IdP
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import SQLKit
+
+/// Group commit for audit events written on their own (a credential exchange, a login, an admin
+/// action; a refresh's event commits inside its rotation): events appended while a write is in
+/// flight are written together next, in one transaction on SQLite and one multi-row statement on
+/// PostgreSQL (one commit, one WAL flush), in the order they arrived. Each caller still returns only
+/// once its own event is committed, or with the error that kept its batch from committing. Nothing
+/// waits on purpose: an event that finds no write in flight is written at once.
+final class AuditBatcher: Sendable {
+    typealias Write = @Sendable ([AuditEvent]) async throws -> Void
+
+    private struct Waiter {
+        let event: AuditEvent
+        let done: CheckedContinuation<Void, any Error>
+        /// The event loop the caller appended from (nil off NIO's threads): it resumes there.
+        let loop: (any EventLoop)?
+    }
+
+    private struct State {
+        var waiting: [Waiter] = []
+        var writing = false
+        var batches = 0
+        var events = 0
+        var largest = 0
+    }
+
+    let maxBatch: Int
+    /// Where batches are written from (SQLite: its writer thread, so a batch costs no hop there).
+    let executor: (any TaskExecutor)?
+    private let write: Write
+    private let state = NIOLockedValueBox(State())
+
+    init(maxBatch: Int = 128, executor: (any TaskExecutor)? = nil, write: @escaping Write) {
+        self.maxBatch = max(1, maxBatch)
+        self.executor = executor
+        self.write = write
+    }
+
+    func append(_ event: AuditEvent) async throws {
+        try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in
+            let start = state.withLockedValue { s -> Bool in
+                s.waiting.append(Waiter(event: event, done: done, loop: MultiThreadedEventLoopGroup.currentEventLoop))
+                if s.writing { return false }
+                s.writing = true
+                return true
+            }
+            // A task of its own writes, never the caller's: a caller whose task is cancelled (its
+            // client went away) must not cut short the batch that carries other callers' events.
+            if start { Task(executorPreference: executor) { await self.drain() } }
+        }
+    }
+
+    private func drain() async {
+        while true {
+            let batch = state.withLockedValue { s -> [Waiter]? in
+                if s.waiting.isEmpty { s.writing = false; return nil }
+                let k = min(maxBatch, s.waiting.count)
+                let out = Array(s.waiting.prefix(k))
+                s.waiting.removeFirst(k)
+                s.batches += 1
+                s.events += k
+                s.largest = max(s.largest, k)
+                return out
+            }
+            guard let batch else { return }
+            let result: Result<Void, any Error>
+            do {
+                try await write(batch.map(\.event))
+                result = .success(())
+            } catch {
+                result = .failure(error)
+            }
+            Self.answer(batch, result)
+        }
+    }
+
+    /// Resumes each caller on the event loop it appended from, one hand-off per loop for the batch.
+    private static func answer(_ batch: [Waiter], _ result: Result<Void, any Error>) {
+        onTheirLoops(batch.map { w in (w.loop, { w.done.resume(with: result) }) })
+    }
+
+    /// Batches written, events in them, and the largest batch so far.
+    var statistics: (batches: Int, events: Int, largest: Int) {
+        state.withLockedValue { ($0.batches, $0.events, $0.largest) }
+    }
+}
+
+extension SQLStorage {
+    /// Writes a batch of audit events: SQLite in one transaction (a single event autocommits),
+    /// PostgreSQL in one multi-row INSERT.
+    static func auditWriter(_ backend: any SQLBackend) -> AuditBatcher.Write {
+        { events in
+            try await translating {
+                if backend.flavor == .postgres || events.count == 1 {
+                    try await backend.run { db in try await insertAudits(events, db) }
+                } else {
+                    try await backend.transaction { db in try await insertAudits(events, db) }
+                }
+            }
+        }
+    }
+
+    /// One INSERT for all of `events` (SQLite's limit of 32,766 binds allows 4,095 rows of 8).
+    static func insertAudits(_ events: [AuditEvent], _ db: any SQLDatabase) async throws {
+        var sql = SQLQueryString("INSERT INTO audit_events (time, type, actor, subject, client_id, remote_address, success, details_json) VALUES ")
+        for (i, e) in events.enumerated() {
+            sql.appendInterpolation(unsafeRaw: i == 0 ? "(" : ", (")
+            sql.appendInterpolation(bind: t(e.time))
+            for v in [e.type, e.actor, e.subject, e.clientID, e.remoteAddress] {
+                sql.appendInterpolation(unsafeRaw: ", ")
+                sql.appendInterpolation(bind: v)
+            }
+            sql.appendInterpolation(unsafeRaw: ", ")
+            sql.appendInterpolation(bind: e.success ? 1 : 0)
+            sql.appendInterpolation(unsafeRaw: ", ")
+            sql.appendInterpolation(bind: json(e.details))
+            sql.appendInterpolation(unsafeRaw: ")")
+        }
+        try await db.raw(sql).run()
+    }
+}
