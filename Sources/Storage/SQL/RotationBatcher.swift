@@ -197,8 +197,8 @@ final class RotationBatcher: Sendable {
 
 /// Runs each answer on the event loop its caller queued from (at once if that is this thread), one
 /// `execute` per loop for all of that loop's answers; answers without a loop run here.
-func onTheirLoops(_ answers: [(loop: (any EventLoop)?, run: () -> Void)]) {
-    var loops: [(loop: any EventLoop, runs: [() -> Void])] = []
+func onTheirLoops(_ answers: [(loop: (any EventLoop)?, run: @Sendable () -> Void)]) {
+    var loops: [(loop: any EventLoop, runs: [@Sendable () -> Void])] = []
     for a in answers {
         guard let loop = a.loop else { a.run(); continue }
         if let i = loops.firstIndex(where: { $0.loop === loop }) {
