@@ -7,10 +7,10 @@ import SQLKit
 
 /// Group commit for audit events written on their own (a credential exchange, a login, an admin
 /// action; a refresh's event commits inside its rotation): events appended while a write is in
-/// flight are written together next, in one transaction on SQLite and one multi-row statement on
-/// PostgreSQL (one commit, one WAL flush), in the order they arrived. Each caller still returns only
-/// once its own event is committed, or with the error that kept its batch from committing. Nothing
-/// waits on purpose: an event that finds no write in flight is written at once.
+/// flight are written together next, in one multi-row INSERT (one commit, one WAL flush), in the order
+/// they arrived. Each caller still returns only once its own event is committed, or with the error that
+/// kept its batch from committing. Nothing waits on purpose: an event that finds no write in flight is
+/// written at once.
 final class AuditBatcher: Sendable {
     typealias Write = @Sendable ([AuditEvent]) async throws -> Void
 
@@ -91,18 +91,9 @@ final class AuditBatcher: Sendable {
 }
 
 extension SQLStorage {
-    /// Writes a batch of audit events: SQLite in one transaction (a single event autocommits),
-    /// PostgreSQL in one multi-row INSERT.
+    /// Writes a batch of audit events as one multi-row INSERT: one statement, all or nothing, one commit.
     static func auditWriter(_ backend: any SQLBackend) -> AuditBatcher.Write {
-        { events in
-            try await translating {
-                if backend.flavor == .postgres || events.count == 1 {
-                    try await backend.run { db in try await insertAudits(events, db) }
-                } else {
-                    try await backend.transaction { db in try await insertAudits(events, db) }
-                }
-            }
-        }
+        { events in try await translating { try await backend.run { db in try await insertAudits(events, db) } } }
     }
 
     /// One INSERT for all of `events` (SQLite's limit of 32,766 binds allows 4,095 rows of 8).
