@@ -322,8 +322,9 @@ def static_pairs(portal, args):
         j = wrk(portal.base + "/keys", secs, args.connections, args.threads, {"EXPECT": '"keys"'})
         pair = {"hello": h["rps"], "discovery": d["rps"], "jwks": j["rps"], "clean": clean(h) and clean(d) and clean(j),
                 "steal_pct": max(h["steal_pct"], d["steal_pct"], j["steal_pct"])}
-        log(f"   static pair {i + 1}: hello {h['rps']:.0f}/s, discovery {d['rps']:.0f}/s = {100 * d['rps'] / h['rps']:.0f} %,"
-            f" JWKS {j['rps']:.0f}/s = {100 * j['rps'] / h['rps']:.0f} % (steal ≤ {pair['steal_pct']:.1f} %)")
+        hello = max(h["rps"], 1e-9)
+        log(f"   static pair {i + 1}: hello {h['rps']:.0f}/s, discovery {d['rps']:.0f}/s = {100 * d['rps'] / hello:.0f} %,"
+            f" JWKS {j['rps']:.0f}/s = {100 * j['rps'] / hello:.0f} % (steal ≤ {pair['steal_pct']:.1f} %)")
         out.append(pair)
     return out
 
@@ -611,12 +612,21 @@ def main():
                 for p in running.values():
                     p.stop()
         # The storage's share of a refresh, without HTTP or a signature (`portal bench rotation`).
+        # Side measurements: a failure is reported, never allowed to cost the run its results.
         report["rotation"] = {}
         for label, admin_url in backends:
-            report["rotation"][label] = rotation_alone(args, admin_url)
-            r = report["rotation"][label]
+            try:
+                r = rotation_alone(args, admin_url)
+            except Exception as e:  # noqa: BLE001
+                log(f"   {label} rotation alone FAILED: {e}")
+                continue
+            report["rotation"][label] = r
             log(f"   {label} rotation alone: {r['per_second']:.0f}/s, {r['cpu_ms_per_rotation']:.3f} CPU-ms each, mean batch {r['mean_batch']:.1f}")
-        report["sqlite_floor"] = sqlite_floor(args, work)
+        try:
+            report["sqlite_floor"] = sqlite_floor(args, work)
+        except Exception as e:  # noqa: BLE001
+            log(f"   SQLite's own rotation (C) FAILED: {e}")
+            report["sqlite_floor"] = None
         if report["sqlite_floor"]:
             log("   SQLite's own rotation (C): " + ", ".join(f"{b} per transaction {f['cpu_ms_per_rotation']:.3f} CPU-ms"
                                                           for b, f in report["sqlite_floor"].items()))

@@ -2,7 +2,7 @@ import Foundation
 import IdP
 import Testing
 
-@Suite("Storage conformance: audit log")
+@Suite("Storage conformance: audit log", .timeLimit(.minutes(2)))
 struct AuditStoreConformance {
     static func seed(_ store: any Storage) async throws {
         let events = [

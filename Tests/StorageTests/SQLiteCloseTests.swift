@@ -53,9 +53,16 @@ struct SQLiteCloseTests {
         release.withLockedValue { $0 = true }
         try await reader.value
 
-        closing.withLockedValue { $0 = true }
         let closed = NIOLockedValueBox(false)
-        Task { try await withTaskExecutorPreference(loop) { try await backend.close() }; closed.withLockedValue { $0 = true } }
+        Task {
+            try await withTaskExecutorPreference(loop) {
+                // Said on the loop, just before close: the finishing task's hop to the loop can only
+                // run once close lets go of it.
+                closing.withLockedValue { $0 = true }
+                try await backend.close()
+            }
+            closed.withLockedValue { $0 = true }
+        }
         waited = 0
         while !closed.withLockedValue({ $0 }), waited < 10_000 { try await Task.sleep(for: .milliseconds(10)); waited += 10 }
         #expect(closed.withLockedValue { $0 }, "closing the backend hung: the checkpointer waited for a task queued on the closing loop")

@@ -7,8 +7,7 @@ import SQLKit
 
 /// Group commit for audit events written on their own (a credential exchange, a login, an admin
 /// action; a refresh's event commits inside its rotation): events appended while a write is in
-/// flight are written together next, in one multi-row INSERT (one commit, one WAL flush), in the order
-/// they arrived. Each caller still returns only once its own event is committed, or with the error that
+/// flight are written together next, in one commit (one WAL flush), in the order they arrived. Each caller still returns only once its own event is committed, or with the error that
 /// kept its batch from committing. Nothing waits on purpose: an event that finds no write in flight is
 /// written at once.
 final class AuditBatcher: Sendable {
@@ -23,20 +22,30 @@ final class AuditBatcher: Sendable {
 
     private struct State {
         var waiting: [Waiter] = []
-        var writing = false
+        /// Writes in flight, and when the latest began.
+        var inFlight = 0
+        var lastStart = ContinuousClock.now
         var batches = 0
         var events = 0
         var largest = 0
     }
 
     let maxBatch: Int
+    /// Writes that may be in flight at once: 1 on SQLite (one writer anyway); on PostgreSQL a further
+    /// one opens when an event arrives and no write has begun for `stall` (a write stuck on a lock or a
+    /// slow flush holds up the events behind it no longer than that).
+    let lanes: Int
+    let stall: Duration
     /// Where batches are written from (SQLite: its writer thread, so a batch costs no hop there).
     let executor: (any TaskExecutor)?
     private let write: Write
     private let state = NIOLockedValueBox(State())
 
-    init(maxBatch: Int = 128, executor: (any TaskExecutor)? = nil, write: @escaping Write) {
+    init(maxBatch: Int = 128, lanes: Int = 1, stall: Duration = RotationBatcher.stall, executor: (any TaskExecutor)? = nil,
+         write: @escaping Write) {
         self.maxBatch = max(1, maxBatch)
+        self.lanes = max(1, lanes)
+        self.stall = stall
         self.executor = executor
         self.write = write
     }
@@ -45,8 +54,10 @@ final class AuditBatcher: Sendable {
         try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in
             let start = state.withLockedValue { s -> Bool in
                 s.waiting.append(Waiter(event: event, done: done, loop: MultiThreadedEventLoopGroup.currentEventLoop))
-                if s.writing { return false }
-                s.writing = true
+                let now = ContinuousClock.now
+                guard s.inFlight == 0 || (s.inFlight < lanes && now - s.lastStart >= stall) else { return false }
+                s.inFlight += 1
+                s.lastStart = now
                 return true
             }
             // A task of its own writes, never the caller's: a caller whose task is cancelled (its
@@ -58,7 +69,8 @@ final class AuditBatcher: Sendable {
     private func drain() async {
         while true {
             let batch = state.withLockedValue { s -> [Waiter]? in
-                if s.waiting.isEmpty { s.writing = false; return nil }
+                if s.waiting.isEmpty { s.inFlight -= 1; return nil }
+                s.lastStart = .now
                 let k = min(maxBatch, s.waiting.count)
                 let out = Array(s.waiting.prefix(k))
                 s.waiting.removeFirst(k)
@@ -68,16 +80,26 @@ final class AuditBatcher: Sendable {
                 return out
             }
             guard let batch else { return }
-            let result: Result<Void, any Error>
             do {
                 try await write(batch.map(\.event))
-                result = .success(())
+                Self.answer(batch, .success(()))
             } catch {
-                result = .failure(error)
+                // One event's own data must not cost the others theirs: written again one by one.
+                guard batch.count > 1 else { Self.answer(batch, .failure(error)); continue }
+                for w in batch {
+                    do {
+                        try await write([w.event])
+                        Self.answer([w], .success(()))
+                    } catch {
+                        Self.answer([w], .failure(error))
+                    }
+                }
             }
-            Self.answer(batch, result)
         }
     }
+
+    /// Events waiting for a write.
+    var waitingCount: Int { state.withLockedValue { $0.waiting.count } }
 
     /// Resumes each caller on the event loop it appended from, one hand-off per loop for the batch.
     private static func answer(_ batch: [Waiter], _ result: Result<Void, any Error>) {
@@ -91,12 +113,17 @@ final class AuditBatcher: Sendable {
 }
 
 extension SQLStorage {
-    /// Writes a batch of audit events as one multi-row INSERT: one statement, all or nothing, one commit.
+    /// Writes a batch of audit events, all or nothing, in one commit: on SQLite the writer's one prepared
+    /// INSERT stepped per event in a transaction (a statement per batch size would crowd its statement
+    /// cache); on PostgreSQL one multi-row INSERT (one round trip).
     static func auditWriter(_ backend: any SQLBackend) -> AuditBatcher.Write {
-        { events in try await translating { try await backend.run { db in try await insertAudits(events, db) } } }
+        if let sqlite = backend as? SQLiteBackend {
+            return { events in try await translating { try await sqlite.append(events) } }
+        }
+        return { events in try await translating { try await backend.run { db in try await insertAudits(events, db) } } }
     }
 
-    /// One INSERT for all of `events` (SQLite's limit of 32,766 binds allows 4,095 rows of 8).
+    /// One INSERT for all of `events` (PostgreSQL's limit of 65,535 binds allows 8,191 rows of 8).
     static func insertAudits(_ events: [AuditEvent], _ db: any SQLDatabase) async throws {
         var sql = SQLQueryString("INSERT INTO audit_events (time, type, actor, subject, client_id, remote_address, success, details_json) VALUES ")
         for (i, e) in events.enumerated() {

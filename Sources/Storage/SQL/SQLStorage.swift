@@ -32,7 +32,8 @@ public final class SQLStorage: Storage {
         rotations = RotationBatcher(lanes: lanes, maxWait: maxWait, spread: RotationBatcher.stall,
                                     executor: backend is SQLiteBackend ? SQLiteBackend.writer : PostgresBackend.writerExecutor,
                                     write: RotationWriter(backend: backend).write)
-        audits = AuditBatcher(executor: backend is SQLiteBackend ? SQLiteBackend.writer : nil, write: Self.auditWriter(backend))
+        audits = AuditBatcher(lanes: backend is SQLiteBackend ? 1 : 4, executor: backend is SQLiteBackend ? SQLiteBackend.writer : nil,
+                              write: Self.auditWriter(backend))
     }
 
     public func close() async throws { try await backend.close() }

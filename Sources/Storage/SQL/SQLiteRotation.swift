@@ -29,6 +29,24 @@ extension SQLiteBackend {
     }
 }
 
+extension SQLiteBackend {
+    /// Audit events in one transaction on the writer thread, all or nothing. `BEGIN IMMEDIATE` through
+    /// `execute` waits out another process holding the database (the CLI), as every write here does.
+    func append(_ events: [AuditEvent]) async throws {
+        let handle = connection
+        try await writing {
+            try await handle.execute("BEGIN IMMEDIATE", binds: []) { _ in }
+            do {
+                for e in events { try handle.insert(e) }
+                try await handle.execute("COMMIT", binds: []) { _ in }
+            } catch {
+                try? await handle.execute("ROLLBACK", binds: []) { _ in }
+                throw error
+            }
+        }
+    }
+}
+
 extension SQLiteHandle {
     static let markUsed = """
         UPDATE refresh_tokens SET used_at = ?1
@@ -78,20 +96,23 @@ extension SQLiteHandle {
             try bind(s, 2, family)
             _ = try stepAll(s) { _ in () }
         }
-        if let e = r.audit {
-            try withStatement(Self.insertAudit) { s in
-                try bind(s, 1, Int64(t(e.time)))
-                try bind(s, 2, e.type)
-                try bind(s, 3, e.actor)
-                try bind(s, 4, e.subject)
-                try bind(s, 5, e.clientID)
-                try bind(s, 6, e.remoteAddress)
-                try bind(s, 7, Int64(e.success ? 1 : 0))
-                try bind(s, 8, json(e.details))
-                _ = try stepAll(s) { _ in () }
-            }
-        }
+        if let e = r.audit { try insert(e) }
         return .rotated
+    }
+
+    /// One audit row, inside the caller's transaction or autocommitted.
+    func insert(_ e: AuditEvent) throws {
+        try withStatement(Self.insertAudit) { s in
+            try bind(s, 1, Int64(t(e.time)))
+            try bind(s, 2, e.type)
+            try bind(s, 3, e.actor)
+            try bind(s, 4, e.subject)
+            try bind(s, 5, e.clientID)
+            try bind(s, 6, e.remoteAddress)
+            try bind(s, 7, Int64(e.success ? 1 : 0))
+            try bind(s, 8, json(e.details))
+            _ = try stepAll(s) { _ in () }
+        }
     }
 
     /// Steps `s` to the end; the first row's value through `row`, or nil when there was none.

@@ -31,7 +31,11 @@ final class WALCheckpointer: @unchecked Sendable {
     private var writerWaiting = false
     private var thread: Thread?
     /// Finishes a checkpoint on the writer's connection, holding the write lock; set by the backend.
-    var catchUp: (@Sendable () async -> Void)?
+    var catchUp: (@Sendable () async -> Void)? {
+        get { condition.lock(); defer { condition.unlock() }; return finishing }
+        set { condition.lock(); finishing = newValue; condition.unlock() }
+    }
+    private var finishing: (@Sendable () async -> Void)?
     let interval: TimeInterval
     let earlyFrames: Int32
     let catchUpFrames: Int32
@@ -64,11 +68,13 @@ final class WALCheckpointer: @unchecked Sendable {
         t.start()
     }
 
+    /// Returns once the thread has ended (a second caller waits for it too).
     func stop() {
         condition.lock()
-        guard !stopping, thread != nil else { condition.unlock(); return }
-        stopping = true
-        condition.broadcast()
+        if !stopping, thread != nil {
+            stopping = true
+            condition.broadcast()
+        }
         while thread != nil { condition.wait() }
         condition.unlock()
     }
