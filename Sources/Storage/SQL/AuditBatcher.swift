@@ -23,8 +23,7 @@ final class AuditBatcher: Sendable {
     private struct State {
         var waiting: [Waiter] = []
         /// Writes in flight, and when the latest began.
-        var inFlight = 0
-        var lastStart = ContinuousClock.now
+        var flight = BatchLanes()
         var batches = 0
         var events = 0
         var largest = 0
@@ -54,11 +53,7 @@ final class AuditBatcher: Sendable {
         try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in
             let start = state.withLockedValue { s -> Bool in
                 s.waiting.append(Waiter(event: event, done: done, loop: MultiThreadedEventLoopGroup.currentEventLoop))
-                let now = ContinuousClock.now
-                guard s.inFlight == 0 || (s.inFlight < lanes && now - s.lastStart >= stall) else { return false }
-                s.inFlight += 1
-                s.lastStart = now
-                return true
+                return s.flight.open(lanes: lanes, spread: stall)
             }
             // A task of its own writes, never the caller's: a caller whose task is cancelled (its
             // client went away) must not cut short the batch that carries other callers' events.
@@ -69,14 +64,12 @@ final class AuditBatcher: Sendable {
     private func drain() async {
         while true {
             let batch = state.withLockedValue { s -> [Waiter]? in
-                if s.waiting.isEmpty { s.inFlight -= 1; return nil }
-                s.lastStart = .now
-                let k = min(maxBatch, s.waiting.count)
-                let out = Array(s.waiting.prefix(k))
-                s.waiting.removeFirst(k)
+                if s.waiting.isEmpty { s.flight.inFlight -= 1; return nil }
+                s.flight.lastStart = .now
+                let out = s.waiting.takeFirst(maxBatch)
                 s.batches += 1
-                s.events += k
-                s.largest = max(s.largest, k)
+                s.events += out.count
+                s.largest = max(s.largest, out.count)
                 return out
             }
             guard let batch else { return }

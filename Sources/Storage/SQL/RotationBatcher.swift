@@ -40,33 +40,14 @@ final class RotationBatcher: Sendable {
 
     private struct State {
         var waiting: [Waiter] = []
-        var inFlight = 0
+        /// Batches in flight and when the latest started (a further lane opens only once this is `spread` ago).
+        var flight = BatchLanes()
         /// Batches written and the requests in them (the tests and the benchmark read these).
         var batches = 0
         var requests = 0
         var largest = 0
-        /// When the latest batch started (a further lane opens only once this is `spread` ago).
-        var lastStart = ContinuousClock.now
         /// A task is watching for the batch in flight to pass `spread` (see `watchForStall`).
         var watching = false
-
-        /// Takes a lane for a new batch if one is free and, unless none is in flight, no batch has
-        /// started for `spread`.
-        mutating func openLane(lanes: Int, spread: Duration) -> Bool {
-            let now = ContinuousClock.now
-            guard inFlight < lanes, inFlight == 0 || now - lastStart >= spread else { return false }
-            inFlight += 1
-            lastStart = now
-            return true
-        }
-
-        mutating func take(_ n: Int) -> [Waiter] {
-            guard n > 0, !waiting.isEmpty else { return [] }
-            let k = min(n, waiting.count)
-            let out = Array(waiting.prefix(k))
-            waiting.removeFirst(k)
-            return out
-        }
     }
 
     let lanes: Int
@@ -109,9 +90,9 @@ final class RotationBatcher: Sendable {
         // meanwhile either takes this request or leaves a lane for it.
         let start = state.withLockedValue { s -> Next in
             s.waiting.append(Waiter(request: request, pending: pending, since: .now, loop: MultiThreadedEventLoopGroup.currentEventLoop))
-            if s.openLane(lanes: lanes, spread: spread) { return .write }
+            if s.flight.open(lanes: lanes, spread: spread) { return .write }
             // A lane is free but a batch started within the spread: watch for it to stall (once).
-            guard s.inFlight < lanes, !s.watching else { return .wait }
+            guard s.flight.inFlight < lanes, !s.watching else { return .wait }
             s.watching = true
             return .watch
         }
@@ -131,12 +112,12 @@ final class RotationBatcher: Sendable {
     /// further lane for them even if nothing else arrives (a stalled batch holds up nobody for longer).
     private func watchForStall() async {
         while true {
-            let left = state.withLockedValue { s in spread - (ContinuousClock.now - s.lastStart) }
+            let left = state.withLockedValue { s in spread - (ContinuousClock.now - s.flight.lastStart) }
             if left > .zero { try? await Task.sleep(for: left) }
             let open = state.withLockedValue { s -> Bool? in
                 // Nobody waiting, or every lane busy (a lane that finishes takes the waiting): done.
-                guard !s.waiting.isEmpty, s.inFlight < lanes else { s.watching = false; return false }
-                guard s.openLane(lanes: lanes, spread: spread) else { return nil }  // a batch started meanwhile: watch on
+                guard !s.waiting.isEmpty, s.flight.inFlight < lanes else { s.watching = false; return false }
+                guard s.flight.open(lanes: lanes, spread: spread) else { return nil }  // a batch started meanwhile: watch on
                 s.watching = false
                 return true
             }
@@ -150,9 +131,9 @@ final class RotationBatcher: Sendable {
     private func drain() async {
         while true {
             let taken = state.withLockedValue { s -> [Waiter]? in
-                if s.waiting.isEmpty { s.inFlight -= 1; return nil }
-                s.lastStart = .now
-                return s.take(maxBatch)
+                if s.waiting.isEmpty { s.flight.inFlight -= 1; return nil }
+                s.flight.lastStart = .now
+                return s.waiting.takeFirst(maxBatch)
             }
             guard let taken else { return }
             let oldest = ContinuousClock.now - maxWait
