@@ -8,42 +8,18 @@ import IdP
 /// conditional update (single use, family alive), then — only if it won — the successor, the
 /// family's stamp and the audit row.
 extension SQLiteBackend {
-    /// One transaction for the whole batch, on the writer thread. Throws only when the batch as a
-    /// whole failed (rolled back, nothing of it written).
+    /// One transaction for the whole batch, on the writer thread (`transaction`: BEGIN IMMEDIATE, which
+    /// waits out another process holding the database, … COMMIT, or ROLLBACK). Throws only when the
+    /// batch as a whole failed (rolled back, nothing of it written).
     func rotate(_ batch: [RotationRequest]) async throws -> [RefreshRotation] {
         let handle = connection
-        return try await writing {
-            // IMMEDIATE, and through `execute`: another process (the CLI) holding the write lock is waited for.
-            try await handle.execute("BEGIN IMMEDIATE", binds: []) { _ in }
-            do {
-                var out: [RefreshRotation] = []
-                out.reserveCapacity(batch.count)
-                for r in batch { out.append(try handle.rotate(r)) }
-                try await handle.execute("COMMIT", binds: []) { _ in }
-                return out
-            } catch {
-                try? await handle.execute("ROLLBACK", binds: []) { _ in }
-                throw error
-            }
-        }
+        return try await transaction { _ in try batch.map { try handle.rotate($0) } }
     }
-}
 
-extension SQLiteBackend {
-    /// Audit events in one transaction on the writer thread, all or nothing. `BEGIN IMMEDIATE` through
-    /// `execute` waits out another process holding the database (the CLI), as every write here does.
+    /// Audit events in one transaction on the writer thread, all or nothing.
     func append(_ events: [AuditEvent]) async throws {
         let handle = connection
-        try await writing {
-            try await handle.execute("BEGIN IMMEDIATE", binds: []) { _ in }
-            do {
-                for e in events { try handle.insert(e) }
-                try await handle.execute("COMMIT", binds: []) { _ in }
-            } catch {
-                try? await handle.execute("ROLLBACK", binds: []) { _ in }
-                throw error
-            }
-        }
+        try await transaction { _ in for e in events { try handle.insert(e) } }
     }
 }
 
