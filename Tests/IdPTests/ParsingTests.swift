@@ -19,6 +19,24 @@ struct ParsingTests {
         #expect(FormParameters.parse("a=%") == nil)
     }
 
+    @Test func parametersWithNothingEncodedAreTakenAsTheyAreAndStillChecked() throws {
+        let p = try #require(FormParameters.parse("grant_type=refresh_token&refresh_token=Ab-_9.~&name=äö"))
+        #expect(try p.single("grant_type") == "refresh_token")
+        #expect(try p.single("refresh_token") == "Ab-_9.~")
+        #expect(try p.single("name") == "äö")
+        #expect(FormParameters.parse("a=x\u{01}y") == nil, "a raw control character is refused like an encoded one")
+        #expect(FormParameters.parse("a=x%01y") == nil)
+        #expect(FormParameters.parse("a=x\u{00}") == nil)
+    }
+
+    @Test func hexAndTokenHashesAreTheStandardOnes() {
+        #expect(Secrets.sha256Hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(Secrets.sha256Hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(Secrets.sha256Hex("ä") == "33e6d73fee82904c8d7afb78de1154d1e8dc2a0edb08120e63df5b9385c2d9cc")
+        #expect(Secrets.hex([0x00, 0x0f, 0xf0, 0xff, 0x5a]) == "000ff0ff5a")
+        #expect(Secrets.hex([UInt8]()) == "")
+    }
+
     @Test func encodedParametersParseBackToThemselves() throws {
         let pairs = [("redirect_uri", "https://app.example.com/cb?x=1&y=2"), ("state", "ä ö + / = &"), ("nonce", "n")]
         let parsed = try #require(FormParameters.parse(FormParameters.encode(pairs)))

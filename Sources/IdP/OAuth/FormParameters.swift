@@ -24,6 +24,8 @@ public struct FormParameters: Sendable, Equatable {
     }
 
     public static func decode(_ s: Substring) -> String? {
+        // Nothing encoded (grant types, client ids, base64url tokens): the text as it is, already valid UTF-8.
+        if !s.utf8.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) { return String(s) }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(s.utf8.count)
         var it = s.utf8.makeIterator()

@@ -2,10 +2,16 @@ import Foundation
 
 /// Builds a JSON object in insertion order without Foundation's encoder (hot path: every token).
 public struct JSONObjectWriter {
-    private var out = "{"
+    private var out: String
     private var first = true
 
-    public init() {}
+    /// `capacity`: the bytes the object will likely take, so it is not regrown on the way (an
+    /// id_token's claims, a token response with three tokens in it).
+    public init(reserving capacity: Int = 256) {
+        out = ""
+        out.reserveCapacity(capacity)
+        out.append("{")
+    }
 
     private mutating func key(_ k: String) {
         if !first { out.append(",") }

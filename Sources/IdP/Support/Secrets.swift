@@ -7,19 +7,26 @@ import Foundation
 /// lets lookups stay one indexed query.
 public enum Secrets {
     public static func sha256Hex(_ value: String) -> String {
-        hex(SHA256.hash(data: Data(value.utf8)))
+        var value = value
+        // Over the string's own UTF-8 bytes: no Data copy (every token lookup hashes one).
+        return value.withUTF8 { hex(SHA256.hash(data: UnsafeRawBufferPointer($0))) }
     }
 
+    /// Lowercase hex, written into the string's storage in one pass (appending `Character`s one by
+    /// one cost 1.7 % of a refresh: docs/performance.md, tenth steps).
     public static func hex<S: Sequence>(_ bytes: S) -> String where S.Element == UInt8 {
-        var out = ""
-        out.reserveCapacity(64)
-        for b in bytes {
-            out.append(hexDigits[Int(b >> 4)])
-            out.append(hexDigits[Int(b & 0x0f)])
+        let bytes = Array(bytes)
+        return String(unsafeUninitializedCapacity: bytes.count * 2) { out in
+            var i = 0
+            for b in bytes {
+                out[i] = hexDigits[Int(b >> 4)]
+                out[i + 1] = hexDigits[Int(b & 0x0f)]
+                i += 2
+            }
+            return i
         }
-        return out
     }
-    private static let hexDigits: [Character] = Array("0123456789abcdef")
+    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
     /// Compares two byte strings in time that depends only on their lengths.
     public static func constantTimeEqual<A: Collection, B: Collection>(_ a: A, _ b: B) -> Bool

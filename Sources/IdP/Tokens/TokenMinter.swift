@@ -19,7 +19,7 @@ public struct TokenResponse: Sendable, Equatable {
     }
 
     public var json: String {
-        var w = JSONObjectWriter()
+        var w = JSONObjectWriter(reserving: accessToken.utf8.count + idToken.utf8.count + refreshToken.utf8.count + 192)
         w.add("access_token", accessToken)
         w.add("token_type", "Bearer")
         w.add("expires_in", expiresIn)
@@ -50,7 +50,7 @@ public struct TokenMinter: Sendable {
         let accessToken = accessTokens.seal(.init(subject: identity.subject, sessionID: familyID, clientID: grant.clientID,
                                                   scopes: grant.scopes, issuedAt: iat, expiresAt: iat + Int(policy.accessTokenTTL), jti: jti))
 
-        var id = JSONObjectWriter()
+        var id = JSONObjectWriter(reserving: 512 + 32 * identity.groups.count)
         id.add("iss", issuer)
         id.add("sub", identity.subject)
         id.add("aud", grant.clientID)
