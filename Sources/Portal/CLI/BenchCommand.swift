@@ -10,7 +10,7 @@ import Logging
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Reference limits for the benchmark suite (bench/run.sh).", shouldDisplay: false,
-        subcommands: [Hello.self, Hash.self, Rotation.self])
+        subcommands: [Hello.self, Hash.self, Rotation.self, Floor.self])
 
     struct Hello: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Serve GET / → \"hello\" on the portal's HTTP stack.")

@@ -26,17 +26,7 @@ extension BenchCommand {
             defer { try? FileManager.default.removeItem(atPath: dir) }
             let storage = try await Runtime.openStorage(config, now: Date(), serving: true, logger: logger)
             let random = SystemRandom()
-            let now = Date()
-            var heads: [String] = []
-            for _ in 0..<max(1, chains) {
-                let family = RefreshFamily(id: random.identifier(), grant: Grant(userID: "bench", clientID: "kubernetes", scopes: ["openid"],
-                                                                                authTime: now, authMethod: "password"),
-                                           createdAt: now, expiresAt: now + 86_400)
-                let token = random.token()
-                try await storage.startFamily(family, firstToken: RefreshToken(hash: Secrets.sha256Hex(token), familyID: family.id,
-                                                                               clientID: "kubernetes", createdAt: now, idleExpiresAt: now + 86_400))
-                heads.append(token)
-            }
+            let heads = try await BenchChains.start(chains, in: storage, random: random)
             let before = BenchCPU.processSeconds()
             let start = ContinuousClock.now
             let deadline = start + .milliseconds(Int64(seconds * 1000))
@@ -73,6 +63,24 @@ extension BenchCommand {
                          database == nil ? "sqlite" : "postgres", count, wall, Double(count) / wall, cpu * 1000 / Double(max(count, 1)),
                          s.batches, Double(s.requests) / Double(max(s.batches, 1)), s.largest))
         }
+    }
+}
+
+/// Refresh-token chains for the benchmarks: `count` families, each with a first token; returns the tokens.
+enum BenchChains {
+    static func start(_ count: Int, in storage: SQLStorage, random: SystemRandom) async throws -> [String] {
+        let now = Date()
+        var heads: [String] = []
+        for _ in 0..<max(1, count) {
+            let family = RefreshFamily(id: random.identifier(), grant: Grant(userID: "bench", clientID: "kubernetes", scopes: ["openid"],
+                                                                            authTime: now, authMethod: "password"),
+                                       createdAt: now, expiresAt: now + 86_400)
+            let token = random.token()
+            try await storage.startFamily(family, firstToken: RefreshToken(hash: Secrets.sha256Hex(token), familyID: family.id,
+                                                                           clientID: "kubernetes", createdAt: now, idleExpiresAt: now + 86_400))
+            heads.append(token)
+        }
+        return heads
     }
 }
 
