@@ -716,7 +716,7 @@ def sqlite_floor(args, work):
     return out
 
 
-def floor_ladder(args, work, label, admin_url, levels=("http", "rotation", "sign")):
+def floor_ladder(args, work, label, admin_url, levels=("http", "rotation", "sign"), algorithm="RS256"):
     """`portal bench floor`: POST /token on the same HTTP server doing only what a refresh cannot avoid,
     driven exactly like the refresh scenario (16 chains, each answer's successor used next). Three levels,
     each adding one thing: the HTTP exchange of a token response's size (form in, security headers,
@@ -726,7 +726,7 @@ def floor_ladder(args, work, label, admin_url, levels=("http", "rotation", "sign
     for level in levels:
         port = free_port()
         chain_file = os.path.join(work, f"floor-{label}-{level}.txt")
-        cmd = [args.bin, "bench", "floor", "--listen", f"127.0.0.1:{port}", "--level", level, "--algorithm", "RS256",
+        cmd = [args.bin, "bench", "floor", "--listen", f"127.0.0.1:{port}", "--level", level, "--algorithm", algorithm,
                "--chains-file", chain_file, "--chains", str(args.connections)]
         drop = None
         if admin_url and level != "http":
