@@ -164,6 +164,40 @@ def test_webhook_refuses_bad_reviews_and_bad_tokens(env):
     assert r["authenticated"] is True and r["audiences"] == ["https://kubernetes.default.svc.cluster.local"]
 
 
+def metric(p, name, **labels):
+    """The value of one Prometheus series on /metrics (0 when it is not there yet)."""
+    text = requests.get(p.base + "/metrics").text
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_count_every_review_and_login_in_its_own_series(env):
+    # Each TokenReview answer and each failed login lands once in its own series, and a request
+    # refused before it is a review (wrong bearer) in none.
+    p, _ = env
+    s, csrf = login(p, "alice")
+    token, _ = create_via_ui(p, s, csrf, "for the counters")
+    before = {r: metric(p, "portal_webhook_requests_total", result=r) for r in ("authenticated", "refused", "bad_request")}
+    failures = metric(p, "portal_logins_total", method="password", result="failure")
+    audited = metric(p, "portal_audit_events_total", type="login.failure", result="failure")
+    for _ in range(3):
+        assert review(p, token).json()["status"]["authenticated"] is True
+    for _ in range(2):
+        assert review(p, token + "A").json()["status"]["authenticated"] is False
+    assert review(p, None, raw="not json").status_code == 400
+    assert review(p, token, bearer="wrong" * 10).status_code == 401  # not a review: not counted
+    for _ in range(2):
+        page = requests.Session()
+        c = re.search(r'name="csrf" value="([^"]+)"', page.get(p.base + "/login").text).group(1)
+        assert page.post(p.base + "/login", data={"csrf": c, "username": "nobody-counted", "password": "wrong-password"}).status_code in (200, 401)
+    after = {r: metric(p, "portal_webhook_requests_total", result=r) for r in before}
+    assert {r: after[r] - before[r] for r in before} == {"authenticated": 3, "refused": 2, "bad_request": 1}
+    assert metric(p, "portal_logins_total", method="password", result="failure") - failures == 2
+    assert metric(p, "portal_audit_events_total", type="login.failure", result="failure") - audited == 2
+
+
 def test_owner_disabled_or_losing_a_group_bites_at_once(env):
     p, _ = env
     s, csrf = login(p, "alice")
